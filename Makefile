@@ -1,0 +1,45 @@
+# passkt — the two commands:  `make reproduce` (whole pipeline, tiny profile)  and  `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= tiny
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: reproduce test test-slow lint strip venv profile bench
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+# Switch params.yaml to a profile: tiny = as committed, paper = configs/paper.yaml (undo with `git checkout params.yaml`).
+profile:
+	@if [ "$(PROFILE)" = paper ]; then cp configs/paper.yaml params.yaml; echo "params.yaml <- configs/paper.yaml"; \
+	elif [ "$(PROFILE)" != tiny ]; then echo "unknown PROFILE=$(PROFILE) (tiny | paper)"; exit 2; fi
+
+reproduce: $(STAMP) profile
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+
+# pytest exit 5 ("no tests collected") is a failure here, never a silent pass.
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-slow: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests bench
+
+strip: $(STAMP)
+	$(BIN)/nbstripout --keep-metadata-keys cell.metadata.tags notebooks/*.ipynb
+
+bench: $(STAMP)
+	for b in bench/bench_*.py; do PATH=$(abspath $(BIN)):$$PATH $(BIN)/python $$b || exit 1; done

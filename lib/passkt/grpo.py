@@ -1,0 +1,467 @@
+"""GRPO over the same agent loop as evaluation (stage 04): TRL's GRPOTrainer with a multi-turn ``rollout_func``.
+
+The paper trains GRPO on the 200 training problems with a binary exact-match reward, group size G = 8, depth
+budget T_train = 5 and 10 epochs; everything else is undisclosed and chosen here (see :class:`GRPOSettings`).
+
+How one optimisation step works::
+
+    TRL samples P problems, repeats each G times  ──►  rollout_func(prompts, trainer)
+        prompt text → problem id → rollout.run_episodes(budget T_train) with the trainer's *current* model
+        returns prompt_ids, completion_ids (model turns + <information> + notices + EOS), env_mask, extras
+    reward = exact match of the final answer (+ bonus × [query sequence unique in its group], ablation)
+    TRL: group-normalised advantages, clipped policy loss on env_mask = 1 tokens only, optional KL to the base
+
+Training and evaluation episodes come from the one engine (``rollout.py``), so they cannot drift apart.
+TRL's ``env_mask`` convention (trl 1.16, ``GRPOTrainer._generate``): 1 = token the model wrote (in the loss),
+0 = token the environment inserted (attended to, excluded from the loss). Retrieved text and notices are 0; so is
+the closing EOS the engine appends after ``</answer>`` (generation stops at the closing tag, so the model never
+chose that token); an EOS the model sampled itself is 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from passkt.backends import HFBackend, VLLMBackend
+from passkt.protocol import ANSWERED, build_prompt
+from passkt.rollout import Environment, Episode, SamplingConfig, run_episodes
+from passkt.scoring import normalize_answer, score_answer
+
+ENV_SEGMENTS = ("information", "notice")  # token segments the environment wrote (env_mask 0)
+VLLM_MODES = ("colocate", "server")
+
+
+@dataclass(frozen=True)
+class GRPOSettings:
+    """Every GRPO choice in one place. Paper values: group_size 8, T_train 5, epochs 10; the rest is ours.
+
+    ``max_total_tokens`` caps the whole episode context (prompt + model turns + retrieved text), checked by the
+    engine before each model turn, exactly as in evaluation; it is also TRL's ``max_completion_length``
+    (an upper bound on the completion, which includes retrieved text). ``prompts_per_step`` distinct problems
+    × ``group_size`` episodes make one optimiser step, split into ``grad_accum`` micro-batches; one generation
+    per step (on-policy, TRL's ``num_iterations`` = 1). ``bonus`` > 0 is the exploration-bonus ablation.
+    """
+
+    epochs: int = 10
+    group_size: int = 8
+    T_train: int = 5
+    lr: float = 1e-6
+    beta: float = 0.0  # KL coefficient to the base model (0: no reference model is loaded)
+    epsilon: float = 0.2  # PPO-style clip range of the importance ratio
+    temperature: float = 1.0  # sampling temperature; TRL also divides logits by it when scoring tokens
+    top_p: float = 1.0
+    max_turn_tokens: int = 64
+    max_total_tokens: int = 1024
+    prompts_per_step: int = 8
+    grad_accum: int = 1
+    bonus: float = 0.0  # exploration bonus weight (0 = plain GRPO)
+    seed: int = 0
+    save_steps: int = 25
+    logging_steps: int = 1
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    use_vllm: bool = False  # paper profile: TRL's vLLM engine samples the rollouts (GPU only)
+    vllm_mode: str = "colocate"  # "colocate" (vLLM shares the training GPUs) or "server" (trl vllm-serve)
+    bf16: bool = False  # CPU: False
+    gradient_checkpointing: bool = False
+    loss_type: str = "dapo"  # TRL's default: token-level loss normalised by active tokens in the batch
+    gen_batch_size: int = 256  # sequences per transformers.generate call (HF backend)
+
+    def __post_init__(self):
+        positive = ("epochs", "group_size", "prompts_per_step", "grad_accum", "save_steps", "logging_steps",
+                    "max_turn_tokens", "max_total_tokens", "lora_r", "lora_alpha", "gen_batch_size")
+        for name in positive:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"GRPOSettings.{name}={v!r}: must be a positive integer")
+        if self.group_size < 2:
+            raise ValueError(f"GRPOSettings.group_size={self.group_size}: GRPO needs at least 2 episodes per group")
+        if not isinstance(self.T_train, int) or self.T_train < 0:
+            raise ValueError(f"GRPOSettings.T_train={self.T_train!r}: must be an integer >= 0")
+        if (self.prompts_per_step * self.group_size) % self.grad_accum:
+            raise ValueError(f"GRPOSettings.grad_accum={self.grad_accum}: must divide prompts_per_step × group_size "
+                             f"= {self.prompts_per_step * self.group_size}")
+        if self.max_total_tokens <= self.max_turn_tokens:
+            raise ValueError(f"GRPOSettings.max_total_tokens={self.max_total_tokens}: must exceed max_turn_tokens")
+        if not self.temperature > 0:
+            raise ValueError(f"GRPOSettings.temperature={self.temperature}: must be > 0 (TRL divides logits by it)")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"GRPOSettings.top_p={self.top_p}: must be in (0, 1]")
+        for name in ("lr", "beta", "epsilon", "bonus"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"GRPOSettings.{name}={getattr(self, name)}: must be >= 0")
+        if self.vllm_mode not in VLLM_MODES:
+            raise ValueError(f"GRPOSettings.vllm_mode={self.vllm_mode!r}: must be one of {VLLM_MODES}")
+
+
+def sampling_config(settings: GRPOSettings, search_k: int) -> SamplingConfig:
+    """The engine's sampling settings for training episodes (same fields as evaluation's)."""
+    return SamplingConfig(temperature=settings.temperature, top_p=settings.top_p,
+                          max_turn_tokens=settings.max_turn_tokens, max_total_tokens=settings.max_total_tokens,
+                          search_k=search_k)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rollouts: TRL prompts -> episodes -> token ids + env_mask + extras
+# ---------------------------------------------------------------------------------------------------------
+
+def prompt_index(env: Environment) -> dict[str, str]:
+    """Prompt text -> problem id. TRL hands the rollout_func prompt texts only, so they must be unique."""
+    out: dict[str, str] = {}
+    for pid, p in env.problems.items():
+        text = build_prompt(env.tok, p["question"])
+        if text in out:
+            raise ValueError(f"problems {out[text]!r} and {pid!r} have the same question: GRPO cannot tell them apart")
+        out[text] = pid
+    return out
+
+
+def query_key(queries: list[str]) -> str:
+    """An episode's search plan as one string: each query HotpotQA-normalised, in order."""
+    return " || ".join(normalize_answer(q) for q in queries)
+
+
+def episode_tensors(ep: Episode) -> tuple[list[int], list[int], list[int]]:
+    """(prompt_ids, completion_ids, env_mask) of one finished episode from its typed segments.
+
+    env_mask is 1 on model-written tokens and 0 on environment insertions (information, notices, and the
+    closing EOS the engine appends after an answer the model did not end with EOS itself).
+    """
+    if not ep.segments or ep.segments[0][0] != "prompt":
+        raise ValueError(f"episode {ep.problem_id}/{ep.sample}: first segment should be the prompt")
+    n_prompt = ep.segments[0][2]
+    mask = [1] * (len(ep.ids) - n_prompt)
+    for kind, a, b in ep.segments[1:]:
+        if kind in ENV_SEGMENTS:
+            mask[a - n_prompt : b - n_prompt] = [0] * (b - a)
+    written = sum(mask)
+    appended = written - ep.generated  # Episode.generated counts what the backend returned (forks included)
+    if appended not in (0, 1):
+        raise RuntimeError(f"episode {ep.problem_id}/{ep.sample}: {written} model-segment tokens but "
+                           f"{ep.generated} generated")
+    if appended == 1:
+        if ep.segments[-1][0] != "eos":
+            raise RuntimeError(f"episode {ep.problem_id}/{ep.sample}: extra token is not a closing EOS")
+        mask[-1] = 0
+    return ep.ids[:n_prompt], ep.ids[n_prompt:], mask
+
+
+def rollout_batch(env: Environment, episodes: list[Episode], max_completion_tokens: int) -> dict:
+    """The rollout_func return value for ``episodes`` (already in TRL's prompt order).
+
+    Completions longer than ``max_completion_tokens`` are cut (they end without EOS, so TRL counts them as
+    truncated). The engine checks its context cap before each turn, so this needs a last turn + retrieved text
+    longer than the prompt: a safety net, not a normal path.
+    """
+    out = {k: [] for k in ("prompt_ids", "completion_ids", "env_mask", "correct", "valid", "searches", "queries",
+                           "query_key", "termination", "n_tokens", "n_model_tokens")}
+    for ep in episodes:
+        p_ids, c_ids, mask = episode_tensors(ep)
+        c_ids, mask = c_ids[:max_completion_tokens], mask[:max_completion_tokens]
+        valid = ep.termination == ANSWERED
+        correct = valid and bool(score_answer(ep.answer, env.problems[ep.problem_id])["correct"])
+        out["prompt_ids"].append(p_ids)
+        out["completion_ids"].append(c_ids)
+        out["env_mask"].append(mask)
+        out["correct"].append(correct)
+        out["valid"].append(valid)
+        out["searches"].append(len(ep.queries))
+        out["queries"].append(list(ep.queries))
+        out["query_key"].append(query_key(ep.queries))
+        out["termination"].append(ep.termination)
+        out["n_tokens"].append(len(c_ids))
+        out["n_model_tokens"].append(sum(mask))
+    out["logprobs"] = None  # TRL scores the tokens with the training model itself
+    return out
+
+
+def make_rollout_func(env: Environment, settings: GRPOSettings, backend_factory: Callable) -> Callable:
+    """``rollout_func(prompts, trainer)`` for GRPOTrainer: one budget-T_train episode per prompt it receives.
+
+    TRL (1.16) passes this process's slice of the generation batch: each problem's prompt text repeated G times
+    in a row. ``backend_factory(trainer)`` returns a sampling backend over the trainer's current weights.
+    """
+    index = prompt_index(env)
+    cfg = sampling_config(settings, env.search_k)
+
+    def rollout_func(prompts: list, trainer) -> dict:
+        pids = []
+        for p in prompts:
+            if p not in index:
+                raise KeyError(f"rollout_func: prompt not in the training problems: {str(p)[:80]!r}")
+            pids.append(index[p])
+        jobs = [(pid, i, settings.T_train) for i, pid in enumerate(pids)]
+        episodes = sorted(run_episodes(backend_factory(trainer), env, jobs, cfg), key=lambda e: e.sample)
+        return rollout_batch(env, episodes, settings.max_total_tokens)
+
+    return rollout_func
+
+
+def default_backend_factory(tokenizer, settings: GRPOSettings) -> Callable:
+    """trainer -> backend: transformers generate on the live model, or TRL's colocated vLLM engine.
+
+    With ``use_vllm`` TRL syncs the training weights into its own vLLM engine before calling the rollout_func,
+    so the engine is reused rather than a second copy loaded. Untested here (no GPU / vLLM on this machine).
+    """
+
+    def factory(trainer):
+        if settings.use_vllm:
+            if settings.vllm_mode != "colocate":
+                raise NotImplementedError("GRPO rollouts through a vLLM server are not wired up: use vllm_mode='colocate'")
+            backend = VLLMBackend.__new__(VLLMBackend)  # wrap TRL's engine instead of loading another copy
+            backend.tok, backend.seed, backend.eos_id = tokenizer, settings.seed, tokenizer.eos_token_id
+            backend.llm = trainer.vllm_generation.llm
+            return backend
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        return HFBackend(model, tokenizer, batch_size=settings.gen_batch_size)
+
+    return factory
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rewards and rollout-side metrics
+# ---------------------------------------------------------------------------------------------------------
+
+def check_groups(problem_id: list[str], group_size: int) -> None:
+    """TRL lays out each group as ``group_size`` consecutive rows of one problem; fail loudly if not."""
+    if len(problem_id) % group_size:
+        raise ValueError(f"{len(problem_id)} episodes is not a multiple of group_size={group_size}")
+    for g in range(0, len(problem_id), group_size):
+        if len(set(problem_id[g : g + group_size])) != 1:
+            raise ValueError(f"episodes {g}..{g + group_size - 1} mix problems {sorted(set(problem_id[g:g + group_size]))}: "
+                             "groups are split across processes (make prompts_per_step a multiple of the process count)")
+
+
+def unique_in_group(keys: list[str], valid: list[bool], group_size: int) -> list[float]:
+    """1.0 where a valid episode's query sequence occurs exactly once among the valid episodes of its group."""
+    if len(keys) != len(valid):
+        raise ValueError(f"unique_in_group: {len(keys)} keys but {len(valid)} valid flags")
+    out = []
+    for g in range(0, len(keys), group_size):
+        pairs = list(zip(keys[g : g + group_size], valid[g : g + group_size], strict=True))
+        ks = [k for k, v in pairs if v]
+        out += [float(v and ks.count(k) == 1) for k, v in pairs]
+    return out
+
+
+def rollout_metrics(correct: list[bool], valid: list[bool], searches: list[int], n_tokens: list[int],
+                    n_model_tokens: list[int], keys: list[str], group_size: int) -> dict[str, float]:
+    """Per-step rollout statistics that TRL does not log itself."""
+    n = len(correct)
+    groups = [correct[g : g + group_size] for g in range(0, n, group_size)]
+    return {
+        "rollout/accuracy": sum(correct) / n,
+        "rollout/mixed_groups": sum(0 < sum(g) < len(g) for g in groups) / len(groups),
+        "rollout/searches": sum(searches) / n,
+        "rollout/episode_tokens": sum(n_tokens) / n,
+        "rollout/model_tokens": sum(n_model_tokens) / n,
+        "rollout/invalid": 1 - sum(valid) / n,
+        "rollout/unique_query_seqs": sum(unique_in_group(keys, [True] * n, group_size)) / n,
+    }
+
+
+def make_reward_funcs(settings: GRPOSettings) -> tuple[list[Callable], list[float]]:
+    """(reward functions, weights) for GRPOTrainer; total reward = correct + bonus × unique.
+
+    Exploration bonus (ablation; the paper does not give its form): an episode earns ``bonus`` when it is valid
+    and its normalised query sequence (:func:`query_key`) appears exactly once among the valid episodes of its
+    group of G. It rewards trying a search plan the other samples did not, independent of correctness; an
+    episode with no search counts as the empty plan; protocol-breaking episodes never earn it.
+    """
+    G = settings.group_size
+
+    def exact_match(completions, correct, valid, problem_id, searches, n_tokens, n_model_tokens, query_key,
+                    log_metric=None, **kwargs):
+        check_groups(problem_id, G)
+        if log_metric is not None:
+            for name, value in rollout_metrics(correct, valid, searches, n_tokens, n_model_tokens, query_key, G).items():
+                log_metric(name, value)
+        return [float(bool(c) and bool(v)) for c, v in zip(correct, valid, strict=True)]
+
+    def exploration_bonus(completions, valid, problem_id, query_key, **kwargs):
+        check_groups(problem_id, G)
+        return unique_in_group(query_key, valid, G)
+
+    if settings.bonus > 0:
+        return [exact_match, exploration_bonus], [1.0, settings.bonus]
+    return [exact_match], [1.0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Logging
+# ---------------------------------------------------------------------------------------------------------
+
+# CSV column -> key in TRL's logs (None: computed by the callback). trl_completion_length is TRL's own count of
+# env_mask = 1 tokens: equal to model_tokens when TRL honours our mask.
+LOG_COLUMNS = {
+    "step": None, "epoch": "epoch", "reward": "reward", "accuracy": "rollout/accuracy",
+    "mixed_groups": "rollout/mixed_groups", "searches": "rollout/searches",
+    "episode_tokens": "rollout/episode_tokens", "model_tokens": "rollout/model_tokens", "invalid": "rollout/invalid",
+    "unique_query_seqs": "rollout/unique_query_seqs", "entropy": "entropy", "kl": "kl",
+    "clip_ratio": "clip_ratio/region_mean", "loss": "loss", "grad_norm": "grad_norm",
+    "learning_rate": "learning_rate", "trl_completion_length": "completions/mean_length", "step_seconds": None,
+}
+
+
+def _make_csv_callback(path: Path):
+    from transformers import TrainerCallback
+
+    class CSVLogCallback(TrainerCallback):
+        """Appends one row per TRL log event (every ``logging_steps`` steps) to ``path``."""
+
+        def __init__(self):
+            self.path, self.t_last, self.step_last = path, None, 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t_last, self.step_last = time.time(), state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs or "train_runtime" in logs:
+                return
+            now, steps = time.time(), max(state.global_step - self.step_last, 1)
+            row = {c: logs.get(k, "") for c, k in LOG_COLUMNS.items() if k is not None}
+            row.update(step=state.global_step, step_seconds=round((now - self.t_last) / steps, 4))
+            self.t_last, self.step_last = now, state.global_step
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            with self.path.open("a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(LOG_COLUMNS))
+                if new:
+                    w.writeheader()
+                w.writerow(row)
+
+    return CSVLogCallback()
+
+
+def trim_log(path: Path, last_step: int) -> None:
+    """Drop log rows after ``last_step`` (written after the checkpoint we resume from), so rows stay unique."""
+    if not path.exists():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(LOG_COLUMNS))
+        w.writeheader()
+        w.writerows(r for r in rows if int(r["step"]) <= last_step)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trainer
+# ---------------------------------------------------------------------------------------------------------
+
+def build_dataset(env: Environment):
+    """One row per training problem: the prompt text (TRL's ``prompt`` column) and the problem id."""
+    from datasets import Dataset
+
+    rows = [{"prompt": text, "problem_id": pid} for text, pid in prompt_index(env).items()]
+    return Dataset.from_list(rows)
+
+
+def build_config(settings: GRPOSettings, output_dir: str | Path, n_processes: int = 1):
+    """TRL GRPOConfig: one generation of prompts_per_step × G episodes per optimiser step."""
+    from trl import GRPOConfig
+
+    G, P = settings.group_size, settings.prompts_per_step
+    if P % n_processes:
+        raise ValueError(f"prompts_per_step={P}: must be a multiple of the process count {n_processes} "
+                         "(every process must hold whole groups)")
+    if (P * G) % (settings.grad_accum * n_processes):
+        raise ValueError(f"prompts_per_step × group_size = {P * G} is not divisible by grad_accum × processes "
+                         f"= {settings.grad_accum * n_processes}")
+    kw = dict(
+        output_dir=str(output_dir), num_train_epochs=settings.epochs, learning_rate=settings.lr,
+        lr_scheduler_type="constant", per_device_train_batch_size=P * G // (settings.grad_accum * n_processes),
+        gradient_accumulation_steps=settings.grad_accum, num_generations=G,
+        max_completion_length=settings.max_total_tokens, temperature=settings.temperature, top_p=settings.top_p,
+        beta=settings.beta, epsilon=settings.epsilon, loss_type=settings.loss_type,
+        reward_weights=make_reward_funcs(settings)[1], seed=settings.seed, data_seed=settings.seed,
+        save_strategy="steps", save_steps=settings.save_steps, logging_steps=settings.logging_steps,
+        report_to=[], bf16=settings.bf16, activation_checkpointing=settings.gradient_checkpointing,
+        model_init_kwargs={"dtype": "bfloat16" if settings.bf16 else "float32"}, log_completions=False,
+        use_vllm=settings.use_vllm,
+    )
+    if settings.use_vllm:
+        # our rollout_func returns no sampling logprobs (retrieved text has none), so no vLLM/trainer IS correction
+        kw.update(vllm_mode=settings.vllm_mode, vllm_importance_sampling_correction=False,
+                  vllm_max_model_length=settings.max_total_tokens + settings.max_turn_tokens)
+    return GRPOConfig(**kw)
+
+
+def lora_config(settings: GRPOSettings):
+    from peft import LoraConfig
+
+    return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules="all-linear",
+                      task_type="CAUSAL_LM", lora_dropout=0.0)
+
+
+def build_trainer(base_model_dir: str | Path, env: Environment, out_dir: Path, settings: GRPOSettings,
+                  backend_factory: Callable | None = None):
+    """GRPOTrainer over ``env``'s problems; the model is loaded from ``base_model_dir`` (a path: TRL reloads the
+    reference model by name when beta > 0)."""
+    from accelerate import PartialState
+    from trl import GRPOTrainer
+
+    args = build_config(settings, out_dir / "checkpoints", PartialState().num_processes)
+    factory = backend_factory or default_backend_factory(env.tok, settings)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*rollout_func.*experimental.*")
+        return GRPOTrainer(
+            model=str(base_model_dir), reward_funcs=make_reward_funcs(settings)[0], args=args,
+            train_dataset=build_dataset(env), processing_class=env.tok,
+            peft_config=lora_config(settings) if settings.lora else None,
+            rollout_func=make_rollout_func(env, settings, factory),
+            callbacks=[_make_csv_callback(out_dir / "train_log.csv")],
+        )
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder with a trainer state, or None."""
+    cks = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(cks, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def save_final(trainer, tokenizer, model_dir: Path, lora: bool) -> None:
+    """The trained policy as a plain save_pretrained folder (LoRA merged), loadable like the base model."""
+    if lora:
+        if trainer.accelerator.is_main_process:
+            model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+            model.save_pretrained(model_dir)
+            tokenizer.save_pretrained(model_dir)
+    else:
+        trainer.save_model(str(model_dir))
+        if trainer.accelerator.is_main_process:
+            tokenizer.save_pretrained(model_dir)
+
+
+def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_dir: str | Path,
+               settings: GRPOSettings, search_k: int, backend_factory: Callable | None = None) -> dict:
+    """Train GRPO on ``problems``; resume from the newest checkpoint in ``out_dir/checkpoints`` if there is one.
+
+    Writes ``out_dir/train_log.csv`` (one row per logging step), ``out_dir/checkpoints/checkpoint-N`` every
+    ``save_steps`` steps and the final model + tokenizer in ``out_dir/model``. Returns timings and step counts.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not problems:
+        raise ValueError("train_grpo: no training problems")
+    env = Environment(problems, tokenizer, search_k)
+    trainer = build_trainer(base_model_dir, env, out, settings, backend_factory)
+    resume = last_checkpoint(out / "checkpoints")
+    start = int(resume.name.split("-")[-1]) if resume else 0
+    trim_log(out / "train_log.csv", start)
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.time() - t0
+    save_final(trainer, tokenizer, out / "model", settings.lora)
+    steps = trainer.state.global_step - start
+    (out / "grpo_settings.json").write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    return {"seconds": round(seconds, 3), "steps": steps, "global_step": trainer.state.global_step,
+            "seconds_per_step": round(seconds / steps, 3) if steps else math.nan,
+            "resumed_from": str(resume) if resume else None}

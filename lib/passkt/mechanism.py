@@ -1,0 +1,625 @@
+"""Mechanism analyses (stage 06): where does RL's gain come from?
+
+Three analyses at one evaluation point (T_eval, temperature), on rollout frames as written by
+``rollout.sample_policy`` (one per policy: "base", "sft", "rl", maybe "rl_bonus"):
+
+1. Perplexity probe (:func:`segment_surprisal`, :func:`perplexity_summary`). The BASE model scores each
+   trajectory; next-token negative log-likelihood (nats) is summed per segment kind: "query" = tokens of the
+   ``<search>...</search>`` segments, "reasoning" = tokens of the think/stray-text segments and of the
+   ``<answer>...</answer>`` segment. Prompt, retrieved information, the notice and EOS are not scored (the
+   policy did not write them). Protocol tags are scored unless ``exclude_tags`` (a sensitivity check: tags
+   are easy to predict and weigh more in short query segments). The paper scores RL's *successful*
+   trajectories: callers pass ``episodes_at(..., correct_only=True)``.
+   Mean nats/token of a group = sum of nats / sum of tokens (token-weighted); perplexity = exp(nats/token).
+
+2. Strategy diversity (:func:`diversity`). An episode's strategy is the tuple of its normalised queries
+   (:func:`normalize_query`: lowercase, collapsed whitespace); an episode that never searched has the empty
+   strategy (); every episode counts, valid or not. Per problem: ``unique`` = number of distinct strategies
+   among the policy's n episodes (n must be the same for every policy and problem: unique counts grow with n).
+   ``novelty`` (episode-weighted, the headline) = share of the policy's episodes whose strategy never occurs
+   among base's episodes of the same problem, pooled over problems; ``overlap`` = 1 - novelty.
+   ``novelty_unique`` (the unique-sequence-weighted variant; the paper's wording fits either) = share of the
+   policy's distinct (problem, strategy) pairs that base never produced. Base's novelty is 0 by definition.
+
+3. Cross-policy swap (:func:`swap_experiment`, :func:`swap_summary`); protocol in swap_experiment's docstring.
+
+Uncertainty: percentile bootstrap over problems (``metrics.resample_weights``); within a category one
+resample is shared by all policies in diversity and by all (plan, reasoner) cells in the swap (paired).
+:func:`flat_stats` turns the summaries into the flat keys the claims audit reads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from passkt.metrics import resample_weights
+from passkt.rollout import Environment, Episode, SamplingConfig, continue_episodes
+from passkt.scoring import score_answer
+
+ALL = "all"  # the pooled category
+QUERY_TYPES = ("query",)
+REASONING_TYPES = ("reasoning", "answer")
+_TAG_RE = re.compile(r"</?(?:think|search|answer|information)>")
+
+
+def _rng(seed: int, tag: str) -> np.random.Generator:
+    """One generator per (seed, analysis, category): results do not depend on evaluation order."""
+    return np.random.default_rng([int(seed), zlib.crc32(tag.encode())])
+
+
+def _interval(reps: np.ndarray, ci: float) -> tuple[float, float]:
+    """Percentile interval of 1-D replicates, ignoring NaN (NaN, NaN if none are finite)."""
+    reps = np.asarray(reps, dtype=np.float64)
+    reps = reps[np.isfinite(reps)]
+    if reps.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, W: np.ndarray) -> tuple[float, np.ndarray]:
+    """(sum num / sum den, its bootstrap replicates) for per-problem arrays num, den and weights W."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = num.sum() / den.sum() if den.sum() > 0 else float("nan")
+        return float(est), (W @ num) / (W @ den)
+
+
+def episodes_at(df: pd.DataFrame, T: int, temperature: float, correct_only: bool = False) -> pd.DataFrame:
+    """Rows of a rollout frame at depth budget T and temperature (optionally only correct episodes).
+
+    Math problems are evaluated at T = 0 only, so at T_eval > 0 they drop out here.
+    """
+    sel = (df["T"] == T).to_numpy() & np.isclose(df["temperature"].to_numpy(dtype=float), temperature)
+    if not sel.any():
+        raise ValueError(
+            f"no rollouts at T={T}, temperature={temperature}; have T={sorted(df['T'].unique())}, "
+            f"temperature={sorted(df['temperature'].unique())}"
+        )
+    out = df[sel]
+    if correct_only:
+        out = out[out["correct"].astype(bool)]
+    return out.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- 1. perplexity probe
+
+
+def _token_strings(tokenizer, ids, cache: dict) -> list[str]:
+    out = []
+    for t in ids:
+        s = cache.get(t)
+        if s is None:
+            s = cache[t] = tokenizer.decode([t])
+        out.append(s)
+    return out
+
+
+def _tag_tokens(tokenizer, ids, cache: dict) -> np.ndarray:
+    """Boolean mask over ``ids``: True where a token's text overlaps a protocol tag such as <search>."""
+    strs = _token_strings(tokenizer, ids, cache)
+    ends = np.cumsum([len(s) for s in strs])
+    starts = ends - np.array([len(s) for s in strs], dtype=int)
+    mask = np.zeros(len(ids), dtype=bool)
+    for m in _TAG_RE.finditer("".join(strs)):
+        mask |= (starts < m.end()) & (ends > m.start())
+    return mask
+
+
+def token_kinds(record, tokenizer=None, exclude_tags: bool = False, cache: dict | None = None) -> np.ndarray:
+    """Per-token code of one record: 1 = query, 2 = reasoning (incl. answer), 0 = not scored.
+
+    The first token is never scored (nothing predicts it). With ``exclude_tags`` (needs ``tokenizer``),
+    tokens that overlap a protocol tag are not scored either.
+    """
+    if exclude_tags and tokenizer is None:
+        raise ValueError("exclude_tags=True needs the tokenizer that wrote token_ids")
+    cache = {} if cache is None else cache
+    ids = record["token_ids"]
+    kinds = np.zeros(len(ids), dtype=np.int8)
+    for typ, a, b in zip(record["seg_type"], record["seg_start"], record["seg_end"], strict=True):
+        code = 1 if typ in QUERY_TYPES else 2 if typ in REASONING_TYPES else 0
+        if code == 0:
+            continue
+        kinds[a:b] = code
+        if exclude_tags:
+            kinds[a:b][_tag_tokens(tokenizer, list(ids[a:b]), cache)] = 0
+    kinds[:1] = 0
+    return kinds
+
+
+def _batch_nll(
+    model, seqs: list[list[int]], kinds: list[np.ndarray], device, chunk: int = 4096
+) -> np.ndarray:
+    """(len(seqs), 2) summed NLL of query / reasoning tokens for one padded batch (right padding).
+
+    Logits are computed only at scored positions: decoder hidden state at t-1 -> output head -> NLL of token t.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    width = max(len(s) for s in seqs)
+    ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = torch.as_tensor(np.asarray(s, dtype=np.int64))
+        mask[r, : len(s)] = 1
+    rows, pos = np.nonzero(np.stack([np.pad(k, (0, width - len(k))) for k in kinds]))
+    out = np.zeros((len(seqs), 2))
+    if rows.size == 0:
+        return out
+    hidden = model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+    head = model.get_output_embeddings()
+    r_t, p_t = torch.as_tensor(rows, device=hidden.device), torch.as_tensor(pos, device=hidden.device)
+    target = ids.to(hidden.device)[r_t, p_t]
+    nll = torch.empty(rows.size, dtype=torch.float64)
+    for s in range(0, rows.size, chunk):
+        logits = head(hidden[r_t[s : s + chunk], p_t[s : s + chunk] - 1]).float()
+        nll[s : s + chunk] = F.cross_entropy(logits, target[s : s + chunk], reduction="none").double().cpu()
+    codes = np.stack([np.pad(k, (0, width - len(k))) for k in kinds])[rows, pos]
+    np.add.at(out, (rows, codes.astype(int) - 1), nll.numpy())
+    return out
+
+
+def segment_surprisal(
+    model,
+    records_df: pd.DataFrame,
+    batch_size: int,
+    device=None,
+    tokenizer=None,
+    exclude_tags: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Score every episode's token_ids under ``model`` (the base model) and sum NLL per segment kind.
+
+    Padded batches of length-sorted episodes, ``torch.no_grad``, NLL in nats. Returns one row per episode:
+    problem_id, category, policy, T, temperature, sample, correct, query_nats, query_tokens, reasoning_nats,
+    reasoning_tokens (same order as ``records_df``).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = device or next(model.parameters()).device
+    recs = records_df.reset_index(drop=True)
+    cache: dict = {}
+    seqs = [list(map(int, x)) for x in recs["token_ids"]]
+    kinds = [token_kinds(r, tokenizer, exclude_tags, cache) for r in recs.to_dict("records")]
+    for i, (s, k) in enumerate(zip(seqs, kinds, strict=True)):
+        if len(s) != len(k):
+            raise ValueError(f"record {i}: segments end at {len(k)} but token_ids has {len(s)} tokens")
+    nats = np.zeros((len(seqs), 2))
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for s in tqdm(range(0, len(order), batch_size), desc="surprisal", unit="batch", disable=not progress):
+            idx = order[s : s + batch_size]
+            nats[idx] = _batch_nll(model, [seqs[i] for i in idx], [kinds[i] for i in idx], device)
+    if was_training:
+        model.train()
+    cols = [
+        c for c in ("problem_id", "category", "policy", "T", "temperature", "sample", "correct") if c in recs
+    ]
+    out = recs[cols].copy()
+    out["query_nats"], out["reasoning_nats"] = nats[:, 0], nats[:, 1]
+    out["query_tokens"] = [int((k == 1).sum()) for k in kinds]
+    out["reasoning_tokens"] = [int((k == 2).sum()) for k in kinds]
+    return out
+
+
+def _by_category(df: pd.DataFrame):
+    """(category, rows) for every category present, then ("all", every row)."""
+    for cat in sorted(df["category"].unique()):
+        yield cat, df[df["category"] == cat]
+    yield ALL, df
+
+
+PPL_COLUMNS = [
+    "category",
+    "policy",
+    "segment",
+    "nats",
+    "nats_ci_low",
+    "nats_ci_high",
+    "ppl",
+    "ppl_ci_low",
+    "ppl_ci_high",
+    "tokens",
+    "n_episodes",
+    "n_problems",
+]
+
+
+def perplexity_summary(
+    per_episode: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
+    """Mean nats/token and perplexity per (category incl. "all", policy, segment), bootstrap CIs over problems.
+
+    Segments: "query", "reasoning" and "reasoning_minus_query" (difference of nats/token, paired on the same
+    resample; its ppl columns are NaN). Each policy resamples the problems it has episodes for. Columns:
+    category, policy, segment, nats, nats_ci_low, nats_ci_high, ppl, ppl_ci_low, ppl_ci_high, tokens,
+    n_episodes, n_problems.
+    """
+    rows = []
+    for cat, sub in _by_category(per_episode):
+        for pol, g in sub.groupby("policy", sort=True):
+            per = g.groupby("problem_id", sort=True)[
+                ["query_nats", "query_tokens", "reasoning_nats", "reasoning_tokens"]
+            ].sum()
+            W = resample_weights(_rng(seed, f"ppl:{cat}:{pol}"), int(n_boot), len(per))
+            res = {
+                seg: _ratio(per[f"{seg}_nats"].to_numpy(float), per[f"{seg}_tokens"].to_numpy(float), W)
+                for seg in ("query", "reasoning")
+            }
+            res["reasoning_minus_query"] = (
+                res["reasoning"][0] - res["query"][0],
+                res["reasoning"][1] - res["query"][1],
+            )
+            for seg, (est, reps) in res.items():
+                lo, hi = _interval(reps, ci)
+                is_diff = seg == "reasoning_minus_query"
+                tokens = np.nan if is_diff else float(per[f"{seg}_tokens"].sum())
+                rows.append(
+                    {
+                        "category": cat,
+                        "policy": pol,
+                        "segment": seg,
+                        "nats": est,
+                        "nats_ci_low": lo,
+                        "nats_ci_high": hi,
+                        "ppl": np.nan if is_diff else math.exp(est) if np.isfinite(est) else np.nan,
+                        "ppl_ci_low": np.nan if is_diff else math.exp(lo) if np.isfinite(lo) else np.nan,
+                        "ppl_ci_high": np.nan if is_diff else math.exp(hi) if np.isfinite(hi) else np.nan,
+                        "tokens": tokens,
+                        "n_episodes": len(g),
+                        "n_problems": len(per),
+                    }
+                )
+    return pd.DataFrame(rows, columns=PPL_COLUMNS)
+
+
+# ----------------------------------------------------------------------------- 2. strategy diversity
+
+
+def normalize_query(q: str) -> str:
+    """Lowercase and collapse whitespace (the unit of 'the same query')."""
+    return " ".join(str(q).lower().split())
+
+
+def strategy(queries) -> tuple[str, ...]:
+    """An episode's strategy: its tuple of normalised queries (() when it never searched)."""
+    return tuple(normalize_query(q) for q in (queries if queries is not None else ()))
+
+
+def _strategies(df: pd.DataFrame, policy: str) -> dict[tuple[str, str], list[tuple]]:
+    """(category, problem_id) -> list of episode strategies of one policy."""
+    out: dict[tuple[str, str], list[tuple]] = {}
+    for cat, pid, qs in zip(df["category"], df["problem_id"], df["queries"], strict=True):
+        out.setdefault((cat, pid), []).append(strategy(qs))
+    if not out:
+        raise ValueError(f"diversity: policy {policy!r} has no episodes")
+    return out
+
+
+def _check_same_n(strats: dict[str, dict], base: str) -> int:
+    """Every policy must have the same problems as base and the same number of episodes n for each."""
+    ref = strats[base]
+    n = len(next(iter(ref.values())))
+    for pol, s in strats.items():
+        if set(s) != set(ref):
+            odd = sorted(set(s) ^ set(ref))[0]
+            raise ValueError(
+                f"diversity: policy {pol!r} and {base!r} differ on problem {odd[1]!r} ({odd[0]})"
+            )
+        for key, eps in s.items():
+            if len(eps) != n:
+                raise ValueError(
+                    f"diversity: policy {pol!r} has {len(eps)} episodes for problem {key[1]!r}, "
+                    f"expected n={n} for every policy and problem"
+                )
+    return n
+
+
+def diversity(
+    dfs_by_policy: dict[str, pd.DataFrame],
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    base: str = "base",
+) -> pd.DataFrame:
+    """Unique strategies per problem, novelty / overlap vs base, per (category incl. "all", policy).
+
+    Frames must already be at one (T, temperature) (see :func:`episodes_at`); definitions in the module
+    docstring. Columns: category, policy, n_problems, n_per_problem, unique(+_ci_low/_ci_high),
+    novelty(+ci), overlap(+ci), novelty_unique(+ci).
+    """
+    if base not in dfs_by_policy:
+        raise ValueError(
+            f"diversity: the reference policy {base!r} is missing (have {sorted(dfs_by_policy)})"
+        )
+    strats = {pol: _strategies(df, pol) for pol, df in dfs_by_policy.items()}
+    n = _check_same_n(strats, base)
+    keys = sorted(strats[base])
+    per = {}  # policy -> (P, 4): unique, novel episodes, novel unique, episodes
+    for pol, s in strats.items():
+        m = []
+        for key in keys:
+            seen = set(strats[base][key])
+            uniq = set(s[key])
+            m.append([len(uniq), sum(x not in seen for x in s[key]), len(uniq - seen), len(s[key])])
+        per[pol] = np.array(m, dtype=np.float64)
+    cats = np.array([c for c, _ in keys])
+    rows = []
+    for cat in [*sorted(set(cats)), ALL]:
+        sel = np.ones(len(keys), bool) if cat == ALL else cats == cat
+        W = resample_weights(_rng(seed, f"div:{cat}"), int(n_boot), int(sel.sum()))  # shared: paired
+        ones = np.ones(int(sel.sum()))
+        for pol in sorted(per):
+            u, nov_e, nov_u, eps = per[pol][sel].T
+            stats = {"unique": _ratio(u, ones, W), "novelty": _ratio(nov_e, eps, W)}
+            stats["overlap"] = (1 - stats["novelty"][0], 1 - stats["novelty"][1])
+            stats["novelty_unique"] = _ratio(nov_u, u, W)
+            row = {"category": cat, "policy": pol, "n_problems": int(sel.sum()), "n_per_problem": n}
+            for name, (est, reps) in stats.items():
+                row[name] = est
+                row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- 3. cross-policy swap
+
+
+def select_plans(df: pd.DataFrame, max_plans_per_problem: int, seed: int, policy: str) -> pd.DataFrame:
+    """Up to m episodes per problem that issued >= 1 query (a seeded random subset, kept in sample order)."""
+    if max_plans_per_problem < 1:
+        raise ValueError(f"max_plans_per_problem must be >= 1, got {max_plans_per_problem}")
+    have = df[df["queries"].map(lambda q: q is not None and len(q) > 0)]
+    out = []
+    for pid, g in have.sort_values(["problem_id", "sample"]).groupby("problem_id", sort=True):
+        if len(g) > max_plans_per_problem:
+            pick = _rng(seed, f"plans:{policy}:{pid}").choice(len(g), max_plans_per_problem, replace=False)
+            g = g.iloc[np.sort(pick)]
+        out.append(g)
+    cols = ["problem_id", "category", "sample", "queries"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def replay_episode(env: Environment, problem_id: str, queries, sample: int) -> Episode:
+    """An episode whose searches are already done: prompt, each "<search>q</search>" + its retrieved
+    information (rebuilt by ``env.info_ids``, so identical to what the plan's author saw), then the notice."""
+    queries = [str(q) for q in queries]
+    if not queries:
+        raise ValueError(f"replay_episode: problem {problem_id!r} sample {sample}: a plan needs >= 1 query")
+    ep = Episode(problem_id, sample, budget=len(queries), ids=[])
+    ep.add("prompt", env.prompt_ids(problem_id))
+    for q in queries:
+        ep.add("query", env.tok.encode(f"<search>{q}</search>", add_special_tokens=False))
+        ep.add("information", env.info_ids(problem_id, q))
+        ep.queries.append(q)
+    ep.add("notice", env.notice_ids)
+    return ep
+
+
+def swap_experiment(
+    plans_df_by_policy: dict[str, pd.DataFrame],
+    reasoners: dict,
+    env: Environment,
+    cfg: SamplingConfig,
+    max_plans_per_problem: int,
+    seed: int,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Replay each plan policy's search plans with each reasoner's reasoning; one row per replay.
+
+    Protocol. Inputs are the plan policies' rollouts at T_eval and the evaluation temperature
+    (``episodes_at``). For each problem and plan policy p, up to m = ``max_plans_per_problem`` of p's
+    episodes that issued >= 1 query are chosen (seeded random subset); the plan is its query sequence.
+    Only problems where every plan policy has at least one plan are used, so all cells share one problem
+    set. A replay's context is the prompt, then for each query "<search>q</search>" followed by the
+    environment's information for it, then the notice that no searches remain (the plan author's own
+    reasoning text is dropped: only the plan is transplanted). The reasoner r continues once with sampling
+    ``cfg`` (budget = len(plan), so it must answer; a search is invalid); success = exact match of its
+    answer. Every reasoner replays the same plans. The torch seed is set per reasoner from ``seed``.
+
+    Columns: problem_id, category, plan_policy, plan_sample, n_queries, reasoner, answer, termination, correct.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if not plans_df_by_policy or not reasoners:
+        raise ValueError("swap_experiment needs at least one plan policy and one reasoner")
+    plans = {
+        p: select_plans(df, max_plans_per_problem, seed, p) for p, df in sorted(plans_df_by_policy.items())
+    }
+    common = set.intersection(*(set(d["problem_id"]) for d in plans.values())) if plans else set()
+    table = pd.concat([d.assign(plan_policy=p) for p, d in plans.items()], ignore_index=True)
+    table = table[table["problem_id"].isin(common)].reset_index(drop=True)
+    rows = []
+    for name, backend in sorted(reasoners.items()):
+        torch.manual_seed(int(_rng(seed, f"swap:{name}").integers(2**31)))
+        eps = [replay_episode(env, r.problem_id, r.queries, i) for i, r in enumerate(table.itertuples())]
+        bar = tqdm(total=len(eps), desc=f"swap reasoner={name}", unit="ep", disable=not progress)
+        done = continue_episodes(backend, env, eps, cfg, progress=bar)
+        bar.close()
+        for ep in sorted(done, key=lambda e: e.sample):
+            plan = table.iloc[ep.sample]
+            ok = (
+                ep.termination == "answered"
+                and score_answer(ep.answer, env.problems[ep.problem_id])["correct"]
+            )
+            rows.append(
+                {
+                    "problem_id": ep.problem_id,
+                    "category": plan["category"],
+                    "plan_policy": plan["plan_policy"],
+                    "plan_sample": int(plan["sample"]),
+                    "n_queries": len(ep.queries),
+                    "reasoner": name,
+                    "answer": ep.answer,
+                    "termination": ep.termination,
+                    "correct": bool(ok),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "problem_id",
+            "category",
+            "plan_policy",
+            "plan_sample",
+            "n_queries",
+            "reasoner",
+            "answer",
+            "termination",
+            "correct",
+        ],
+    )
+
+
+def shapley_plan_share(s_bb, s_rb, s_br, s_rr, eps: float = 1e-9):
+    """Share of the gain S(rl,rl) - S(base,base) due to the plan (Shapley average; S(plan, reasoner)).
+
+    share_plan = ½[(S(rl,base) - S(base,base)) + (S(rl,rl) - S(base,rl))] / (S(rl,rl) - S(base,base)),
+    NaN where |denominator| < eps. Works elementwise on arrays of replicates.
+    """
+    s_bb, s_rb, s_br, s_rr = (np.asarray(x, dtype=np.float64) for x in (s_bb, s_rb, s_br, s_rr))
+    den = s_rr - s_bb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.abs(den) < eps, np.nan, 0.5 * ((s_rb - s_bb) + (s_rr - s_br)) / den)
+
+
+def swap_summary(
+    replays: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    base: str = "base",
+    rl: str = "rl",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(grid, shares) from :func:`swap_experiment`'s rows, per category incl. "all".
+
+    grid: category, plan_policy, reasoner, success, success_ci_low, success_ci_high, n_problems, n_replays;
+    success = mean over problems of the problem's success rate over its replayed plans.
+    shares: category, share_plan(+ci), share_reasoning(+ci), gain(+ci) with gain = S(rl,rl) - S(base,base).
+    One bootstrap resample of problems per category is shared by all cells (paired).
+    """
+    grid_rows, share_rows = [], []
+    grid_cols = [
+        "category",
+        "plan_policy",
+        "reasoner",
+        "success",
+        "success_ci_low",
+        "success_ci_high",
+        "n_problems",
+        "n_replays",
+    ]
+    share_cols = (
+        ["category"]
+        + [f"{n}{s}" for n in ("share_plan", "share_reasoning", "gain") for s in ("", "_ci_low", "_ci_high")]
+        + ["n_problems"]
+    )
+    if replays.empty:
+        return pd.DataFrame(grid_rows, columns=grid_cols), pd.DataFrame(share_rows, columns=share_cols)
+    rate = (
+        replays.groupby(["category", "problem_id", "plan_policy", "reasoner"])["correct"]
+        .mean()
+        .unstack(["plan_policy", "reasoner"])
+    )
+    count = (
+        replays.groupby(["category", "problem_id", "plan_policy", "reasoner"])
+        .size()
+        .unstack(["plan_policy", "reasoner"])
+    )
+    cats = rate.index.get_level_values("category")
+    for cat in [*sorted(set(cats)), ALL]:
+        sub = rate if cat == ALL else rate[cats == cat]
+        sub = sub.dropna()  # problems every cell has
+        W = resample_weights(_rng(seed, f"swap:{cat}"), int(n_boot), len(sub))
+        ones = np.ones(len(sub))
+        cells = {}
+        for col in sub.columns:
+            est, reps = _ratio(sub[col].to_numpy(float), ones, W)
+            cells[col] = (est, reps)
+            lo, hi = _interval(reps, ci)
+            n_rep = count.loc[sub.index, col].sum()
+            grid_rows.append(
+                {
+                    "category": cat,
+                    "plan_policy": col[0],
+                    "reasoner": col[1],
+                    "success": est,
+                    "success_ci_low": lo,
+                    "success_ci_high": hi,
+                    "n_problems": len(sub),
+                    "n_replays": int(n_rep),
+                }
+            )
+        need = [(base, base), (rl, base), (base, rl), (rl, rl)]
+        if not all(c in cells for c in need):
+            continue
+        (e_bb, r_bb), (e_rb, r_rb), (e_br, r_br), (e_rr, r_rr) = (cells[c] for c in need)
+        share, share_reps = (
+            float(shapley_plan_share(e_bb, e_rb, e_br, e_rr)),
+            shapley_plan_share(r_bb, r_rb, r_br, r_rr),
+        )
+        row = {"category": cat, "share_plan": share, "share_reasoning": 1 - share, "gain": e_rr - e_bb}
+        for name, reps in (
+            ("share_plan", share_reps),
+            ("share_reasoning", 1 - share_reps),
+            ("gain", r_rr - r_bb),
+        ):
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
+        row["n_problems"] = len(sub)
+        share_rows.append(row)
+    return pd.DataFrame(grid_rows, columns=grid_cols), pd.DataFrame(share_rows, columns=share_cols)
+
+
+# ----------------------------------------------------------------------------- 4. the flat summary
+
+
+def _with_ci(out: dict, key: str, row, col: str) -> None:
+    out[key] = float(row[col])
+    out[f"{key}.ci_low"] = float(row[f"{col}_ci_low"])
+    out[f"{key}.ci_high"] = float(row[f"{col}_ci_high"])
+
+
+def flat_stats(
+    ppl: pd.DataFrame | None = None,
+    div: pd.DataFrame | None = None,
+    swap_grid: pd.DataFrame | None = None,
+    swap_shares: pd.DataFrame | None = None,
+) -> dict[str, float]:
+    """Flat dict of python floats for the claims audit (key names are a contract).
+
+    ppl.{cat}.{pol}.{query,reasoning}.{nats,ppl}[.ci_low|.ci_high]; ppl.{cat}.{pol}.reasoning_minus_query.nats[+ci];
+    diversity.{cat}.{pol}.unique[+ci]; novelty.{cat}.{pol}.frac[+ci]; overlap.{cat}.{pol}.frac[+ci];
+    swap.{cat}.share_plan[+ci]; swap.{cat}.share_reasoning[+ci]; swap.{cat}.plan_{p}.reason_{r}.success.
+    Any input may be None (its keys are then absent).
+    """
+    out: dict[str, float] = {}
+    for row in [] if ppl is None else ppl.to_dict("records"):
+        pre = f"ppl.{row['category']}.{row['policy']}.{row['segment']}"
+        _with_ci(out, f"{pre}.nats", row, "nats")
+        if row["segment"] != "reasoning_minus_query":
+            _with_ci(out, f"{pre}.ppl", row, "ppl")
+    for row in [] if div is None else div.to_dict("records"):
+        cat, pol = row["category"], row["policy"]
+        _with_ci(out, f"diversity.{cat}.{pol}.unique", row, "unique")
+        _with_ci(out, f"novelty.{cat}.{pol}.frac", row, "novelty")
+        _with_ci(out, f"overlap.{cat}.{pol}.frac", row, "overlap")
+    for row in [] if swap_shares is None else swap_shares.to_dict("records"):
+        _with_ci(out, f"swap.{row['category']}.share_plan", row, "share_plan")
+        _with_ci(out, f"swap.{row['category']}.share_reasoning", row, "share_reasoning")
+    for row in [] if swap_grid is None else swap_grid.to_dict("records"):
+        out[f"swap.{row['category']}.plan_{row['plan_policy']}.reason_{row['reasoner']}.success"] = float(
+            row["success"]
+        )
+    return out

@@ -1,0 +1,608 @@
+"""Pass@(k,T) statistics: estimator, surfaces, paired bootstrap, capability boundary, diagnostics.
+
+Input is a *counts* frame, one row per (policy, category, problem_id, temperature, T) with integer
+columns ``n`` (rollouts) and ``c`` (successes among them). Everything here is a pure function of
+that frame; nothing reads params.yaml or the environment.
+
+Definitions (the paper names these diagnostics but leaves the formulas open; these are ours):
+
+- Pass@(k,T) of one problem: the unbiased Codex estimator 1 - C(n-c,k)/C(n,k), computed in the
+  stable product form 1 - prod_{i=n-c+1}^{n} (1 - k/i). Dataset score = mean over problems.
+- Marginal value of one more sample: Delta_k(k,T) = Pass@(k+1,T) - Pass@(k,T). It needs k+1 <= n,
+  so it is NaN at k = n.
+- Marginal value of one more round, per round: Delta_T(k,T) = [Pass@(k,T') - Pass@(k,T)] / (T' - T),
+  where T' is the next budget on the grid (NaN at the largest T).
+- Saturation depth T*(k): the smallest grid T such that for every larger grid T',
+  Pass@(k,T') - Pass@(k,T) < eps (default eps = 0.01). NaN when a curve has fewer than two depths
+  (there is nothing to saturate against, e.g. math which is evaluated at T = 0 only).
+- Capability boundary B_T(pi): problems with c > 0, i.e. solved at least once in n rollouts at T.
+- Crossover k of curve a over curve b: the smallest grid k at which a >= b and a stays >= b for all
+  larger grid k. NaN if that never happens, and also NaN if a >= b already at the smallest k: a
+  crossover means b led first (ties at the smallest k count as "a already level", hence NaN).
+
+Uncertainty: a paired bootstrap over problems. Within each category the problems are resampled
+with one (n_boot x P) index matrix shared by every policy, temperature and depth, so differences
+between policies are paired. Intervals are percentile intervals; the p-value of a difference is the
+share of resampled differences on the other side of 0 from the estimate (0 itself counts as the
+other side), doubled and capped at 1 (an estimate of exactly 0 gets p = 1).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+KEYS = ("policy", "category", "problem_id", "temperature", "T")
+COLUMNS = KEYS + ("n", "c")
+GROUP = ("policy", "category", "temperature", "T")
+
+
+# ----------------------------------------------------------------------------- the estimator
+
+
+def _as_int_array(x, name: str) -> np.ndarray:
+    """Return x as an int64 array; raise if any value is not a whole number."""
+    a = np.asarray(x)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if (
+        a.dtype.kind == "b"
+        or a.dtype.kind not in "f"
+        or not np.all(np.isfinite(a))
+        or np.any(a != np.round(a))
+    ):
+        raise ValueError(
+            f"{name} must hold whole numbers, got dtype {a.dtype} with values like {a.ravel()[:3]}"
+        )
+    return a.astype(np.int64)
+
+
+def _check_ks(k) -> np.ndarray:
+    """Validate a k grid: a non-empty 1-D array of integers >= 1 (a scalar becomes length 1)."""
+    ks = _as_int_array(np.atleast_1d(k), "k")
+    if ks.ndim != 1 or ks.size == 0:
+        raise ValueError(f"k must be a non-empty 1-D array, got shape {ks.shape}")
+    if np.any(ks < 1):
+        raise ValueError(f"k must be >= 1, got k={ks[ks < 1][0]}")
+    return ks
+
+
+def pass_at_k(n, c, k) -> np.ndarray:
+    """Unbiased pass@k per problem, 1 - C(n-c,k)/C(n,k), as 1 - prod_{i=n-c+1}^{n} (1 - k/i).
+
+    n, c: integer arrays of the same shape (...); k: 1-D integer array (a scalar counts as [k]).
+    Returns float64 of shape (..., len(k)). Exact edge cases: c = 0 gives 0, n - c < k gives 1.
+    Pass@1 telescopes to c/n; in floating point it matches to about one ulp per factor (<= c eps).
+    For each distinct n one (n+1, K) table of the running product is built (c = 0..n), so the cost
+    is one cumprod per distinct n plus a gather, whatever the number of problems.
+    """
+    n, c, ks = _as_int_array(n, "n"), _as_int_array(c, "c"), _check_ks(k)
+    if n.shape != c.shape:
+        raise ValueError(f"n and c must have the same shape, got {n.shape} and {c.shape}")
+    out = np.empty(n.shape + (ks.size,), dtype=np.float64)
+    if n.size == 0:
+        return out
+    if np.any(n < 1):
+        raise ValueError(f"n must be >= 1, got n={n[n < 1].ravel()[0]}")
+    if np.any((c < 0) | (c > n)):
+        bad = (c < 0) | (c > n)
+        raise ValueError(f"c must lie in [0, n], got c={c[bad].ravel()[0]} with n={n[bad].ravel()[0]}")
+    if ks.max() > n.min():
+        raise ValueError(f"k={ks.max()} exceeds n={n.min()} rollouts; pass@k needs k <= n")
+    for n_u in np.unique(n):
+        i = np.arange(n_u, 0, -1, dtype=np.float64)[:, None]  # n, n-1, ..., 1
+        table = np.ones((n_u + 1, ks.size))
+        table[1:] = np.cumprod(1.0 - ks[None, :] / i, axis=0)  # row c = prod over the top c values of i
+        sel = n == n_u
+        out[sel] = 1.0 - table[c[sel]]
+    return out
+
+
+# ----------------------------------------------------------------------------- counts and surfaces
+
+
+def check_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """Validate a counts frame (columns, whole numbers, 0 <= c <= n, unique keys) and return it."""
+    missing = [col for col in COLUMNS if col not in counts.columns]
+    if missing:
+        raise ValueError(f"counts is missing column(s) {missing}; needs {list(COLUMNS)}")
+    n, c = _as_int_array(counts["n"].to_numpy(), "n"), _as_int_array(counts["c"].to_numpy(), "c")
+    if np.any((c < 0) | (c > n)):
+        row = counts.index[(c < 0) | (c > n)][0]
+        raise ValueError(f"counts row {row}: c={counts.at[row, 'c']} is outside [0, n={counts.at[row, 'n']}]")
+    dup = counts.duplicated(list(KEYS))
+    if dup.any():
+        key = counts.loc[dup.to_numpy(), list(KEYS)].iloc[0].to_dict()
+        raise ValueError(f"counts has duplicate rows for key {key}")
+    return counts
+
+
+def _problem_matrix(counts: pd.DataFrame, ks: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-problem pass matrix: (key columns frame, float array rows x len(ks))."""
+    check_counts(counts)
+    keys = counts[list(KEYS)].reset_index(drop=True)
+    return keys, pass_at_k(counts["n"].to_numpy(), counts["c"].to_numpy(), ks)
+
+
+def pass_surface(counts: pd.DataFrame, ks) -> pd.DataFrame:
+    """Mean Pass@(k,T) over problems for every (policy, category, temperature, T, k).
+
+    Long frame with columns policy, category, temperature, T, k, pass, n_problems.
+    """
+    ks = _check_ks(ks)
+    keys, mat = _problem_matrix(counts, ks)
+    wide = pd.DataFrame(mat, columns=ks).groupby([keys[g] for g in GROUP], sort=True)
+    means, sizes = wide.mean(), wide.size()
+    out = means.index.to_frame(index=False).loc[np.repeat(np.arange(len(means)), ks.size)]
+    out = out.reset_index(drop=True)
+    out["k"] = np.tile(ks, len(means))
+    out["pass"] = means.to_numpy().ravel()
+    out["n_problems"] = np.repeat(sizes.to_numpy(), ks.size)
+    return out
+
+
+# ----------------------------------------------------------------------------- paired bootstrap
+
+
+def _rng_for(seed: int, category: str) -> np.random.Generator:
+    """One generator per (seed, category): a category's resample does not depend on the others."""
+    return np.random.default_rng([seed, zlib.crc32(str(category).encode())])
+
+
+def resample_weights(rng: np.random.Generator, n_boot: int, n_items: int) -> np.ndarray:
+    """(n_boot x n_items) multiplicities of a with-replacement resample drawn as an index matrix."""
+    idx = rng.integers(0, n_items, size=(n_boot, n_items))
+    flat = idx + n_items * np.arange(n_boot)[:, None]
+    return np.bincount(flat.ravel(), minlength=n_boot * n_items).reshape(n_boot, n_items).astype(np.float64)
+
+
+def _percentiles(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval along axis 0 (NaN replicates ignored)."""
+    q = [(1 - ci) / 2, (1 + ci) / 2]
+    lo, hi = (np.nanquantile if np.isnan(reps).any() else np.quantile)(reps, q, axis=0)
+    return lo, hi
+
+
+def bootstrap_p(estimate: np.ndarray, reps: np.ndarray) -> np.ndarray:
+    """Two-sided bootstrap p: 2 x share of replicates on the other side of 0 (0 included), capped at 1."""
+    est = np.asarray(estimate, dtype=np.float64)
+    other = np.where(est > 0, reps <= 0, reps >= 0)
+    p = np.minimum(1.0, 2.0 * other.mean(axis=0))
+    return np.where(est == 0, 1.0, p)
+
+
+def _category_cube(keys: pd.DataFrame, mat: np.ndarray):
+    """Arrange one category's rows as (groups, problems, k) with NaN where a group lacks a problem."""
+    pos, pids = pd.factorize(keys["problem_id"], sort=True)
+    by = keys.groupby(["policy", "temperature", "T"], sort=True)
+    gcode, groups = by.ngroup().to_numpy(), by.size().index.to_frame(index=False)
+    cube = np.full((len(groups), len(pids), mat.shape[1]), np.nan)
+    cube[gcode, pos] = mat
+    return groups, np.asarray(pids), cube
+
+
+@dataclass(frozen=True)
+class BootstrapSurface:
+    """Estimates, percentile intervals and raw replicates of a paired bootstrap.
+
+    points: policy, category, temperature, T, k, pass, se, ci_low, ci_high.
+    diffs: a, b, category, temperature, T, k, diff, se, ci_low, ci_high, p   (diff = a - b).
+    point_reps / diff_reps: (n_boot x rows) replicates, column j belongs to row j of the frame.
+    """
+
+    ks: np.ndarray
+    points: pd.DataFrame
+    diffs: pd.DataFrame
+    point_reps: np.ndarray
+    diff_reps: np.ndarray
+
+    def _columns(self, frame: pd.DataFrame, where: dict) -> np.ndarray:
+        mask = np.ones(len(frame), dtype=bool)
+        for col, val in where.items():
+            mask &= np.isclose(frame[col], val) if col == "temperature" else (frame[col] == val).to_numpy()
+        cols = np.flatnonzero(mask)
+        if cols.size != self.ks.size:
+            raise KeyError(f"no bootstrap curve for {where}")
+        return cols[np.argsort(frame["k"].to_numpy()[cols])]
+
+    def curve(self, policy: str, category: str, temperature: float, T: int) -> tuple[np.ndarray, np.ndarray]:
+        """(estimate over ks, replicates n_boot x len(ks)) of one policy's pass curve."""
+        cols = self._columns(
+            self.points, dict(policy=policy, category=category, temperature=temperature, T=T)
+        )
+        return self.points["pass"].to_numpy()[cols], self.point_reps[:, cols]
+
+    def diff_curve(
+        self, a: str, b: str, category: str, temperature: float, T: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(estimate over ks, replicates n_boot x len(ks)) of the paired difference a - b."""
+        cols = self._columns(self.diffs, dict(a=a, b=b, category=category, temperature=temperature, T=T))
+        return self.diffs["diff"].to_numpy()[cols], self.diff_reps[:, cols]
+
+
+def _resampled_means(W: np.ndarray, values: np.ndarray, have: np.ndarray) -> np.ndarray:
+    """Replicate means (n_boot x G*K) of values (G, P, K) over the problems each group has (G, P)."""
+    G, P, K = values.shape
+    num = W @ np.nan_to_num(values).transpose(1, 0, 2).reshape(P, G * K)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample may miss all of a group's problems
+        return (num.reshape(-1, G, K) / (W @ have.T)[:, :, None]).reshape(-1, G * K)
+
+
+def _matched_groups(groups: pd.DataFrame, have: np.ndarray, pids: np.ndarray, a: str, b: str, cat: str):
+    """Group indices of a and b at their shared (temperature, T) points; raise if problems differ."""
+    ga, gb = (groups.loc[groups["policy"] == pol].reset_index() for pol in (a, b))
+    m = ga.merge(gb, on=["temperature", "T"])
+    ia, ib = m["index_x"].to_numpy(), m["index_y"].to_numpy()
+    odd = have[ia] != have[ib]
+    if odd.any():
+        h, p = np.argwhere(odd)[0]
+        who = b if have[ia[h], p] else a
+        raise ValueError(
+            f"pair ({a}, {b}) in category {cat!r} at temperature={m['temperature'][h]}, T={m['T'][h]}: "
+            f"policy {who!r} lacks problem {pids[p]!r}"
+        )
+    return ia, ib, m[["temperature", "T"]]
+
+
+def _finish(frames: list, reps: list, value: str, ci: float, n_boot: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Concatenate per-category frames and replicates; add se, percentile interval and (diffs) p."""
+    lead = ["a", "b"] if value == "diff" else ["policy"]
+    cols = lead + ["category", "temperature", "T", "k", value, "se", "ci_low", "ci_high"]
+    if not frames:
+        return pd.DataFrame(columns=cols + (["p"] if value == "diff" else [])), np.empty((n_boot, 0))
+    frame, rep = pd.concat(frames, ignore_index=True), np.concatenate(reps, axis=1)
+    frame["se"] = np.nanstd(rep, axis=0, ddof=1) if n_boot > 1 else np.nan
+    frame["ci_low"], frame["ci_high"] = _percentiles(rep, ci)
+    if value == "diff":
+        frame["p"] = bootstrap_p(frame["diff"].to_numpy(), rep)
+    return frame, rep
+
+
+def bootstrap_surface(
+    counts: pd.DataFrame, ks, pairs=(), n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> BootstrapSurface:
+    """Paired bootstrap over problems of every Pass@(k,T) point and of policy differences.
+
+    Within each category one index matrix (n_boot x P) resamples problems for all policies,
+    temperatures and depths. pairs: (a, b) policy names; a pair is skipped in a category where
+    either policy is absent and compared on the (temperature, T) points both have; a problem present
+    for one policy and missing for the other raises. Returns a :class:`BootstrapSurface`.
+    """
+    ks = _check_ks(ks)
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must lie in (0, 1), got {ci}")
+    n_boot, K = int(n_boot), ks.size
+    keys, mat = _problem_matrix(counts, ks)
+    pt_frames, pt_reps, df_frames, df_reps = [], [], [], []
+    for cat in sorted(keys["category"].unique()):
+        sel = (keys["category"] == cat).to_numpy()
+        groups, pids, cube = _category_cube(keys[sel], mat[sel])  # cube: (G, P, K)
+        W = resample_weights(_rng_for(seed, cat), n_boot, len(pids))
+        have = ~np.isnan(cube[:, :, 0])
+        frame = groups.loc[np.repeat(groups.index, K)].reset_index(drop=True)
+        frame.insert(1, "category", cat)
+        frame["k"], frame["pass"] = np.tile(ks, len(groups)), np.nanmean(cube, axis=1).ravel()
+        pt_frames.append(frame)
+        pt_reps.append(_resampled_means(W, cube, have))
+        for a, b in pairs:
+            if not ((groups["policy"] == a).any() and (groups["policy"] == b).any()):
+                continue
+            ia, ib, where = _matched_groups(groups, have, pids, a, b, cat)
+            d = np.where(have[ia][:, :, None], cube[ia] - cube[ib], np.nan)  # paired per-problem differences
+            frame = where.loc[np.repeat(where.index, K)].reset_index(drop=True)
+            frame.insert(0, "a", a)
+            frame.insert(1, "b", b)
+            frame.insert(2, "category", cat)
+            frame["k"], frame["diff"] = np.tile(ks, len(ia)), np.nanmean(d, axis=1).ravel()
+            df_frames.append(frame)
+            df_reps.append(_resampled_means(W, d, have[ia]))
+    points, point_reps = _finish(pt_frames, pt_reps, "pass", ci, n_boot)
+    diffs, diff_reps = _finish(df_frames, df_reps, "diff", ci, n_boot)
+    return BootstrapSurface(ks, points, diffs, point_reps, diff_reps)
+
+
+# ----------------------------------------------------------------------------- capability boundary
+
+
+def _at(counts: pd.DataFrame, T: int, temperature: float) -> pd.DataFrame:
+    """Rows of counts at depth T and (float-tolerant) temperature."""
+    return counts[(counts["T"] == T).to_numpy() & np.isclose(counts["temperature"], temperature)]
+
+
+def boundary(counts: pd.DataFrame, T: int, temperature: float) -> dict[str, dict[str, set]]:
+    """Capability boundary: policy -> category -> set of problem_ids with c > 0 at (T, temperature).
+
+    A (policy, category) with rows but no solved problem maps to an empty set; one without rows at
+    (T, temperature) is absent.
+    """
+    rows = _at(check_counts(counts), T, temperature)
+    out: dict[str, dict[str, set]] = {}
+    for (pol, cat), g in rows.groupby(["policy", "category"], sort=True):
+        out.setdefault(pol, {})[cat] = set(g.loc[g["c"] > 0, "problem_id"])
+    return out
+
+
+def set_difference(solved_a: set, solved_b: set, universe: set) -> dict[str, set]:
+    """Split the universe into gained (a only), lost (b only), both and neither."""
+    extra = (set(solved_a) | set(solved_b)) - set(universe)
+    if extra:
+        raise ValueError(
+            f"solved sets contain problem(s) outside the universe, e.g. {sorted(map(str, extra))[:3]}"
+        )
+    a, b, u = set(solved_a), set(solved_b), set(universe)
+    return {"gained": a - b, "lost": b - a, "both": a & b, "neither": u - a - b}
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value on the discordant counts b, c: 2 P(X <= min) for Bin(b+c, 1/2)."""
+    for name, v in (("b", b), ("c", c)):
+        if int(v) != v or v < 0:
+            raise ValueError(f"mcnemar_exact: {name} must be a non-negative integer, got {v}")
+    b, c = int(b), int(c)
+    if b + c == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), b + c, 0.5)))
+
+
+def wilson_interval(x: int, n: int, conf: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion x/n."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"wilson_interval: n must be a positive integer, got {n}")
+    if int(x) != x or not 0 <= x <= n:
+        raise ValueError(f"wilson_interval: x must be an integer in [0, n={n}], got {x}")
+    if not 0 < conf < 1:
+        raise ValueError(f"wilson_interval: conf must lie in (0, 1), got {conf}")
+    z = stats.norm.ppf((1 + conf) / 2)
+    p, z2n = x / n, z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * np.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def net_boundary_ci(
+    solved_a: set,
+    solved_b: set,
+    universe: set,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    category: str = "",
+) -> tuple[float, float, float]:
+    """(net, ci_low, ci_high) of gained - lost, bootstrapping problems of the universe.
+
+    With the category name, the resample is the one :func:`bootstrap_surface` draws for that
+    category with the same seed (problems in sorted order), so the interval is paired with it.
+    """
+    u = sorted(universe)
+    if not u:
+        return 0.0, float("nan"), float("nan")
+    set_difference(solved_a, solved_b, universe)  # validates membership
+    d = np.array([(p in solved_a) - (p in solved_b) for p in u], dtype=np.float64)
+    reps = resample_weights(_rng_for(seed, category), int(n_boot), d.size) @ d
+    lo, hi = _percentiles(reps[:, None], ci)
+    return float(d.sum()), float(lo[0]), float(hi[0])
+
+
+# ----------------------------------------------------------------------------- crossover
+
+
+def crossover_k(curve_a, curve_b, ks) -> float | np.ndarray:
+    """Smallest grid k from which a >= b for every larger k, provided b led at the smallest k.
+
+    curve_a, curve_b: (..., K) arrays on the grid ks (sorted ascending). Returns a float for 1-D
+    input, else an array of shape (...). NaN if a never stays on top, or if a >= b at the smallest k.
+    """
+    ks = _check_ks(ks)
+    a, b = np.asarray(curve_a, dtype=np.float64), np.asarray(curve_b, dtype=np.float64)
+    if a.shape != b.shape or a.shape[-1] != ks.size:
+        raise ValueError(f"curves must share shape (..., {ks.size}), got {a.shape} and {b.shape}")
+    if np.any(np.diff(ks) <= 0):
+        raise ValueError(f"ks must be strictly increasing, got {ks.tolist()}")
+    ge = a >= b
+    stays = np.flip(np.logical_and.accumulate(np.flip(ge, -1), axis=-1), -1)  # a >= b from here on
+    first = np.argmax(stays, axis=-1)
+    ok = stays[..., -1] & ~ge[..., 0]
+    out = np.where(ok, ks[first].astype(np.float64), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def crossover_interval(reps_a, reps_b, ks, ci: float = 0.95) -> dict[str, float]:
+    """Percentile interval of replicate crossovers (NaN replicates ignored) and their NaN share."""
+    ks_ = crossover_k(reps_a, reps_b, ks)
+    ks_ = np.atleast_1d(ks_)
+    nan = np.isnan(ks_)
+    if nan.all():
+        return {"ci_low": float("nan"), "ci_high": float("nan"), "nan_frac": 1.0}
+    lo, hi = _percentiles(ks_[~nan][:, None], ci)
+    return {"ci_low": float(lo[0]), "ci_high": float(hi[0]), "nan_frac": float(nan.mean())}
+
+
+# ----------------------------------------------------------------------------- marginal values, saturation
+
+
+def marginal_values(counts: pd.DataFrame, ks) -> pd.DataFrame:
+    """Pass surface with delta_k (one more sample) and delta_T (one more round, per round) columns.
+
+    delta_k is computed from the counts at k+1 directly (not from the next grid k); it is NaN where
+    k+1 exceeds the smallest n in the data.
+    """
+    ks = _check_ks(ks)
+    n_min = int(_as_int_array(counts["n"].to_numpy(), "n").min()) if len(counts) else 0
+    nxt = ks[ks + 1 <= n_min] + 1
+    grid = np.union1d(ks, nxt)
+    full = pass_surface(counts, grid)
+    surf = full[np.isin(full["k"], ks)].reset_index(drop=True)
+    up = full[np.isin(full["k"], nxt)].assign(k=lambda f: f["k"] - 1)[list(GROUP) + ["k", "pass"]]
+    surf = surf.merge(up.rename(columns={"pass": "pass_next"}), on=list(GROUP) + ["k"], how="left")
+    surf["delta_k"] = surf.pop("pass_next") - surf["pass"]
+    surf = surf.sort_values(["policy", "category", "temperature", "k", "T"], ignore_index=True)
+    line = surf.groupby(["policy", "category", "temperature", "k"], sort=False)
+    surf["delta_T"] = (line["pass"].shift(-1) - surf["pass"]) / (line["T"].shift(-1) - surf["T"])
+    return surf.sort_values(list(GROUP) + ["k"], ignore_index=True)
+
+
+def saturation_depth(surface_df: pd.DataFrame, k: int, eps: float = 0.01) -> pd.DataFrame:
+    """T*(k) per (policy, category, temperature): smallest T with all later gains < eps.
+
+    surface_df: output of :func:`pass_surface`. Returns columns policy, category, temperature, T_star
+    (NaN for curves with fewer than two depths).
+    """
+    sub = surface_df[surface_df["k"] == k]
+    if sub.empty:
+        raise ValueError(
+            f"saturation_depth: k={k} is not in the surface (ks: {sorted(surface_df['k'].unique())})"
+        )
+    grid = sub.pivot_table(
+        index=["policy", "category", "temperature"], columns="T", values="pass", aggfunc="first"
+    )
+    Ts, p = grid.columns.to_numpy(), grid.to_numpy()
+    have = ~np.isnan(p)
+    later_max = np.flip(np.maximum.accumulate(np.flip(np.where(have, p, -np.inf), 1), axis=1), 1)
+    later_max = np.concatenate([later_max[:, 1:], np.full((len(p), 1), -np.inf)], axis=1)  # max over T' > T
+    ok = have & (later_max - p < eps)
+    t_star = np.where(
+        ok.any(axis=1) & (have.sum(axis=1) >= 2), Ts[np.argmax(ok, axis=1)].astype(float), np.nan
+    )
+    out = grid.index.to_frame(index=False)
+    out["T_star"] = t_star
+    return out
+
+
+# ----------------------------------------------------------------------------- the flat summary
+
+
+def summarise(
+    counts: pd.DataFrame,
+    ks,
+    T_eval: int,
+    temperature: float,
+    pairs,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    eps: float = 0.01,
+) -> dict[str, float]:
+    """Flat dict of python floats for the claims audit (key names are a contract, see below).
+
+    Keys (kmax = max(ks); "math" is evaluated at T = 0, every other category at T_eval):
+    boundary.{cat}.{pol}.{size,n_problems,frac,ci_low,ci_high};
+    setdiff.{cat}.{a}_vs_{b}.{gained,lost,both,neither,net,net_ci_low,net_ci_high,mcnemar_p};
+    pass.{cat}.{pol}.{k1,kmax}[.ci_low|.ci_high]; passdiff.{cat}.{a}_vs_{b}.{k1,kmax}[.ci_low|.ci_high|.p];
+    gapwiden.{cat}.{a}_vs_{b}[.ci_low|.ci_high] (diff at kmax minus diff at kmax/2);
+    crossover.{cat}.{a}_vs_{b}.{k,ci_low,ci_high,nan_frac}; saturation.{cat}.{pol}.{T_star,T_star_k1};
+    meta.{n,T_eval,temperature}, meta.n_problems.{cat}.
+    """
+    ks = np.sort(_check_ks(ks))
+    kmax = int(ks.max())
+    if 1 not in ks or kmax % 2 or kmax // 2 not in ks:
+        raise ValueError(f"summarise: ks must contain 1, kmax and kmax/2, got {ks.tolist()}")
+    check_counts(counts)
+    warm = counts[np.isclose(counts["temperature"], temperature)]
+    if warm.empty:
+        raise ValueError(f"summarise: no counts at temperature={temperature}")
+    cats = sorted(warm["category"].unique())
+    depth = {cat: 0 if cat == "math" else int(T_eval) for cat in cats}
+    ev = warm[(warm["T"] == warm["category"].map(depth)).to_numpy()]
+    for cat in cats:
+        if not (ev["category"] == cat).any():
+            raise ValueError(f"summarise: no counts for category {cat!r} at T={depth[cat]}")
+    boot = bootstrap_surface(ev, ks, pairs, n_boot=n_boot, seed=seed, ci=ci)
+    sat_k = saturation_depth(pass_surface(warm, ks), kmax, eps)
+    sat_1 = saturation_depth(pass_surface(warm, ks), 1, eps)
+    i1, imax, ihalf = (int(np.flatnonzero(ks == k)[0]) for k in (1, kmax, kmax // 2))
+    n_values = ev["n"].unique()
+
+    out: dict[str, float] = {
+        "meta.n": float(n_values[0]) if len(n_values) == 1 else float("nan"),
+        "meta.T_eval": float(T_eval),
+        "meta.temperature": float(temperature),
+    }
+    for cat in cats:
+        rows = ev[ev["category"] == cat]
+        universe = set(rows["problem_id"])
+        out[f"meta.n_problems.{cat}"] = float(len(universe))
+        solved = {pol: set(g.loc[g["c"] > 0, "problem_id"]) for pol, g in rows.groupby("policy", sort=True)}
+        sizes = rows.groupby("policy", sort=True).size()
+        for pol, ids in solved.items():
+            m, lo_hi = int(sizes[pol]), wilson_interval(len(ids), int(sizes[pol]))
+            pre = f"boundary.{cat}.{pol}"
+            out.update(
+                {
+                    f"{pre}.size": float(len(ids)),
+                    f"{pre}.n_problems": float(m),
+                    f"{pre}.frac": len(ids) / m,
+                    f"{pre}.ci_low": lo_hi[0],
+                    f"{pre}.ci_high": lo_hi[1],
+                }
+            )
+            est, reps = boot.curve(pol, cat, temperature, depth[cat])
+            lo, hi = _percentiles(reps, ci)
+            for tag, i in (("k1", i1), ("kmax", imax)):
+                out.update(
+                    {
+                        f"pass.{cat}.{pol}.{tag}": float(est[i]),
+                        f"pass.{cat}.{pol}.{tag}.ci_low": float(lo[i]),
+                        f"pass.{cat}.{pol}.{tag}.ci_high": float(hi[i]),
+                    }
+                )
+            t_k = sat_k.loc[(sat_k["policy"] == pol) & (sat_k["category"] == cat), "T_star"]
+            t_1 = sat_1.loc[(sat_1["policy"] == pol) & (sat_1["category"] == cat), "T_star"]
+            nan = cat == "math" or t_k.empty
+            out[f"saturation.{cat}.{pol}.T_star"] = float("nan") if nan else float(t_k.iloc[0])
+            out[f"saturation.{cat}.{pol}.T_star_k1"] = float("nan") if nan else float(t_1.iloc[0])
+        for a, b in pairs:
+            if a not in solved or b not in solved:
+                continue
+            name = f"{a}_vs_{b}"
+            sd = set_difference(solved[a], solved[b], universe)
+            net, net_lo, net_hi = net_boundary_ci(
+                solved[a], solved[b], universe, n_boot, seed, ci, category=cat
+            )
+            pre = f"setdiff.{cat}.{name}"
+            out.update({f"{pre}.{part}": float(len(s)) for part, s in sd.items()})
+            out.update(
+                {
+                    f"{pre}.net": net,
+                    f"{pre}.net_ci_low": net_lo,
+                    f"{pre}.net_ci_high": net_hi,
+                    f"{pre}.mcnemar_p": mcnemar_exact(len(sd["gained"]), len(sd["lost"])),
+                }
+            )
+            dest, dreps = boot.diff_curve(a, b, cat, temperature, depth[cat])
+            dlo, dhi = _percentiles(dreps, ci)
+            dp = bootstrap_p(dest, dreps)
+            for tag, i in (("k1", i1), ("kmax", imax)):
+                pre = f"passdiff.{cat}.{name}.{tag}"
+                out.update(
+                    {
+                        pre: float(dest[i]),
+                        f"{pre}.ci_low": float(dlo[i]),
+                        f"{pre}.ci_high": float(dhi[i]),
+                        f"{pre}.p": float(dp[i]),
+                    }
+                )
+            gw = dreps[:, imax] - dreps[:, ihalf]
+            glo, ghi = _percentiles(gw[:, None], ci)
+            out.update(
+                {
+                    f"gapwiden.{cat}.{name}": float(dest[imax] - dest[ihalf]),
+                    f"gapwiden.{cat}.{name}.ci_low": float(glo[0]),
+                    f"gapwiden.{cat}.{name}.ci_high": float(ghi[0]),
+                }
+            )
+            ea, ra = boot.curve(a, cat, temperature, depth[cat])
+            eb, rb = boot.curve(b, cat, temperature, depth[cat])
+            xo = crossover_interval(ra, rb, ks, ci)
+            out.update(
+                {
+                    f"crossover.{cat}.{name}.k": crossover_k(ea, eb, ks),
+                    **{f"crossover.{cat}.{name}.{key}": v for key, v in xo.items()},
+                }
+            )
+    return {key: float(v) for key, v in out.items()}

@@ -1,0 +1,68 @@
+"""Pretraining the tiny base model with transformers' Trainer (causal LM on behaviour-prior transcripts)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+class _Texts:
+    """A map-style dataset of pre-tokenised examples ({input_ids, labels})."""
+
+    def __init__(self, ids: list[dict]):
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.ids[i]
+
+
+def pad_collate(pad_id: int):
+    """Right-pad a batch; labels = input ids with padding masked (-100)."""
+    import torch
+
+    def collate(batch: list[dict]) -> dict:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        for r, b in enumerate(batch):
+            x = torch.tensor(b["input_ids"], dtype=torch.long)
+            ids[r, : len(x)] = x
+            mask[r, : len(x)] = 1
+            lab = torch.tensor(b["labels"], dtype=torch.long) if "labels" in b else x
+            labels[r, : len(x)] = lab
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return collate
+
+
+def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, epochs: float, lr: float,
+                batch_size: int, max_len: int, seed: int, warmup_ratio: float = 0.05,
+                weight_decay: float = 0.01, logging_steps: int = 20) -> dict:
+    """Train ``model`` on examples {input_ids, labels} (labels -100 where the environment wrote the text).
+
+    Returns the per-step log and totals. Trainer state goes under ``out_dir``.
+    """
+    from transformers import Trainer, TrainingArguments
+
+    import math
+
+    ids = [{"input_ids": e["input_ids"][:max_len], "labels": e["labels"][:max_len]} for e in examples]
+    steps = math.ceil(len(ids) / batch_size) * epochs
+    logging_steps = max(1, min(logging_steps, int(steps // 10)))  # at least ~10 points on the loss curve
+    args = TrainingArguments(
+        output_dir=str(out_dir), num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
+        lr_scheduler_type="cosine", warmup_steps=warmup_ratio, weight_decay=weight_decay,
+        logging_steps=logging_steps, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
+        train_sampling_strategy="group_by_length", dataloader_num_workers=0, disable_tqdm=False, use_cpu=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=_Texts(ids), data_collator=pad_collate(tokenizer.pad_token_id))
+    t0 = time.time()
+    trainer.train()
+    seconds = time.time() - t0
+    log = [r for r in trainer.state.log_history if "loss" in r]
+    tokens = sum(len(x["input_ids"]) for x in ids) * epochs
+    return {"log": log, "seconds": seconds, "tokens_seen": int(tokens), "n_examples": len(ids)}

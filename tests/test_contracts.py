@@ -1,0 +1,136 @@
+"""Contracts between params.yaml, the notebooks' parameters cells, dvc.yaml, the profiles and the pins."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from passkt.config import check_type, parameters_cell, stage_params
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+STAGES = [p.stem for p in NOTEBOOKS]
+PROFILES = {"tiny": ROOT / "params.yaml", "paper": ROOT / "configs/paper.yaml", "smoke": ROOT / "configs/smoke.yaml"}
+
+
+def test_every_notebook_is_a_stage_and_back():
+    assert STAGES, "no notebooks found"
+    assert sorted(DVC["stages"]) == STAGES
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_runs_the_runner_on_its_notebook(stage):
+    s = DVC["stages"][stage]
+    assert s["cmd"] == f"python -m passkt.run {stage}"
+    assert f"notebooks/{stage}.ipynb" in s["deps"]
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in s["outs"]]
+    assert sorted(outs) == sorted([f"data/{stage}", f"figures/{stage}"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_params_match_the_parameters_cell(stage):
+    cell = parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    shared = {k for k in PARAMS if not k[:2].isdigit()}
+    declared = set(DVC["stages"][stage]["params"])
+    expected = {stage} | (set(cell) & shared)
+    assert declared == expected, f"{stage}: dvc params {sorted(declared)} vs needed {sorted(expected)}"
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_profile_validates_against_the_notebooks(profile, stage):
+    params = yaml.safe_load(PROFILES[profile].read_text())
+    cell = parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    resolved = stage_params(params, stage, cell)  # raises on unknown / missing / mistyped keys
+    assert set(resolved) == set(cell)
+    assert resolved["profile"] == profile
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_sampling_dicts_are_complete(profile):
+    from passkt.evaluate import SamplingSettings
+
+    params = yaml.safe_load(PROFILES[profile].read_text())
+    s = SamplingSettings.from_dict(params["sampling"])
+    assert set(params["sampling"]) == set(SamplingSettings.__dataclass_fields__)
+    assert s.n >= 1 and max(s.T_grid) >= 1 and s.math_T_grid == [0]
+
+
+def test_profiles_share_one_key_set():
+    keys = {name: {k: sorted(v) if isinstance(v, dict) else None for k, v in yaml.safe_load(p.read_text()).items()}
+            for name, p in PROFILES.items()}
+    assert keys["paper"] == keys["tiny"] == keys["smoke"]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_stripped_and_use_python3(nb):
+    data = json.loads(nb.read_text())
+    assert data["metadata"]["kernelspec"]["name"] == "python3"
+    for c in data["cells"]:
+        if c["cell_type"] == "code":
+            assert c.get("outputs") == [] and c.get("execution_count") is None, f"{nb.name} has outputs"
+    assert data["cells"][0]["cell_type"] == "markdown" and data["cells"][0]["source"]
+
+
+def test_no_two_stages_own_overlapping_outputs():
+    outs = []
+    for s in DVC["stages"].values():
+        outs += [o if isinstance(o, str) else next(iter(o)) for o in s["outs"]]
+    for a in outs:
+        for b in outs:
+            if a != b:
+                assert not (a + "/").startswith(b + "/"), (a, b)
+    assert len(outs) == len(set(outs))
+
+
+def test_check_type_accepts_int_for_float_and_rejects_bool_for_int():
+    check_type("s", "k", 3, 1.0)
+    with pytest.raises(ValueError):
+        check_type("s", "k", True, 1)
+    with pytest.raises(ValueError):
+        check_type("s", "k", "1", 1)
+
+
+def _pins(path: Path) -> dict:
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip().lstrip("- ").strip()
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s#]+)", line)
+        if m:
+            out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def test_environment_yml_carries_the_pip_pins():
+    pip = {**_pins(ROOT / "requirements.txt"), **_pins(ROOT / "requirements-dev.txt")}
+    conda = _pins(ROOT / "environment.yml")
+    assert pip["torch"] == "2.13.0"
+    assert conda == pip
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_ci_calls_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in ci and "make test" in readme and "make reproduce" in readme
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_dvc_dry_run_in_a_fresh_git_copy(tmp_path):
+    dst = tmp_path / "repo"
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", ".dvc/cache", ".dvc/tmp",
+                                                              "__pycache__", "*.egg-info", ".hypothesis", ".pytest_cache"))
+    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+    dvc = Path(sys.executable).parent / "dvc"
+    r = subprocess.run([str(dvc), "repro", "--dry"], cwd=dst, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for stage in STAGES:
+        assert stage in r.stdout

@@ -1,0 +1,240 @@
+"""GRPO over the agent loop: env_mask, rewards, the exploration bonus, a real CPU training step, resume, configs."""
+
+import csv
+import itertools
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from passkt import grpo
+from passkt.backends import ScriptedBackend
+from passkt.grpo import GRPOSettings
+from passkt.models import build_tokenizer, tiny_config
+from passkt.protocol import NOTICE, SYSTEM_PROMPT, information
+from passkt.rollout import Environment
+from passkt.search import format_results
+from passkt.world import build_world, make_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+MODES = ("right", "wrong", "invalid", "eos")  # script behaviour by problem index
+
+
+@pytest.fixture(scope="module")
+def problems():
+    world = build_world(3, 300, 150, 150)
+    return make_problems(world, 3, n_pretrain=30, n_train=8, n_eval_per_category=10)["train"]
+
+
+@pytest.fixture(scope="module")
+def tok(problems):
+    texts = [p["question"] + " " + " ".join(p["texts"]) for p in problems] + [SYSTEM_PROMPT, NOTICE]
+    return build_tokenizer(texts, 400)
+
+
+def _plan(p):
+    return json.loads(p["meta"])
+
+
+def _turns(p, mode, eos):
+    """(first turn, answer turn) the scripted model writes for problem ``p`` in ``mode``."""
+    q = _plan(p)["plan"][0]
+    if mode == "invalid":
+        return "<think>no idea</think> nothing", None
+    ans = p["answer"] if mode in ("right", "eos") else _plan(p)["wrong_answers"][0]
+    return f"<think>look up {q}</think><search>{q}</search>", f"<think>so</think><answer>{ans}</answer>" + (
+        eos if mode == "eos" else "")
+
+
+def _script(problems, tok):
+    by_q = {p["question"]: (p, MODES[i % len(MODES)]) for i, p in enumerate(problems)}
+
+    def script(context):
+        p, mode = next(v for q, v in by_q.items() if f"Question: {q}" in context)
+        first, second = _turns(p, mode, tok.eos_token)
+        return second if "<information>" in context.split("<|im_start|>assistant\n")[-1] else first
+
+    return script
+
+
+def _rollout(problems, tok, settings):
+    env = Environment(problems, tok, search_k=1)
+    backend = ScriptedBackend(tok, _script(problems, tok))
+    func = grpo.make_rollout_func(env, settings, lambda trainer: backend)
+    index = grpo.prompt_index(env)
+    prompts = [text for text in index for _ in range(settings.group_size)]
+    return env, index, prompts, func(prompts, None)
+
+
+def test_env_mask_marks_exactly_the_model_written_tokens(problems, tok):
+    s = GRPOSettings(group_size=2, T_train=1, max_turn_tokens=64, max_total_tokens=2048)
+    env, index, prompts, out = _rollout(problems, tok, s)
+    assert out["logprobs"] is None and len(out["completion_ids"]) == len(prompts) == 2 * len(problems)
+    for i, prompt in enumerate(prompts):
+        pid = index[prompt]
+        p = env.problems[pid]
+        mode = MODES[[q["id"] for q in problems].index(pid) % len(MODES)]
+        first, second = _turns(p, mode, tok.eos_token)
+        ids, mask = out["completion_ids"][i], out["env_mask"][i]
+        assert out["prompt_ids"][i] == env.prompt_ids(pid) and len(ids) == len(mask)
+        model_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m == 1])
+        env_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m == 0])
+        if mode == "invalid":
+            assert model_text == first and env_text == "" and out["termination"][i] == "no_action"
+            continue
+        q = _plan(p)["plan"][0]
+        info = information(format_results(env.tool.search(pid, q, 1)))
+        assert model_text == first + second
+        appended_eos = "" if mode == "eos" else tok.eos_token  # the engine closes the episode with EOS
+        assert env_text == info + NOTICE + appended_eos
+        assert ids[-1] == tok.eos_token_id and out["searches"][i] == 1
+        assert out["n_model_tokens"][i] == sum(mask) < out["n_tokens"][i] == len(ids)
+
+
+def test_rewards_exact_match_and_invalid(problems, tok):
+    s = GRPOSettings(group_size=2, T_train=1, max_total_tokens=2048)
+    env, index, prompts, out = _rollout(problems, tok, s)
+    modes = [MODES[[q["id"] for q in problems].index(index[p]) % len(MODES)] for p in prompts]
+    assert out["correct"] == [m in ("right", "eos") for m in modes]
+    assert out["valid"] == [m != "invalid" for m in modes]
+    funcs, weights = grpo.make_reward_funcs(s)
+    assert weights == [1.0] and len(funcs) == 1
+    logged = {}
+    rewards = funcs[0](completions=[""] * len(prompts), problem_id=[index[p] for p in prompts],
+                       log_metric=logged.__setitem__, **{k: v for k, v in out.items() if k != "logprobs"})
+    assert rewards == [1.0 if m in ("right", "eos") else 0.0 for m in modes]
+    assert logged["rollout/accuracy"] == pytest.approx(0.5)
+    assert logged["rollout/invalid"] == pytest.approx(0.25)
+    assert logged["rollout/mixed_groups"] == 0.0  # the script is deterministic per problem
+    # a correct flag on an invalid episode never pays
+    assert funcs[0]([""] * 2, correct=[True, True], valid=[True, False], problem_id=["a", "a"], searches=[0, 0],
+                    n_tokens=[1, 1], n_model_tokens=[1, 1], query_key=["", ""]) == [1.0, 0.0]
+
+
+def test_exploration_bonus_only_for_unique_query_sequences_in_group():
+    keys = ["a", "a", "b", "", "x", "y", "x", "x"]
+    assert grpo.unique_in_group(keys, [True] * 8, 4) == [0, 0, 1, 1, 0, 1, 0, 0]
+    assert grpo.unique_in_group(["a", "b", "b", "c"], [True, True, False, True], 4) == [1, 1, 0, 1]
+    assert grpo.query_key(["The  Red River", "Kelmora!"]) == grpo.query_key(["red river", "kelmora"])
+    s = GRPOSettings(group_size=4, bonus=0.1)
+    funcs, weights = grpo.make_reward_funcs(s)
+    assert weights == [1.0, 0.1] and [f.__name__ for f in funcs] == ["exact_match", "exploration_bonus"]
+    bonus = funcs[1]([""] * 8, valid=[True] * 8, problem_id=["p"] * 4 + ["q"] * 4, query_key=keys)
+    assert bonus == [0, 0, 1, 1, 0, 1, 0, 0]
+    with pytest.raises(ValueError, match="mix problems"):
+        funcs[1]([""] * 4, valid=[True] * 4, problem_id=["p", "p", "q", "q"], query_key=keys[:4])
+    m = grpo.rollout_metrics([True, False, True, True], [True] * 4, [1, 2, 3, 4], [10] * 4, [5] * 4,
+                             ["a", "b", "c", "c"], 2)
+    assert m["rollout/mixed_groups"] == 0.5 and m["rollout/searches"] == 2.5 and m["rollout/unique_query_seqs"] == 0.5
+
+
+def test_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="group_size"):
+        GRPOSettings(group_size=1)
+    with pytest.raises(ValueError, match="vllm_mode"):
+        GRPOSettings(vllm_mode="remote")
+    with pytest.raises(ValueError, match="grad_accum"):
+        GRPOSettings(prompts_per_step=1, group_size=3, grad_accum=2)
+
+
+def _save_random_model(tok, path):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    cfg = tiny_config(tok, hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, max_positions=1024)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def _varied_backend(problems, tok):
+    """Right or wrong answers in turn, so groups have mixed outcomes and advantages are non-zero."""
+    flip = itertools.cycle([True, False, False])
+    by_q = {p["question"]: p for p in problems}
+
+    def script(context):
+        p = next(v for q, v in by_q.items() if f"Question: {q}" in context)
+        if "<information>" not in context.split("<|im_start|>assistant\n")[-1]:
+            q = _plan(p)["plan"][0]
+            return f"<think>look</think><search>{q}</search>"
+        ans = p["answer"] if next(flip) else _plan(p)["wrong_answers"][0]
+        return f"<answer>{ans}</answer>"
+
+    return ScriptedBackend(tok, script)
+
+
+def _read_log(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_two_steps_then_resume(problems, tok, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    base = _save_random_model(tok, tmp_path / "base")
+    train = problems[:4]
+    s = GRPOSettings(epochs=1, group_size=4, T_train=1, lr=1e-3, beta=0.04, max_turn_tokens=48,
+                     max_total_tokens=1024, prompts_per_step=2, grad_accum=2, save_steps=1, logging_steps=1)
+    backend = _varied_backend(train, tok)
+    out = tmp_path / "grpo"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = grpo.train_grpo(base, train, tok, out, s, search_k=1, backend_factory=lambda trainer: backend)
+    assert t["steps"] == 2 and t["global_step"] == 2 and t["resumed_from"] is None and t["seconds_per_step"] > 0
+    rows = _read_log(out / "train_log.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert 0 <= float(r["mixed_groups"]) <= 1 and float(r["searches"]) == 1.0
+        assert float(r["entropy"]) > 0 and r["kl"] != "" and r["clip_ratio"] != ""
+        assert float(r["model_tokens"]) < float(r["episode_tokens"])
+        assert float(r["trl_completion_length"]) == pytest.approx(float(r["model_tokens"]))  # TRL used env_mask
+    assert any(float(r["mixed_groups"]) > 0 for r in rows)
+    assert (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
+    before = AutoModelForCausalLM.from_pretrained(base).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(out / "model").state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before), "no parameter moved"
+
+    s2 = GRPOSettings(**{**s.__dict__, "epochs": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t2 = grpo.train_grpo(base, train, tok, out, s2, search_k=1, backend_factory=lambda trainer: backend)
+    assert t2["resumed_from"].endswith("checkpoint-2") and t2["steps"] == 2 and t2["global_step"] == 4
+    assert [int(r["step"]) for r in _read_log(out / "train_log.csv")] == [1, 2, 3, 4]
+
+
+def test_lora_step_saves_a_merged_plain_model(problems, tok, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    base = _save_random_model(tok, tmp_path / "base")
+    s = GRPOSettings(epochs=1, group_size=2, T_train=1, lr=1e-2, lora=True, lora_r=4, lora_alpha=8,
+                     max_turn_tokens=48, prompts_per_step=2, save_steps=10)
+    backend = _varied_backend(problems[:2], tok)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = grpo.train_grpo(base, problems[:2], tok, tmp_path / "lora", s, search_k=1,
+                            backend_factory=lambda trainer: backend)
+    assert t["steps"] == 1
+    assert not (tmp_path / "lora" / "model" / "adapter_config.json").exists()
+    before = AutoModelForCausalLM.from_pretrained(base).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "lora" / "model").state_dict()
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_paper_profile_configs_parse_and_vllm_config_builds(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    acc = yaml.safe_load((ROOT / "configs" / "accelerate_zero2.yaml").read_text())
+    assert acc["distributed_type"] == "DEEPSPEED"
+    ds_file = ROOT / acc["deepspeed_config"]["deepspeed_config_file"]
+    ds = json.loads(ds_file.read_text())
+    assert ds["zero_optimization"]["stage"] == 2 and ds["train_micro_batch_size_per_gpu"] == "auto"
+    s = GRPOSettings(use_vllm=True, vllm_mode="colocate", bf16=False)
+    try:
+        cfg = grpo.build_config(s, tmp_path / "ck")
+    except (ImportError, ValueError) as e:  # pragma: no cover - depends on the installed TRL
+        pytest.skip(f"TRL refuses a use_vllm GRPOConfig without vllm installed: {e}")
+    assert cfg.use_vllm and cfg.vllm_mode == "colocate" and not cfg.vllm_importance_sampling_correction
+    assert cfg.num_generations == 8 and cfg.per_device_train_batch_size == 64 and cfg.steps_per_generation == 1
+    with pytest.raises(ValueError, match="prompts_per_step"):
+        grpo.build_config(GRPOSettings(prompts_per_step=3), tmp_path / "ck", n_processes=2)

@@ -1,0 +1,333 @@
+"""Mechanism analyses: segment bookkeeping, base-model surprisal, strategy diversity, the plan/reasoning swap."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from passkt import mechanism as mech
+from passkt import models
+from passkt.backends import ScriptedBackend
+from passkt.protocol import NOTICE, SYSTEM_PROMPT
+from passkt.rollout import Environment, SamplingConfig, run_episodes, to_record
+from passkt.world import build_world, make_problems, world_paragraphs
+
+CFG = SamplingConfig(temperature=1.0, max_turn_tokens=64, max_total_tokens=1024)
+
+
+@pytest.fixture(scope="module")
+def env():
+    world = build_world(5, 100, 60, 60)
+    ps = make_problems(world, 5, n_pretrain=6, n_train=4, n_eval_per_category=3)
+    problems = ps["eval_bridge"] + ps["eval_comparison"]
+    texts = (
+        [t for _, t in world_paragraphs(world, "eval")] + [p["question"] for p in problems] + [SYSTEM_PROMPT]
+    )
+    return Environment(problems, models.build_tokenizer(texts, 400), search_k=2)
+
+
+def _agent(n_searches: int, answer: str = "1932"):
+    """Protocol-following script: n searches (each with some reasoning), then an answer."""
+
+    def script(ctx: str) -> str:
+        done = ctx.count("</search><information>")  # the system prompt names the tags too
+        if done < n_searches and NOTICE not in ctx:
+            return f"<think>I need item {done}.</think><search>The Wild Kingdom  part {done}</search>"
+        return f"<think>So it is {answer}.</think><answer>{answer}</answer>"
+
+    return script
+
+
+def _records(env, budgets=(0, 1, 2, 3)):
+    pid = sorted(env.problems)[0]
+    recs = []
+    for s, b in enumerate(budgets):
+        ep = run_episodes(ScriptedBackend(env.tok, _agent(b)), env, [(pid, s, b)], CFG)[0]
+        recs.append(to_record(env, ep, b, "rl", 1.0, 0))
+    return pd.DataFrame(recs)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(env):
+    torch.manual_seed(0)
+    from transformers import Qwen2ForCausalLM
+
+    cfg = models.tiny_config(
+        env.tok, hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, max_positions=1024
+    )
+    return Qwen2ForCausalLM(cfg).eval()
+
+
+# ----------------------------------------------------------------------------- records and segments
+
+
+def test_engine_record_segments_decode_exactly(env):
+    df = _records(env)
+    for rec in df.to_dict("records"):
+        ids = list(rec["token_ids"])
+        assert rec["seg_start"][0] == 0 and rec["seg_end"][-1] == len(ids)
+        assert all(
+            b == a for a, b in zip(rec["seg_start"][1:], rec["seg_end"][:-1], strict=True)
+        )  # contiguous
+        for a, b, text in zip(rec["seg_start"], rec["seg_end"], rec["seg_text"], strict=True):
+            assert env.tok.decode(ids[a:b]) == text
+        assert "".join(rec["seg_text"]) == env.tok.decode(ids)
+        queries = [t for k, t in zip(rec["seg_type"], rec["seg_text"], strict=True) if k == "query"]
+        assert [
+            " ".join(t.removeprefix("<search>").removesuffix("</search>").split()) for t in queries
+        ] == rec["queries"]
+        assert rec["correct"] and rec["searches"] == rec["T"]
+        kinds = mech.token_kinds(rec)
+        assert (kinds == 1).sum() == sum(
+            b - a
+            for k, a, b in zip(rec["seg_type"], rec["seg_start"], rec["seg_end"], strict=True)
+            if k == "query"
+        )
+
+
+def test_surprisal_matches_manual_computation(env, tiny_model):
+    rec = _records(env, budgets=(2,)).iloc[0]
+    got = mech.segment_surprisal(tiny_model, _records(env, budgets=(2,)), batch_size=1, progress=False).iloc[
+        0
+    ]
+    ids = torch.tensor([list(rec["token_ids"])])
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny_model(ids).logits[0].double(), -1)
+    want = {"query": [0.0, 0], "reasoning": [0.0, 0]}
+    for kind, a, b in zip(rec["seg_type"], rec["seg_start"], rec["seg_end"], strict=True):
+        key = {"query": "query", "reasoning": "reasoning", "answer": "reasoning"}.get(kind)
+        for t in range(max(a, 1), b) if key else ():
+            want[key][0] -= float(logp[t - 1, ids[0, t]])
+            want[key][1] += 1
+    assert got["query_tokens"] == want["query"][1] > 0 and got["reasoning_tokens"] == want["reasoning"][1] > 0
+    assert got["query_nats"] == pytest.approx(want["query"][0], rel=1e-5)
+    assert got["reasoning_nats"] == pytest.approx(want["reasoning"][0], rel=1e-5)
+    # a random model over ~400 tokens: about log(V) nats per token
+    assert 4.0 < got["reasoning_nats"] / got["reasoning_tokens"] < 8.0
+
+
+def test_surprisal_batching_does_not_change_sums(env, tiny_model):
+    df = _records(env, budgets=(3, 0, 2, 1, 1))
+    one = mech.segment_surprisal(tiny_model, df, batch_size=1, progress=False)
+    four = mech.segment_surprisal(tiny_model, df, batch_size=4, progress=False)
+    assert len(set(map(len, df["token_ids"]))) > 1  # padding really happens
+    for col in ("query_nats", "reasoning_nats"):
+        np.testing.assert_allclose(one[col], four[col], rtol=1e-5)
+    assert (one["query_tokens"] == four["query_tokens"]).all()
+    assert one.loc[1, "query_tokens"] == 0 and one.loc[0, "query_tokens"] > one.loc[3, "query_tokens"]
+
+
+def test_exclude_tags_drops_exactly_the_tag_tokens(env, tiny_model):
+    df = _records(env, budgets=(2,))
+    full = mech.segment_surprisal(tiny_model, df, batch_size=2, progress=False).iloc[0]
+    bare = mech.segment_surprisal(
+        tiny_model, df, batch_size=2, tokenizer=env.tok, exclude_tags=True, progress=False
+    ).iloc[0]
+    assert full["query_tokens"] - bare["query_tokens"] == 2 * 2  # <search> and </search> are atomic here
+    assert full["reasoning_tokens"] - bare["reasoning_tokens"] == 2 * 3 + 2  # 3 think blocks, 1 answer block
+    with pytest.raises(ValueError, match="tokenizer"):
+        mech.segment_surprisal(tiny_model, df, batch_size=2, exclude_tags=True, progress=False)
+
+
+def test_perplexity_summary_is_token_weighted():
+    per = pd.DataFrame(
+        {
+            "problem_id": ["p1", "p1", "p2", "p3"],
+            "category": ["bridge", "bridge", "bridge", "comparison"],
+            "policy": "rl",
+            "sample": [0, 1, 0, 0],
+            "correct": True,
+            "query_nats": [1.0, 1.0, 2.0, 0.0],
+            "query_tokens": [2, 2, 1, 0],
+            "reasoning_nats": [3.0, 0.0, 9.0, 4.0],
+            "reasoning_tokens": [3, 0, 3, 4],
+        }
+    )
+    s = mech.perplexity_summary(per, n_boot=200, seed=0).set_index(["category", "policy", "segment"])
+    assert s.loc[("bridge", "rl", "query"), "nats"] == pytest.approx(4 / 5)
+    assert s.loc[("all", "rl", "reasoning"), "nats"] == pytest.approx(16 / 10)
+    assert s.loc[("all", "rl", "reasoning"), "ppl"] == pytest.approx(math.exp(1.6))
+    assert s.loc[("all", "rl", "reasoning_minus_query"), "nats"] == pytest.approx(1.6 - 4 / 5)
+    assert math.isnan(s.loc[("comparison", "rl", "query"), "nats"])  # no query tokens at all
+    row = s.loc[("all", "rl", "reasoning")]
+    assert (
+        row["nats_ci_low"] <= row["nats"] <= row["nats_ci_high"] and row["nats_ci_low"] < row["nats_ci_high"]
+    )
+    assert row["ppl_ci_low"] == pytest.approx(math.exp(row["nats_ci_low"]))
+    assert s.loc[("all", "rl", "reasoning"), "n_problems"] == 3
+
+
+# ----------------------------------------------------------------------------- diversity
+
+
+def _div_frame(policy, seqs_by_problem, category="bridge"):
+    rows = [
+        {"problem_id": pid, "category": category, "policy": policy, "sample": i, "queries": list(q)}
+        for pid, seqs in seqs_by_problem.items()
+        for i, q in enumerate(seqs)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_diversity_and_novelty_on_known_sequences():
+    A, B, C, D = ["Alpha"], ["beta", "gamma"], ["c"], ["d", "e"]
+    base = _div_frame("base", {"p1": [A, A, B, []], "p2": [A, A, A, A]})
+    rl = _div_frame("rl", {"p1": [["ALPHA "], C, C, D], "p2": [A, B, B, B]})  # "ALPHA " normalises to "alpha"
+    d = mech.diversity({"base": base, "rl": rl}, n_boot=100, seed=1).set_index(["category", "policy"])
+    assert d.loc[("bridge", "base"), "unique"] == pytest.approx((3 + 1) / 2)
+    assert d.loc[("bridge", "rl"), "unique"] == pytest.approx((3 + 2) / 2)
+    assert d.loc[("bridge", "rl"), "novelty"] == pytest.approx((3 + 3) / 8)  # episode-weighted
+    assert d.loc[("bridge", "rl"), "overlap"] == pytest.approx(2 / 8)
+    assert d.loc[("bridge", "rl"), "novelty_unique"] == pytest.approx((2 + 1) / (3 + 2))  # sequence-weighted
+    assert d.loc[("bridge", "base"), "novelty"] == 0.0
+    assert d.loc[("all", "rl"), "novelty"] == pytest.approx(6 / 8)
+    assert d.loc[("bridge", "rl"), "n_per_problem"] == 4
+
+
+def test_diversity_rejects_unequal_n_and_missing_base():
+    base = _div_frame("base", {"p1": [["a"], ["b"]]})
+    sft = _div_frame("sft", {"p1": [["a"], ["b"], ["c"]]})
+    with pytest.raises(ValueError, match="'sft' has 3 episodes for problem 'p1'"):
+        mech.diversity({"base": base, "sft": sft}, n_boot=10)
+    with pytest.raises(ValueError, match="reference policy 'base'"):
+        mech.diversity({"sft": sft}, n_boot=10)
+
+
+# ----------------------------------------------------------------------------- swap
+
+
+def _plans(env, policy, n_queries):
+    rows = []
+    for pid in sorted(env.problems):
+        p = env.problems[pid]
+        for s in range(3):
+            qs = [f"{p['entities'][i % len(p['entities'])]} {policy}" for i in range(n_queries)]
+            rows.append({"problem_id": pid, "category": p["category"], "sample": s, "queries": qs})
+        rows.append({"problem_id": pid, "category": p["category"], "sample": 3, "queries": []})  # no plan
+    return pd.DataFrame(rows)
+
+
+def _reasoner(env, rule, seen):
+    """Answers gold when rule(context) holds, else a wrong answer; records the contexts it saw."""
+
+    def script(ctx):
+        seen.append(ctx)
+        pid = next(p for p, q in env.problems.items() if q["question"] in ctx)
+        return f"<think>ok</think><answer>{env.problems[pid]['answer'] if rule(ctx) else 'nobody'}</answer>"
+
+    return ScriptedBackend(env.tok, script)
+
+
+def test_swap_grid_and_shares(env):
+    plans = {"base": _plans(env, "base", 1), "rl": _plans(env, "rl", 2)}
+    seen_b, seen_r = [], []
+    reasoners = {
+        "base": _reasoner(
+            env, lambda c: c.count("</search><information>") >= 2, seen_b
+        ),  # succeeds on RL's plans only
+        "rl": _reasoner(env, lambda c: True, seen_r),
+    }  # always right
+    out = mech.swap_experiment(plans, reasoners, env, CFG, max_plans_per_problem=2, seed=0, progress=False)
+    n_prob = len(env.problems)
+    assert len(out) == 2 * 2 * 2 * n_prob  # reasoners x plan policies x m plans x problems
+    assert (out["termination"] == "answered").all()
+    # the reasoner saw the plan's queries, the environment's exact information, then the notice
+    pid = sorted(env.problems)[0]
+    q = f"{env.problems[pid]['entities'][0]} rl"
+    ctx = next(c for c in seen_b if env.problems[pid]["question"] in c and "rl</search>" in c)
+    assert f"<search>{q}</search>" + env.tok.decode(env.info_ids(pid, q)) in ctx and ctx.endswith(NOTICE)
+    grid, shares = mech.swap_summary(out, n_boot=100, seed=0)
+    g = grid.set_index(["category", "plan_policy", "reasoner"])["success"]
+    assert g[("all", "base", "base")] == 0 and g[("all", "rl", "base")] == 1
+    assert g[("all", "base", "rl")] == 1 and g[("all", "rl", "rl")] == 1
+    sh = shares.set_index("category")
+    assert sh.loc["all", "share_plan"] == pytest.approx(0.5) and sh.loc[
+        "all", "share_reasoning"
+    ] == pytest.approx(0.5)
+    assert set(sh.index) == {"bridge", "comparison", "all"}
+
+
+def test_swap_reasoning_only_and_zero_gain(env):
+    plans = {"base": _plans(env, "base", 1), "rl": _plans(env, "rl", 1)}
+    good = {"base": _reasoner(env, lambda c: False, []), "rl": _reasoner(env, lambda c: True, [])}
+    out = mech.swap_experiment(plans, good, env, CFG, max_plans_per_problem=1, seed=0, progress=False)
+    _, shares = mech.swap_summary(out, n_boot=50, seed=0)
+    assert shares.set_index("category").loc["all", "share_plan"] == 0.0
+    assert shares.set_index("category").loc["all", "share_reasoning"] == 1.0
+    same = {"base": _reasoner(env, lambda c: True, []), "rl": _reasoner(env, lambda c: True, [])}
+    out = mech.swap_experiment(plans, same, env, CFG, max_plans_per_problem=1, seed=0, progress=False)
+    _, shares = mech.swap_summary(out, n_boot=50, seed=0)
+    assert math.isnan(shares.set_index("category").loc["all", "share_plan"])  # no gain to attribute
+
+
+def test_select_plans_is_seeded_and_capped():
+    df = pd.DataFrame(
+        {"problem_id": "p", "category": "bridge", "sample": range(10), "queries": [["q"]] * 8 + [[], []]}
+    )
+    a = mech.select_plans(df, 3, seed=0, policy="rl")
+    assert len(a) == 3 and a["sample"].is_monotonic_increasing and a["sample"].max() < 8
+    assert a["sample"].tolist() == mech.select_plans(df, 3, seed=0, policy="rl")["sample"].tolist()
+
+
+# ----------------------------------------------------------------------------- flat stats
+
+
+def test_flat_stats_key_names():
+    per = pd.DataFrame(
+        {
+            "problem_id": ["p1", "p2"],
+            "category": ["bridge", "comparison"],
+            "policy": "rl",
+            "sample": 0,
+            "correct": True,
+            "query_nats": [1.0, 2.0],
+            "query_tokens": [2, 2],
+            "reasoning_nats": [3.0, 4.0],
+            "reasoning_tokens": [3, 3],
+        }
+    )
+    ppl = mech.perplexity_summary(per, n_boot=20)
+    div = mech.diversity(
+        {"base": _div_frame("base", {"p1": [["a"]]}), "rl": _div_frame("rl", {"p1": [["b"]]})}, n_boot=20
+    )
+    grid = pd.DataFrame(
+        [
+            {"category": "bridge", "plan_policy": p, "reasoner": r, "success": 0.5}
+            for p in ("base", "rl")
+            for r in ("base", "rl")
+        ]
+    )
+    shares = pd.DataFrame(
+        [
+            {
+                "category": "bridge",
+                "share_plan": 0.4,
+                "share_plan_ci_low": 0.1,
+                "share_plan_ci_high": 0.7,
+                "share_reasoning": 0.6,
+                "share_reasoning_ci_low": 0.3,
+                "share_reasoning_ci_high": 0.9,
+            }
+        ]
+    )
+    s = mech.flat_stats(ppl, div, grid, shares)
+    ci = lambda k: {k, k + ".ci_low", k + ".ci_high"}  # noqa: E731
+    want = set()
+    for cat in ("bridge", "comparison", "all"):
+        for seg in ("query", "reasoning"):
+            want |= ci(f"ppl.{cat}.rl.{seg}.nats") | ci(f"ppl.{cat}.rl.{seg}.ppl")
+        want |= ci(f"ppl.{cat}.rl.reasoning_minus_query.nats")
+    for cat in ("bridge", "all"):
+        for pol in ("base", "rl"):
+            want |= (
+                ci(f"diversity.{cat}.{pol}.unique")
+                | ci(f"novelty.{cat}.{pol}.frac")
+                | ci(f"overlap.{cat}.{pol}.frac")
+            )
+    want |= ci("swap.bridge.share_plan") | ci("swap.bridge.share_reasoning")
+    want |= {f"swap.bridge.plan_{p}.reason_{r}.success" for p in ("base", "rl") for r in ("base", "rl")}
+    assert set(s) == want
+    assert all(type(v) is float for v in s.values())
+    assert s["novelty.bridge.rl.frac"] == 1.0 and s["overlap.bridge.rl.frac"] == 0.0
+    assert s["ppl.all.rl.query.ppl"] == pytest.approx(math.exp(3 / 4))

@@ -124,13 +124,26 @@ def test_ci_calls_the_readme_test_command():
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
-def test_dvc_dry_run_in_a_fresh_git_copy(tmp_path):
+def test_dvc_sees_the_pipeline_in_a_fresh_git_copy(tmp_path):
+    """dag, status and a dry run in a fresh copy.
+
+    DVC 3.67 cannot dry-run a whole pipeline whose intermediate outputs do not exist yet (it hashes the missing
+    dependency: treeverse/dvc#9021), so the dry run covers the first stage and `status` the rest.
+    """
     dst = tmp_path / "repo"
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", ".dvc/cache", ".dvc/tmp",
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", "cache", "tmp",
                                                               "__pycache__", "*.egg-info", ".hypothesis", ".pytest_cache"))
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
-    dvc = Path(sys.executable).parent / "dvc"
-    r = subprocess.run([str(dvc), "repro", "--dry"], cwd=dst, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    dvc = str(Path(sys.executable).parent / "dvc")
+
+    def run(*args):
+        r = subprocess.run([dvc, *args], cwd=dst, capture_output=True, text=True)
+        assert r.returncode == 0, (args, r.stderr[-2000:])
+        return r.stdout
+
+    dag = run("dag", "--md")
+    status = run("status")
     for stage in STAGES:
-        assert stage in r.stdout
+        assert stage in dag and f"{stage}:" in status
+    assert "python -m passkt.run 00_data_prep" in run("repro", "--dry", "00_data_prep")
+    assert not (dst / "data" / "00_data_prep").exists()  # a dry run computes nothing

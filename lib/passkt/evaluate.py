@@ -58,6 +58,7 @@ def sample_eval(model_dir: str | Path, policy: str, problems: list[dict], out_di
     """Sample ``policy`` (a saved model folder) on ``problems`` with the shared settings; returns throughput."""
     import torch
 
+    from passkt import models
     from passkt.models import load_policy
 
     s = SamplingSettings.from_dict(sampling)
@@ -73,6 +74,7 @@ def sample_eval(model_dir: str | Path, policy: str, problems: list[dict], out_di
         backend, env, problems, policy=policy, out_dir=out_dir, n=s.n, grid=list(s.T_grid),
         temperatures=list(s.temperatures), cfg=s.config(), seed=seed, math_grid=list(s.math_T_grid),
         problems_per_shard=s.problems_per_shard, mode=s.mode, desc=f"sampling {policy}",
+        settings={"model": models.model_fingerprint(model_dir)},
     )
 
 

@@ -114,3 +114,24 @@ def base_model_location(stage_dir: str | Path) -> str:
     if not (stage_dir / "model").exists():
         raise FileNotFoundError(f"no base model in {stage_dir} (run stage 01_base_model first)")
     return str(stage_dir / "model")
+
+
+def model_fingerprint(model_dir: str | Path, chunk: int = 1 << 20) -> str:
+    """A cheap content fingerprint of a saved model: config, tokenizer and the head and tail of every weight file.
+
+    Rollout shards carry it, so shards sampled from another model are never reused (resume is only for the same
+    model and settings). Reading 2 MB per file keeps it fast for 7B checkpoints too.
+    """
+    p = Path(model_dir)
+    h = hashlib.sha256()
+    for f in sorted(p.iterdir()) if p.is_dir() else []:
+        if f.is_file() and (f.suffix in (".json", ".jinja", ".txt", ".model") or f.suffix in (".safetensors", ".bin")):
+            h.update(f.name.encode())
+            size = f.stat().st_size
+            h.update(str(size).encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(chunk))
+                if size > 2 * chunk:
+                    fh.seek(-chunk, 2)
+                    h.update(fh.read(chunk))
+    return h.hexdigest()[:16]

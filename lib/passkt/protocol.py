@@ -123,16 +123,20 @@ def split_turn(text: str) -> list[tuple[str, int, int]]:
     return spans
 
 
-def encode_parts(tokenizer, prompt: str, parts: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
+def encode_parts(tokenizer, prompt: str, parts: list[tuple[str, str]],
+                 train_on_information: bool = False) -> tuple[list[int], list[int]]:
     """Token ids and labels for a written transcript, tokenised piece by piece exactly as the engine does.
 
     ``parts`` = [(kind, text)] with kind "model" (trained on) or "env" (information, notices: masked with -100,
     still attended to). The prompt is masked too. EOS must be the end of the last model part.
+    ``train_on_information``: also train on retrieved paragraphs, as language-model text (base-model
+    pretraining only; SFT and GRPO never train on what the environment wrote).
     """
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     labels = [-100] * len(ids)
     for kind, text in parts:
         x = tokenizer.encode(text, add_special_tokens=False)
         ids += x
-        labels += x if kind == "model" else [-100] * len(x)
+        keep = kind == "model" or (train_on_information and text.startswith("<information>"))
+        labels += x if keep else [-100] * len(x)
     return ids, labels

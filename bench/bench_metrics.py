@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pandas as pd
+
 from passkt.metrics import bootstrap_surface, pass_surface
 
 N, N_PROBLEMS, DEPTHS, TEMPS = 64, 100, (0, 1, 2, 3, 5, 8), (0.6, 1.0)

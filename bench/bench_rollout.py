@@ -83,7 +83,7 @@ def main() -> None:
     rows.append(("seconds (depth grid)", "fork", stats["fork"]["seconds"], "separate", stats["separate"]["seconds"]))
 
     print(f"\nmodel {model_dir}: {len(jobs)} episodes (T={args.T}), naive on {len(sub)}; grid {grid}\n")
-    print(f"| quantity | A | value A | B | value B | A / B |\n|---|---|---|---|---|---|")
+    print("| quantity | A | value A | B | value B | A / B |\n|---|---|---|---|---|---|")
     for q, a, va, b, vb in rows:
         print(f"| {q} | {a} | {va:,.1f} | {b} | {vb:,.1f} | {va / vb:.2f} |")
 

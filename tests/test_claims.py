@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from passkt import claims as C
 
 DROP = object()  # mutation sentinel: delete the key

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from passkt import grpo
 from passkt.backends import ScriptedBackend
 from passkt.grpo import GRPOSettings

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from passkt import mechanism as mech
 from passkt import models
 from passkt.backends import ScriptedBackend

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from passkt.metrics import (
     bootstrap_p,
     bootstrap_surface,

@@ -60,7 +60,7 @@ def test_parser_fuzz_random_text(text):
 def test_encode_parts_masks_environment(small_tok):
     ids, labels = encode_parts(small_tok, "P", [("model", "<search>q</search>"), ("env", "<information>x</information>"),
                                                 ("model", "<answer>a</answer>")])
-    trained = small_tok.decode([i for i, l in zip(ids, labels) if l != -100])
-    masked = small_tok.decode([i for i, l in zip(ids, labels) if l == -100])
+    trained = small_tok.decode([i for i, lab in zip(ids, labels) if lab != -100])
+    masked = small_tok.decode([i for i, lab in zip(ids, labels) if lab == -100])
     assert trained == "<search>q</search><answer>a</answer>"
     assert masked == "P<information>x</information>"

@@ -1,6 +1,7 @@
 """BM25 search tool: ranking, determinism, edge cases, caching; and the data-prep statistics."""
 
 import pytest
+
 from passkt.datastats import category_sizes, length_table, single_query_recall
 from passkt.search import Searcher, SearchTool, format_results
 from passkt.world import build_world, make_problems

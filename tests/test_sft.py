@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from passkt import models, sft
 from passkt.backends import ScriptedBackend
 from passkt.data import save_problems

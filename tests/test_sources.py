@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from passkt.data import FIELDS, ProblemError, validate_problem
 from passkt.sources import bridge_plan, load_hotpotqa, load_math500, sample_study_sets
 

@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+
 from passkt.data import load_problems, validate_problem
 from passkt.world import SUBWORLDS, build_world, evaluate_math, make_problems, world_paragraphs
 

@@ -66,6 +66,16 @@ def validate_problem(p: dict, where: str = "") -> dict:
     return p
 
 
+def make_problem(pid: str, category: str, question: str, answer: str, titles: list[str], texts: list[str],
+                 supporting: list[str], split: str, source: str, meta: dict) -> dict:
+    """A schema record; entities = the supporting titles (the entities the question depends on)."""
+    import json
+
+    return {"id": pid, "category": category, "question": question, "answer": answer, "aliases": [],
+            "titles": titles, "texts": texts, "supporting_titles": supporting, "entities": list(supporting),
+            "split": split, "source": source, "meta": json.dumps(meta, sort_keys=True)}
+
+
 def check_unique_ids(problems: Iterable[dict], where: str = "") -> None:
     seen: set[str] = set()
     for p in problems:

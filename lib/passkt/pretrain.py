@@ -46,9 +46,9 @@ def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, 
 
     Returns the per-step log and totals. Trainer state goes under ``out_dir``.
     """
-    from transformers import Trainer, TrainingArguments
-
     import math
+
+    from transformers import Trainer, TrainingArguments
 
     ids = [{"input_ids": e["input_ids"][:max_len], "labels": e["labels"][:max_len]} for e in examples]
     steps = math.ceil(len(ids) / batch_size) * epochs

@@ -107,7 +107,7 @@ def _model_turn(env: Environment, ep: Episode, toks: list[int], hit_limit: bool)
         pos += len(s)
     spans = split_turn(text)
     j = 0
-    for kind, a, b in spans:
+    for kind, _, b in spans:
         k0 = j
         while j < len(body) and starts[j] < b:
             j += 1
@@ -284,7 +284,7 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
     n_eps = sum(len(ps) * n * len(g) for _, _, g, ps in shards)
     stats = {"episodes": 0, "generated_tokens": 0, "seconds": 0.0, "shards": len(shards), "resumed_shards": 0}
     bar = tqdm(total=n_eps, desc=desc or f"rollouts {policy}", unit="ep")
-    for si, (temp, gname, g, ps) in enumerate(shards):
+    for si, (temp, _, g, ps) in enumerate(shards):
         path = out_dir / f"shard-{si:05d}.parquet"
         if path.exists():
             stats["resumed_shards"] += 1

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .data import ProblemError, check_unique_ids, validate_problem
+from .data import ProblemError, check_unique_ids, make_problem, validate_problem
 
 HOTPOT_TYPES = ("comparison", "bridge")
 LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet")
@@ -182,20 +182,8 @@ def hotpot_record_to_problem(rec: object, where: str) -> dict:
         "bridge_entity": plan[1] if qtype == "bridge" else None,
         "level": level,
     }
-    problem = {
-        "id": pid,
-        "category": qtype,
-        "question": question,
-        "answer": answer,
-        "aliases": [],
-        "titles": titles,
-        "texts": texts,
-        "supporting_titles": supporting,
-        "entities": list(supporting),
-        "split": "eval",  # placeholder: sample_study_sets assigns the real split
-        "source": "hotpotqa",
-        "meta": json.dumps(meta, sort_keys=True),
-    }
+    # split "eval" is a placeholder: sample_study_sets assigns the real split
+    problem = make_problem(pid, qtype, question, answer, titles, texts, supporting, "eval", "hotpotqa", meta)
     return validate_problem(problem, where=where)
 
 

@@ -14,9 +14,10 @@ setting. Everything is a pure function of the seed (``random.Random`` with strin
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
+
+from passkt.data import make_problem
 
 SUBWORLDS = ("pretrain", "train", "eval")
 KINDS = ("person", "film", "company", "city")
@@ -484,20 +485,7 @@ def _problem(
     split: str,
     meta: dict,
 ) -> dict:
-    return {
-        "id": pid,
-        "category": category,
-        "question": question,
-        "answer": answer,
-        "aliases": [],
-        "titles": titles,
-        "texts": texts,
-        "supporting_titles": supporting,
-        "entities": list(supporting),
-        "split": split,
-        "source": "synthetic",
-        "meta": json.dumps(meta, sort_keys=True),
-    }
+    return make_problem(pid, category, question, answer, titles, texts, supporting, split, "synthetic", meta)
 
 
 def _round_robin(candidates: dict, n: int, rng: random.Random, what: str) -> list:

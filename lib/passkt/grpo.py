@@ -191,6 +191,7 @@ def make_rollout_func(env: Environment, settings: GRPOSettings, backend_factory:
     """
     index = prompt_index(env)
     cfg = sampling_config(settings, env.search_k)
+    stats = {"calls": 0, "episodes": 0, "generated_tokens": 0, "seconds": 0.0}
 
     def rollout_func(prompts: list, trainer) -> dict:
         pids = []
@@ -199,9 +200,15 @@ def make_rollout_func(env: Environment, settings: GRPOSettings, backend_factory:
                 raise KeyError(f"rollout_func: prompt not in the training problems: {str(p)[:80]!r}")
             pids.append(index[p])
         jobs = [(pid, i, settings.T_train) for i, pid in enumerate(pids)]
+        t0 = time.time()
         episodes = sorted(run_episodes(backend_factory(trainer), env, jobs, cfg), key=lambda e: e.sample)
+        stats["seconds"] += time.time() - t0
+        stats["calls"] += 1
+        stats["episodes"] += len(episodes)
+        stats["generated_tokens"] += sum(e.generated for e in episodes)
         return rollout_batch(env, episodes, settings.max_total_tokens)
 
+    rollout_func.stats = stats  # engine throughput inside training (bench/bench_grpo.py, run metadata)
     return rollout_func
 
 
@@ -462,6 +469,9 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
     save_final(trainer, tokenizer, out / "model", settings.lora)
     steps = trainer.state.global_step - start
     (out / "grpo_settings.json").write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    ro = getattr(trainer.rollout_func, "stats", {})
     return {"seconds": round(seconds, 3), "steps": steps, "global_step": trainer.state.global_step,
             "seconds_per_step": round(seconds / steps, 3) if steps else math.nan,
-            "resumed_from": str(resume) if resume else None}
+            "resumed_from": str(resume) if resume else None,
+            "rollout_seconds": round(ro.get("seconds", 0.0), 3), "rollout_episodes": ro.get("episodes", 0),
+            "rollout_generated_tokens": ro.get("generated_tokens", 0)}

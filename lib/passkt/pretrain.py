@@ -39,9 +39,32 @@ def pad_collate(pad_id: int):
     return collate
 
 
+def pack(examples: list[dict], length: int, seed: int) -> list[dict]:
+    """Concatenate shuffled examples into rows of ``length`` tokens (the last row may be shorter).
+
+    Packing removes padding and mixes task types inside every batch. Batches of similar-length examples
+    (``group_by_length``) were measured to stall learning here: short math transcripts formed whole batches and the
+    model never learned to copy names (query-token accuracy stayed near 20%).
+    """
+    import random
+
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    rows, ids, labels = [], [], []
+    for i in order:
+        ids += examples[i]["input_ids"]
+        labels += examples[i]["labels"]
+        while len(ids) >= length:
+            rows.append({"input_ids": ids[:length], "labels": labels[:length]})
+            ids, labels = ids[length:], labels[length:]
+    if ids:
+        rows.append({"input_ids": ids, "labels": labels})
+    return rows
+
+
 def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, epochs: float, lr: float,
                 batch_size: int, max_len: int, seed: int, warmup_ratio: float = 0.05,
-                weight_decay: float = 0.01, logging_steps: int = 20) -> dict:
+                weight_decay: float = 0.01, logging_steps: int = 20, pack_len: int = 0) -> dict:
     """Train ``model`` on examples {input_ids, labels} (labels -100 where the environment wrote the text).
 
     Returns the per-step log and totals. Trainer state goes under ``out_dir``.
@@ -51,18 +74,21 @@ def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, 
     from transformers import Trainer, TrainingArguments
 
     ids = [{"input_ids": e["input_ids"][:max_len], "labels": e["labels"][:max_len]} for e in examples]
+    n_tokens = sum(len(x["input_ids"]) for x in ids)
+    if pack_len:
+        ids = pack(ids, pack_len, seed)
     steps = math.ceil(len(ids) / batch_size) * epochs
     logging_steps = max(1, min(logging_steps, int(steps // 10)))  # at least ~10 points on the loss curve
     args = TrainingArguments(
         output_dir=str(out_dir), num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
         lr_scheduler_type="cosine", warmup_steps=warmup_ratio, weight_decay=weight_decay,
         logging_steps=logging_steps, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
-        train_sampling_strategy="group_by_length", dataloader_num_workers=0, disable_tqdm=False, use_cpu=True,
+        train_sampling_strategy="random", dataloader_num_workers=0, disable_tqdm=False, use_cpu=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Texts(ids), data_collator=pad_collate(tokenizer.pad_token_id))
     t0 = time.time()
     trainer.train()
     seconds = time.time() - t0
     log = [r for r in trainer.state.log_history if "loss" in r]
-    tokens = sum(len(x["input_ids"]) for x in ids) * epochs
+    tokens = n_tokens * epochs
     return {"log": log, "seconds": seconds, "tokens_seen": int(tokens), "n_examples": len(ids)}

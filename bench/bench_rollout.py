@@ -3,6 +3,7 @@
     python bench/bench_rollout.py [--model data/01_base_model/model] [--problems 24] [--n 8]
 
 1. engine vs a naive loop (one episode at a time, re-encoding the whole context every turn): episodes/s;
+   also vs the same batched loop with one transformers ``generate`` call per turn (the previous engine);
 2. engine vs raw batched decoding of the same model with no tool loop: generated tokens/s;
 3. depth grid by forking vs one separate run per T: generated tokens and wall time.
 """
@@ -16,7 +17,7 @@ import time
 import torch
 
 from passkt import data, models, rollout
-from passkt.backends import HFBackend
+from passkt.backends import HFBackend, HFGenerateBackend
 from passkt.paths import Paths
 
 
@@ -50,11 +51,14 @@ def main() -> None:
     eng = HFBackend(model, tok, batch_size=256)
     eps, t_eng = timed(lambda: rollout.run_episodes(eng, env, jobs, cfg))
     gen_eng = sum(e.generated for e in eps)
-    naive = HFBackend(model, tok, batch_size=1)
+    naive = HFGenerateBackend(model, tok, batch_size=1)
     torch.manual_seed(0)
     sub = jobs[: args.naive_episodes]
     _, t_naive = timed(lambda: [rollout.run_episodes(naive, env, [j], cfg) for j in sub])
     rows.append(("episodes/s", "engine (batched)", len(jobs) / t_eng, "naive loop", len(sub) / t_naive))
+    torch.manual_seed(0)
+    _, t_gen = timed(lambda: rollout.run_episodes(HFGenerateBackend(model, tok, batch_size=256), env, jobs, cfg))
+    rows.append(("episodes/s", "engine (batched)", len(jobs) / t_eng, "generate per turn", len(jobs) / t_gen))
 
     # 2. engine vs raw batched decoding (same prompts, no tool loop, no stop strings)
     prompts = [env.prompt_ids(pid) for pid, _, _ in jobs]

@@ -1,9 +1,22 @@
-"""Sampling backends behind one interface: ``generate(contexts, max_new_tokens, temperature, top_p)``.
+"""Sampling backends behind one interface.
 
-Contexts and outputs are token-id lists, so the engine never re-tokenises what a model wrote. Each call samples
-one model turn per context and stops at a closing action tag (``</search>`` / ``</answer>``) or EOS.
+Contexts and outputs are token-id lists, so the engine never re-tokenises what a model wrote. A model turn stops
+at a closing action tag (``</search>`` / ``</answer>``) or EOS. The engine talks to a backend through three
+calls on a batch of rows (one row per episode):
 
-- :class:`HFBackend`: transformers ``generate`` (CPU or GPU), length-sorted micro-batches, KV cache.
+- ``state = start(contexts)``;
+- ``gens = decode(state, max_new_tokens, temperature, top_p)``: one model turn per row;
+- ``state = update(state, keep, contexts)``: the next batch; row j continues row ``keep[j]`` of the old state
+  (repeat an index to fork, leave it out to drop a finished episode) and ``contexts[j]`` extends that row's
+  context (the tool's observation appended).
+
+:class:`TurnBackend` implements these with a stateless ``generate(contexts, ...)`` (one call per turn, the
+whole context each time): vLLM (its prefix cache makes that cheap) and the scripted test double use it.
+:class:`HFBackend` keeps every row's KV cache across turns instead, so each token is encoded once; this matters
+on CPUs and small models, where re-encoding contexts and ``generate``'s per-call overhead dominate.
+
+- :class:`HFBackend`: transformers model, own decode loop with a persistent KV cache (CPU or GPU).
+- :class:`HFGenerateBackend`: transformers ``generate`` once per turn (the reference and benchmark baseline).
 - :class:`VLLMBackend`: vLLM (GPU, optional import) with the same sampling settings.
 - :class:`ScriptedBackend`: scripted outputs for unit tests (no model).
 """
@@ -33,8 +46,346 @@ def stop_token_ids(tokenizer, stops: Sequence[str] = STOP_STRINGS) -> list[int] 
     return ids
 
 
-class HFBackend:
-    """Batched sampling with a transformers causal LM."""
+class TurnBackend:
+    """Session calls on top of a stateless ``generate(contexts, max_new_tokens, temperature, top_p)``."""
+
+    def start(self, contexts: list[list[int]]):
+        return [list(c) for c in contexts]
+
+    def decode(self, state, max_new_tokens: int, temperature: float, top_p: float) -> list[Generation]:
+        return self.generate(state, max_new_tokens, temperature, top_p)
+
+    def update(self, state, keep: list[int], contexts: list[list[int]]):
+        return [list(c) for c in contexts]
+
+
+def sample_next(logits, temperature: float, top_p: float):
+    """One token per row: greedy at temperature 0, else softmax(logits / temperature) restricted to the top-p set."""
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sp, si = probs.sort(dim=-1, descending=True)
+        drop = sp.cumsum(-1) - sp > top_p  # keep the smallest prefix whose mass reaches top_p
+        sp = sp.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, si, sp)
+    # inverse-CDF draw: exact, and much faster than torch.multinomial on CPU
+    cdf = probs.cumsum(-1)
+    u = torch.rand((probs.shape[0], 1), device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+
+
+class _Buffer:
+    """One layer's keys/values [rows, heads, capacity, dim] in a zero-filled buffer that grows by doubling.
+
+    Only the first ``prefix`` rows take part in a forward pass (the rows still writing, kept first), so finished
+    rows cost nothing; their columns written meanwhile stay zero and are masked.
+    """
+
+    def __init__(self):
+        self.k = self.v = None
+        self.n = 0  # columns in use
+        self.prefix = 0
+
+    @staticmethod
+    def _alloc(like, rows: int, cap: int):
+        import torch
+
+        return torch.zeros((rows, like.shape[1], cap, like.shape[3]), dtype=like.dtype, device=like.device)
+
+    def append(self, k, v):
+        end = self.n + k.shape[2]
+        if self.k is None:
+            self.k, self.v = self._alloc(k, k.shape[0], max(64, 2 * end)), self._alloc(v, v.shape[0], max(64, 2 * end))
+        elif end > self.k.shape[2]:
+            nk, nv = self._alloc(self.k, self.k.shape[0], 2 * end), self._alloc(self.v, self.v.shape[0], 2 * end)
+            nk[:, :, : self.n], nv[:, :, : self.n] = self.k[:, :, : self.n], self.v[:, :, : self.n]
+            self.k, self.v = nk, nv
+        p = k.shape[0]
+        self.k[:p, :, self.n : end], self.v[:p, :, self.n : end] = k, v
+        self.n = end
+        return self.k[:p, :, :end], self.v[:p, :, :end]
+
+    def select(self, index, cols=None) -> None:
+        """Keep rows ``index`` (repeats allowed, any order); with ``cols`` [rows, width], those columns per row."""
+        if self.k is None:
+            return
+        k, v = self.k[:, :, : self.n][index], self.v[:, :, : self.n][index]
+        if cols is not None:
+            g = cols[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[3])
+            k, v = k.gather(2, g), v.gather(2, g)
+        n = k.shape[2]
+        self.k, self.v = self._alloc(k, k.shape[0], n + 128), self._alloc(v, v.shape[0], n + 128)
+        self.k[:, :, :n], self.v[:, :, :n] = k, v
+        self.n = n
+
+
+def _row_cache(n_layers: int):
+    """A transformers ``Cache`` whose layers write into :class:`_Buffer` s (rows can be selected and reordered)."""
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    class BufferedLayer(DynamicLayer):
+        def __init__(self):
+            super().__init__()
+            self.buf = _Buffer()
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = self.buf.append(key_states, value_states)
+            return self.keys, self.values
+
+    return Cache(layers=[BufferedLayer() for _ in range(n_layers)])
+
+
+@dataclass
+class _Rows:
+    """The HF backend's batch: a KV cache with one row per episode, in lock-step columns.
+
+    Rows advance together, so a row with nothing to add in a step gets a masked hole; ``valid`` marks real
+    tokens, ``pos`` counts them (the next position id); both are in buffer-row order. ``order[r]`` is the buffer
+    row of state row r (rows are reordered to keep the ones in a forward pass first). ``fed[r]`` tokens of
+    ``tokens[r]`` are in the cache; ``logits`` (buffer order) are the next-token logits after a feed.
+    """
+
+    cache: object
+    valid: object  # bool [rows, width]
+    pos: object  # long [rows]
+    fed: list
+    tokens: list
+    order: list
+    logits: object = None
+
+
+class HFBackend(TurnBackend):
+    """Multi-turn sampling with a transformers causal LM and a KV cache kept across turns.
+
+    - Prompts and observations are encoded once, in column chunks over rows sorted by length (little padding);
+      the n samples of a problem share one encoding of their prompt.
+    - Turns are decoded token by token for all rows at once. Rows that finished their turn are moved out of the
+      forward pass once they are half of it.
+    - Finished episodes leave the batch; a fork copies its parent's row. Masked holes are squeezed out when they
+      exceed half the width. The engine starts at most ``batch_size`` episodes per batch (forks join it).
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 256, device: str | None = None):
+        import torch
+
+        self.model, self.tok, self.batch_size = model, tokenizer, batch_size
+        self.device = device or next(model.parameters()).device
+        self.stop_ids = stop_token_ids(tokenizer)
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self.finish = set(self.stop_ids or []) | {self.eos_id}
+        self.n_layers = model.config.get_text_config().num_hidden_layers
+        self.squeeze_ratio, self.squeeze_min = 2.0, 64  # squeeze holes once width > ratio x longest row (and > min)
+        self.squeezes = 0
+        self.feed_chunk = 32  # columns per forward when feeding prompts and observations
+        self._torch = torch
+
+    # -- the three session calls ---------------------------------------------------------------------------
+    def start(self, contexts):
+        torch = self._torch
+        state = _Rows(_row_cache(self.n_layers), torch.zeros((0, 0), dtype=torch.bool, device=self.device),
+                      torch.zeros(0, dtype=torch.long, device=self.device), [], [], [])
+        # n samples of a problem share their prompt: encode each distinct context once, then copy its row
+        first: dict[tuple, int] = {}
+        src = [first.setdefault(tuple(c), len(first)) for c in contexts]
+        uniq = [list(c) for c in first]
+        state = self._feed(state, None, uniq)
+        if len(uniq) == len(contexts):
+            return state
+        idx = torch.tensor([state.order[i] for i in src], dtype=torch.long, device=self.device)
+        for layer in state.cache.layers:
+            layer.buf.select(idx)
+        state.valid, state.pos, state.logits = state.valid[idx], state.pos[idx], state.logits[idx]
+        state.tokens = [list(uniq[i]) for i in src]
+        state.fed = [len(t) for t in state.tokens]
+        state.order = list(range(len(contexts)))
+        return state
+
+    def update(self, state, keep, contexts):
+        for j, i in enumerate(keep):
+            n = state.fed[i]
+            if contexts[j][:n] != state.tokens[i][:n]:
+                raise ValueError(f"row {j}: context does not extend the cached tokens of row {i}")
+        return self._feed(state, list(keep), [list(c) for c in contexts])
+
+    def decode(self, state, max_new_tokens, temperature, top_p):
+        """One model turn for every row: sample until each row wrote a stop tag, EOS or ``max_new_tokens``."""
+        torch = self._torch
+        R = len(state.fed)
+        if R == 0:
+            return []
+        assert state.logits is not None, "decode() needs a freshly fed state"
+        out: list[list[int]] = [[] for _ in range(R)]
+        stopped, hit_stop = [False] * R, [False] * R
+        row_of = [0] * R  # buffer row -> state row
+        for r, b in enumerate(state.order):
+            row_of[b] = r
+        prefix = R
+        logits = state.logits
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            while True:
+                nxt = sample_next(logits, temperature, top_p).tolist()
+                live = []  # buffer rows still writing
+                for b in range(prefix):
+                    r = row_of[b]
+                    if stopped[r]:
+                        continue
+                    t = nxt[b]
+                    out[r].append(t)
+                    if t in self.finish or (self.stop_ids is None and _string_stop_cut(self.tok, out[r][-8:])):
+                        stopped[r] = hit_stop[r] = True
+                    elif len(out[r]) >= max_new_tokens:
+                        stopped[r] = True
+                    else:
+                        live.append(b)
+                if not live:
+                    break
+                new_tok = [nxt[b] for b in live]
+                if len(live) <= prefix // 2 and prefix - len(live) >= 8:  # move the writing rows to the front
+                    ls = set(live)
+                    perm = live + [b for b in range(R) if b not in ls]
+                    self._reorder(state, perm)
+                    row_of = [row_of[b] for b in perm]
+                    prefix, live = len(live), list(range(len(live)))
+                ids = torch.full((prefix, 1), self.pad_id, dtype=torch.long)
+                live_t = torch.tensor(live, dtype=torch.long)
+                ids[live_t, 0] = torch.tensor(new_tok, dtype=torch.long)
+                col = torch.zeros((R, 1), dtype=torch.bool)
+                col[live_t] = True
+                logits = self._forward(state, ids.to(self.device), col.to(self.device), prefix)
+                for b, t in zip(live, new_tok):
+                    r = row_of[b]
+                    state.tokens[r].append(t)
+                    state.fed[r] += 1
+        if was_training:
+            self.model.train()
+        state.order = [0] * R
+        for b, r in enumerate(row_of):
+            state.order[r] = b
+        state.logits = None
+        res = []
+        for r in range(R):
+            state.tokens[r].append(out[r][-1])  # the turn's last token is fed with the next observation
+            res.append(Generation(out[r], hit_limit=not hit_stop[r] and len(out[r]) >= max_new_tokens))
+        return res
+
+    def generate(self, contexts, max_new_tokens, temperature, top_p):
+        """Stateless use (one turn for each context)."""
+        out = []
+        for s in range(0, len(contexts), self.batch_size):
+            out += self.decode(self.start(contexts[s : s + self.batch_size]), max_new_tokens, temperature, top_p)
+        return out
+
+    # -- internals -----------------------------------------------------------------------------------------
+    def _reorder(self, state, perm) -> None:
+        idx = self._torch.tensor(perm, dtype=self._torch.long, device=self.device)
+        for layer in state.cache.layers:
+            layer.buf.select(idx)
+        state.valid, state.pos = state.valid[idx], state.pos[idx]
+
+    def _forward(self, state, ids, col_valid, prefix: int, take=None):
+        """Feed ``ids`` [prefix, L] to the first ``prefix`` buffer rows; ``col_valid`` [rows, L] marks real tokens.
+
+        Returns next-token logits: of the last column of every row, or at ``take`` = (row indices, column indices).
+        """
+        torch = self._torch
+        L = ids.shape[1]
+        state.valid = torch.cat([state.valid, col_valid], dim=1)
+        W = state.valid.shape[1]
+        cv = col_valid[:prefix].long()
+        pos = state.pos[:prefix, None] + cv.cumsum(1) - 1
+        state.pos = state.pos + col_valid.long().sum(1)
+        # a query attends to the valid keys at or before its column, and always to itself (no empty rows -> no NaN)
+        causal = torch.ones((L, W), dtype=torch.bool, device=ids.device).tril(W - L)
+        allowed = causal[None] & state.valid[:prefix, None, :]
+        allowed[:, torch.arange(L), torch.arange(W - L, W)] = True
+        dtype = next(self.model.parameters()).dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=ids.device).masked_fill_(~allowed, torch.finfo(dtype).min)
+        out = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos.clamp(min=0),
+                                    past_key_values=state.cache, use_cache=True)
+        h = out.last_hidden_state
+        h = h[:, -1] if take is None else h[take[0], take[1]]
+        return self.model.get_output_embeddings()(h)
+
+    def _feed(self, state, keep, contexts):
+        """Keep state rows ``keep`` (None: a fresh state) and feed each row's unfed tokens.
+
+        Rows are sorted by how much they have to feed (longest first) and fed in column chunks of ``feed_chunk``;
+        a chunk only runs the rows that still have tokens, so unequal lengths cost little padding.
+        """
+        torch = self._torch
+        R = len(contexts)
+        if keep is not None:
+            fed = [state.fed[i] for i in keep]
+            buf_rows = [state.order[i] for i in keep]
+        else:
+            fed = [0] * R
+        pending = [c[f:] for c, f in zip(contexts, fed)]
+        if any(not p for p in pending):
+            raise ValueError("every continuing row needs at least one new token (its last sampled token)")
+        by_len = sorted(range(len(contexts)), key=lambda r: -len(pending[r]))  # buffer row b holds state row by_len[b]
+        if keep is not None:
+            idx = torch.tensor([buf_rows[r] for r in by_len], dtype=torch.long, device=self.device)
+            state.valid, state.pos = state.valid[idx], state.pos[idx]
+            cols = None
+            W = state.valid.shape[1]
+            need = int(state.pos.max().item()) if len(keep) else 0
+            if len(keep) and W > self.squeeze_min and W > self.squeeze_ratio * need:
+                # squeeze out the holes: each row's valid columns, right-aligned
+                self.squeezes += 1
+                key = torch.where(state.valid, torch.arange(1, W + 1, device=self.device), 0)
+                srt, order = key.sort(dim=1, stable=True)
+                cols, state.valid = order[:, W - need :], srt[:, W - need :] > 0
+            for layer in state.cache.layers:
+                layer.buf.select(idx, cols)
+        else:
+            state.valid = torch.zeros((len(contexts), 0), dtype=torch.bool, device=self.device)
+            state.pos = torch.zeros(len(contexts), dtype=torch.long, device=self.device)
+        state.tokens, state.fed = contexts, [len(c) for c in contexts]
+        state.order = [0] * R
+        for b, r in enumerate(by_len):
+            state.order[r] = b
+        state.logits = None
+        if not contexts:
+            return state
+        lens = [len(pending[r]) for r in by_len]
+        logits = [None] * R
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            for j0 in range(0, lens[0], self.feed_chunk):
+                p = sum(1 for n in lens if n > j0)  # rows with tokens left: a prefix (sorted)
+                w = min(self.feed_chunk, lens[0] - j0)
+                ids = torch.full((p, w), self.pad_id, dtype=torch.long)
+                col = torch.zeros((R, w), dtype=torch.bool)
+                ends_r, ends_c = [], []
+                for b in range(p):
+                    chunk = pending[by_len[b]][j0 : j0 + w]
+                    ids[b, : len(chunk)] = torch.tensor(chunk, dtype=torch.long)
+                    col[b, : len(chunk)] = True
+                    if lens[b] <= j0 + w:  # this row's last token is in this chunk
+                        ends_r.append(b)
+                        ends_c.append(lens[b] - 1 - j0)
+                take = (torch.tensor(ends_r, dtype=torch.long, device=self.device),
+                        torch.tensor(ends_c, dtype=torch.long, device=self.device))
+                out = self._forward(state, ids.to(self.device), col.to(self.device), p, take)
+                for k, b in enumerate(ends_r):
+                    logits[b] = out[k]
+        if was_training:
+            self.model.train()
+        state.logits = torch.stack(logits)
+        return state
+
+
+class HFGenerateBackend(TurnBackend):
+    """Batched sampling with transformers ``generate``, one call per turn (re-encodes each context)."""
 
     def __init__(self, model, tokenizer, batch_size: int = 256, device: str | None = None):
         import torch
@@ -99,7 +450,7 @@ def _string_stop_cut(tok, toks: list[int]) -> int | None:
     return None
 
 
-class VLLMBackend:
+class VLLMBackend(TurnBackend):
     """vLLM sampling (GPU; the paper profile). Imported lazily so CPU installs never need vLLM."""
 
     def __init__(self, model_path: str, tokenizer, seed: int = 0, **llm_kwargs):
@@ -127,7 +478,7 @@ class VLLMBackend:
         return res
 
 
-class ScriptedBackend:
+class ScriptedBackend(TurnBackend):
     """Test double: ``script(context_text) -> turn_text``; the text is tokenised like a model's output."""
 
     def __init__(self, tokenizer, script: Callable[[str], str]):

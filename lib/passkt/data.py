@@ -6,6 +6,7 @@ parallel lists (``titles`` / ``texts``) so that parquet holds them without neste
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable
 
@@ -69,8 +70,6 @@ def validate_problem(p: dict, where: str = "") -> dict:
 def make_problem(pid: str, category: str, question: str, answer: str, titles: list[str], texts: list[str],
                  supporting: list[str], split: str, source: str, meta: dict) -> dict:
     """A schema record; entities = the supporting titles (the entities the question depends on)."""
-    import json
-
     return {"id": pid, "category": category, "question": question, "answer": answer, "aliases": [],
             "titles": titles, "texts": texts, "supporting_titles": supporting, "entities": list(supporting),
             "split": split, "source": source, "meta": json.dumps(meta, sort_keys=True)}

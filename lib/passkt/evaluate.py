@@ -59,11 +59,10 @@ def sample_eval(model_dir: str | Path, policy: str, problems: list[dict], out_di
     import torch
 
     from passkt import models
-    from passkt.models import load_policy
 
     s = SamplingSettings.from_dict(sampling)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model, tok = load_policy(model_dir, device=s.device) if s.backend == "hf" else (None, None)
+    model, tok = models.load_policy(model_dir, device=s.device) if s.backend == "hf" else (None, None)
     if tok is None:
         from transformers import AutoTokenizer
 

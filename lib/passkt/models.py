@@ -125,7 +125,7 @@ def model_fingerprint(model_dir: str | Path, chunk: int = 1 << 20) -> str:
     p = Path(model_dir)
     h = hashlib.sha256()
     for f in sorted(p.iterdir()) if p.is_dir() else []:
-        if f.is_file() and (f.suffix in (".json", ".jinja", ".txt", ".model") or f.suffix in (".safetensors", ".bin")):
+        if f.is_file() and f.suffix in (".json", ".jinja", ".txt", ".model", ".safetensors", ".bin"):
             h.update(f.name.encode())
             size = f.stat().st_size
             h.update(str(size).encode())

@@ -1,6 +1,6 @@
 """Rollout engine benchmark: ratios measured side by side in one run (these machines are noisy).
 
-    python bench/bench_rollout.py [--model data/01_base_model/model] [--problems 24] [--n 8]
+    python bench/bench_rollout.py [--model data/01_base_model/model] [--problems 24] [--n 16]
 
 1. engine vs a naive loop (one episode at a time, re-encoding the whole context every turn): episodes/s;
    also vs the same batched loop with one transformers ``generate`` call per turn (the previous engine);
@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
     ap.add_argument("--problems", type=int, default=24)
-    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--n", type=int, default=16)  # the tiny profile's n
     ap.add_argument("--naive-episodes", type=int, default=24)
     ap.add_argument("--T", type=int, default=5)
     args = ap.parse_args()

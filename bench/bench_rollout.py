@@ -46,12 +46,14 @@ def main() -> None:
     jobs = [(p["id"], s, args.T) for p in probs for s in range(args.n)]
     rows = []
 
-    # 1. engine vs naive
-    torch.manual_seed(0)
+    # 1. engine vs naive (after one small warm-up run of each, so neither pays first-call costs)
     eng = HFBackend(model, tok, batch_size=256)
+    naive = HFGenerateBackend(model, tok, batch_size=1)
+    rollout.run_episodes(eng, env, jobs[:16], cfg)
+    rollout.run_episodes(naive, env, jobs[:1], cfg)
+    torch.manual_seed(0)
     eps, t_eng = timed(lambda: rollout.run_episodes(eng, env, jobs, cfg))
     gen_eng = sum(e.generated for e in eps)
-    naive = HFGenerateBackend(model, tok, batch_size=1)
     torch.manual_seed(0)
     sub = jobs[: args.naive_episodes]
     _, t_naive = timed(lambda: [rollout.run_episodes(naive, env, [j], cfg) for j in sub])

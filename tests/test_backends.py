@@ -42,8 +42,8 @@ def test_cached_logits_match_full_forward_across_turns(tiny_model, small_tok):
     be.squeeze_ratio, be.squeeze_min = 1.0, 0  # squeeze holes whenever there are any
     be.feed_chunk = 4  # observations of unequal length span several feed chunks
     reorders = []
-    orig = be._reorder
-    be._reorder = lambda state, perm: (reorders.append(len(perm)), orig(state, perm))
+    orig = be._swap
+    be._swap = lambda state, a, b: (reorders.append(len(a)), orig(state, a, b))
     vocab = len(small_tok) - 1
     base = [[rng.randrange(vocab) for _ in range(rng.randint(3, 20))] for _ in range(6)]
     rows = [list(base[i % 6]) for i in range(24)]  # shared prompts, as n samples of one problem
@@ -58,8 +58,21 @@ def test_cached_logits_match_full_forward_across_turns(tiny_model, small_tok):
         rows = [rows[i] + [rng.randrange(vocab) for _ in range(rng.randint(0, 9))] for i in keep]
         state = be.update(state, keep, rows)
         _check_rows(tiny_model, state, rows)
+        # a second update without new tokens (dropping rows, copying one): rows keep their logits
+        keep = [i for i in range(len(rows)) if rng.random() > 0.1] + [0]
+        rows = [rows[i] for i in keep]
+        state = be.update(state, keep, rows)
+        _check_rows(tiny_model, state, rows)
     assert reorders, "no row was moved out of the forward pass: the test did not exercise it"
     assert be.squeezes > 0, "holes were never squeezed out: the test did not exercise it"
+
+
+def test_start_shares_prompts_and_prefixes(tiny_model, small_tok):
+    be = HFBackend(tiny_model, small_tok)
+    prompt, other = [5, 6, 7, 8], [9, 10, 11]
+    rows = [prompt, prompt + [12, 13], other, prompt, other + [14], prompt + [12, 13]]
+    state = be.start(rows)
+    _check_rows(tiny_model, state, rows)
 
 
 def test_update_rejects_a_context_that_does_not_extend_the_row(tiny_model, small_tok):

@@ -90,17 +90,21 @@ class _Buffer:
         self.prefix = 0
 
     @staticmethod
-    def _alloc(like, rows: int, cap: int):
+    def _alloc(like, rows: int, cap: int, used: int = 0):
+        """A buffer whose columns from ``used`` on are zero (the rest is about to be overwritten)."""
         import torch
 
-        return torch.zeros((rows, like.shape[1], cap, like.shape[3]), dtype=like.dtype, device=like.device)
+        buf = torch.empty((rows, like.shape[1], cap, like.shape[3]), dtype=like.dtype, device=like.device)
+        buf[:, :, used:].zero_()
+        return buf
 
     def append(self, k, v):
         end = self.n + k.shape[2]
         if self.k is None:
             self.k, self.v = self._alloc(k, k.shape[0], max(64, 2 * end)), self._alloc(v, v.shape[0], max(64, 2 * end))
         elif end > self.k.shape[2]:
-            nk, nv = self._alloc(self.k, self.k.shape[0], 2 * end), self._alloc(self.v, self.v.shape[0], 2 * end)
+            nk = self._alloc(self.k, self.k.shape[0], 2 * end, self.n)
+            nv = self._alloc(self.v, self.v.shape[0], 2 * end, self.n)
             nk[:, :, : self.n], nv[:, :, : self.n] = self.k[:, :, : self.n], self.v[:, :, : self.n]
             self.k, self.v = nk, nv
         p = k.shape[0]
@@ -117,9 +121,22 @@ class _Buffer:
             g = cols[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[3])
             k, v = k.gather(2, g), v.gather(2, g)
         n = k.shape[2]
-        self.k, self.v = self._alloc(k, k.shape[0], n + 128), self._alloc(v, v.shape[0], n + 128)
+        self.k, self.v = self._alloc(k, k.shape[0], n + 128, n), self._alloc(v, v.shape[0], n + 128, n)
         self.k[:, :, :n], self.v[:, :, :n] = k, v
         self.n = n
+
+    def swap(self, a, b) -> None:
+        """Exchange rows ``a[i]`` and ``b[i]`` (index tensors) in place."""
+        if self.k is None:
+            return
+        ab, ba = self._cat(a, b), self._cat(b, a)
+        self.k[ab], self.v[ab] = self.k[ba], self.v[ba]
+
+    @staticmethod
+    def _cat(a, b):
+        import torch
+
+        return torch.cat([a, b])
 
 
 def _row_cache(n_layers: int):
@@ -190,12 +207,17 @@ class HFBackend(TurnBackend):
         torch = self._torch
         state = _Rows(_row_cache(self.n_layers), torch.zeros((0, 0), dtype=torch.bool, device=self.device),
                       torch.zeros(0, dtype=torch.long, device=self.device), [], [], [])
-        # n samples of a problem share their prompt: encode each distinct context once, then copy its row
+        # n samples of a problem share their prompt: encode each distinct context once, then copy its row; a
+        # context that extends another one (a T = 0 fork: prompt + notice) is a copy of it plus the extra tokens
         first: dict[tuple, int] = {}
         src = [first.setdefault(tuple(c), len(first)) for c in contexts]
         uniq = [list(c) for c in first]
-        state = self._feed(state, None, uniq)
-        if len(uniq) == len(contexts):
+        roots, base = _prefix_roots(uniq)
+        state = self._feed(state, None, [uniq[k] for k in roots])
+        if len(roots) < len(uniq):
+            pos = {k: j for j, k in enumerate(roots)}
+            state = self._feed(state, [pos[base[k]] for k in range(len(uniq))], uniq)
+        if len(uniq) == len(contexts) and state.order == list(range(len(uniq))):
             return state
         idx = torch.tensor([state.order[i] for i in src], dtype=torch.long, device=self.device)
         for layer in state.cache.layers:
@@ -249,11 +271,16 @@ class HFBackend(TurnBackend):
                     break
                 new_tok = [nxt[b] for b in live]
                 if len(live) <= prefix // 2 and prefix - len(live) >= 8:  # move the writing rows to the front
-                    ls = set(live)
-                    perm = live + [b for b in range(R) if b not in ls]
-                    self._reorder(state, perm)
-                    row_of = [row_of[b] for b in perm]
-                    prefix, live = len(live), list(range(len(live)))
+                    n_live, ls = len(live), set(live)
+                    tok_of = {row_of[b]: t for b, t in zip(live, new_tok)}
+                    back = [b for b in live if b >= n_live]  # writing rows outside the front ...
+                    front = [b for b in range(n_live) if b not in ls]  # ... trade places with finished ones
+                    self._swap(state, front, back)
+                    for a, b in zip(front, back):
+                        row_of[a], row_of[b] = row_of[b], row_of[a]
+                    live = list(range(n_live))
+                    new_tok = [tok_of[row_of[b]] for b in live]
+                    prefix = n_live
                 ids = torch.full((prefix, 1), self.pad_id, dtype=torch.long)
                 live_t = torch.tensor(live, dtype=torch.long)
                 ids[live_t, 0] = torch.tensor(new_tok, dtype=torch.long)
@@ -284,11 +311,15 @@ class HFBackend(TurnBackend):
         return out
 
     # -- internals -----------------------------------------------------------------------------------------
-    def _reorder(self, state, perm) -> None:
-        idx = self._torch.tensor(perm, dtype=self._torch.long, device=self.device)
+    def _swap(self, state, a: list[int], b: list[int]) -> None:
+        """Exchange buffer rows a[i] and b[i] (cache, validity, positions)."""
+        torch = self._torch
+        ta = torch.tensor(a, dtype=torch.long, device=self.device)
+        tb = torch.tensor(b, dtype=torch.long, device=self.device)
         for layer in state.cache.layers:
-            layer.buf.select(idx)
-        state.valid, state.pos = state.valid[idx], state.pos[idx]
+            layer.buf.swap(ta, tb)
+        ab, ba = torch.cat([ta, tb]), torch.cat([tb, ta])
+        state.valid[ab], state.pos[ab] = state.valid[ba], state.pos[ba]
 
     def _forward(self, state, ids, col_valid, prefix: int, take=None):
         """Feed ``ids`` [prefix, L] to the first ``prefix`` buffer rows; ``col_valid`` [rows, L] marks real tokens.
@@ -322,13 +353,15 @@ class HFBackend(TurnBackend):
         """
         torch = self._torch
         R = len(contexts)
+        old_logits = None
         if keep is not None:
             fed = [state.fed[i] for i in keep]
             buf_rows = [state.order[i] for i in keep]
+            old_logits = state.logits
         else:
             fed = [0] * R
         pending = [c[f:] for c, f in zip(contexts, fed)]
-        if any(not p for p in pending):
+        if old_logits is None and any(not p for p in pending):
             raise ValueError("every continuing row needs at least one new token (its last sampled token)")
         by_len = sorted(range(len(contexts)), key=lambda r: -len(pending[r]))  # buffer row b holds state row by_len[b]
         if keep is not None:
@@ -357,6 +390,9 @@ class HFBackend(TurnBackend):
             return state
         lens = [len(pending[r]) for r in by_len]
         logits = [None] * R
+        for b, r in enumerate(by_len):
+            if not lens[b]:  # nothing new (sorted last): the row keeps the logits of its fully fed context
+                logits[b] = old_logits[buf_rows[r]]
         was_training = self.model.training
         self.model.eval()
         with torch.inference_mode():
@@ -382,6 +418,22 @@ class HFBackend(TurnBackend):
             self.model.train()
         state.logits = torch.stack(logits)
         return state
+
+
+def _prefix_roots(seqs: list[list[int]]) -> tuple[list[int], list[int]]:
+    """Indices of the sequences that extend no other one (roots), and for each sequence its longest root prefix."""
+    by_len = sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
+    roots: list[int] = []
+    base = [0] * len(seqs)
+    for k in by_len:
+        s = seqs[k]
+        hits = [r for r in roots if len(seqs[r]) < len(s) and s[: len(seqs[r])] == seqs[r]]
+        if hits:
+            base[k] = max(hits, key=lambda r: len(seqs[r]))
+        else:
+            roots.append(k)
+            base[k] = k
+    return sorted(roots), base
 
 
 class HFGenerateBackend(TurnBackend):

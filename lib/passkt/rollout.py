@@ -189,13 +189,15 @@ def continue_episodes(backend, env: Environment, active: list[Episode], cfg: Sam
             else:
                 keep.append(r)
                 nxt.append(ep)
-        for r, f in spawned:
-            keep.append(r)
-            nxt.append(f)
+        if nxt:  # continuing episodes get their observations
+            state = backend.update(state, keep, [e.ids for e in nxt])
+        if spawned:  # then forks copy their parent's row (observation included) and add the notice
+            at = {r: j for j, r in enumerate(keep)}
+            state = backend.update(state, list(range(len(nxt))) + [at[r] for r, _ in spawned],
+                                   [e.ids for e in nxt] + [f.ids for _, f in spawned])
+            nxt += [f for _, f in spawned]
         active = nxt
-        if active:
-            state = backend.update(state, keep, [e.ids for e in active])
-            rows = list(range(len(active)))
+        rows = list(range(len(active)))
     return finished
 
 

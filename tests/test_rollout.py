@@ -159,6 +159,10 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, small_tok, ev
     stats = rollout.sample_policy(be, env, eval_set, out_dir=tmp_path / "resumed", **{**kw, "n": 5})
     assert stats["resumed_shards"] == 0
     assert len(rollout.load_rollouts(tmp_path / "resumed")) == len(eval_set) * 5 * 2 * 3 - 5 * 2 * 2 * 4
+    # so does a change of the engine's code (the same seed draws other samples through another loop)
+    assert rollout.sample_policy(be, env, eval_set, out_dir=tmp_path / "full", **kw)["resumed_shards"] > 0
+    monkeypatch.setattr(rollout, "engine_version", lambda: "another-engine")
+    assert rollout.sample_policy(be, env, eval_set, out_dir=tmp_path / "full", **kw)["resumed_shards"] == 0
 
 
 def test_math_is_evaluated_at_T0_only(tmp_path, small_tok, eval_set):

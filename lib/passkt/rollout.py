@@ -265,6 +265,17 @@ def fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def engine_version() -> str:
+    """A hash of the engine's source (this module and the backends): new engine code never resumes old shards,
+    because the same seed draws different samples through a different loop."""
+    from passkt import backends
+
+    h = hashlib.sha256()
+    for mod in (__file__, backends.__file__):
+        h.update(Path(mod).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def prepare_dir(out_dir: Path, fp: str) -> None:
     """Keep finished shards only if they were written with the same settings; otherwise start clean."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -300,7 +311,8 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
     out_dir = Path(out_dir)
     fp = fingerprint({"policy": policy, "n": n, "grid": grid, "temps": temperatures, "cfg": cfg.__dict__,
                       "seed": seed, "math_grid": list(math_grid), "pps": problems_per_shard, "mode": mode,
-                      "ids": [p["id"] for p in problems], "settings": settings})
+                      "ids": [p["id"] for p in problems], "settings": settings, "engine": engine_version(),
+                      "backend": type(backend).__name__})
     prepare_dir(out_dir, fp)
     groups = {}
     for p in problems:

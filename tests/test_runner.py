@@ -87,3 +87,23 @@ def test_nothing_computed_is_deleted_on_bad_input(repo, capsys):
     edit(repo, lambda p: p["00_data_prep"].update(bogus=1))
     run.main(["00_data_prep"])
     assert (repo / "data" / "00_data_prep" / "keep.txt").read_text() == "computed earlier"
+
+
+def test_git_state_ignores_dvc_lock_but_not_other_changes(tmp_path):
+    import subprocess
+
+    from passkt.meta import git_state
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "dvc.lock").write_text("a\n")
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "dvc.lock").write_text("b\n")  # dvc repro rewrites it between stages
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    assert git_state(tmp_path)["dirty"] is True

@@ -41,8 +41,11 @@ def git_state(root: str | Path) -> dict:
             return ""
 
     commit = git("rev-parse", "HEAD") or None
-    # data/ and figures/ are DVC outputs (git-ignored); anything else modified makes the run "dirty".
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None
+    # data/ and figures/ are DVC outputs (git-ignored); anything else modified makes the run "dirty", except
+    # dvc.lock, which `dvc repro` itself rewrites between stages.
+    status = git("status", "--porcelain", "--untracked-files=no").splitlines()
+    changed = [ln for ln in status if ln.split(maxsplit=1)[-1] != "dvc.lock"]
+    dirty = bool(changed) if commit else None
     return {"commit": commit, "dirty": dirty}
 
 

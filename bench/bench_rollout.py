@@ -6,11 +6,15 @@
    also vs the same batched loop with one transformers ``generate`` call per turn (the previous engine);
 2. engine vs raw batched decoding of the same model with no tool loop: generated tokens/s;
 3. depth grid by forking vs one separate run per T: generated tokens and wall time.
+
+Every measurement is repeated ``--repeats`` times (interleaved, so drifts in machine load hit all of them alike);
+the table gives medians and the range of each ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -34,6 +38,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16)  # the tiny profile's n
     ap.add_argument("--naive-episodes", type=int, default=24)
     ap.add_argument("--T", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of all measurements; medians are reported")
     args = ap.parse_args()
     torch.set_num_threads(2)
     P = Paths.at(".")
@@ -44,13 +49,31 @@ def main() -> None:
     env = rollout.Environment(probs, tok, search_k=1)
     cfg = rollout.SamplingConfig(temperature=1.0, max_turn_tokens=48, max_total_tokens=1024, search_k=1)
     jobs = [(p["id"], s, args.T) for p in probs for s in range(args.n)]
-    rows = []
-
-    # 1. engine vs naive (after one small warm-up run of each, so neither pays first-call costs)
     eng = HFBackend(model, tok, batch_size=256)
     naive = HFGenerateBackend(model, tok, batch_size=1)
-    rollout.run_episodes(eng, env, jobs[:16], cfg)
+    rollout.run_episodes(eng, env, jobs[:16], cfg)  # warm-up of each, so neither pays first-call costs
     rollout.run_episodes(naive, env, jobs[:1], cfg)
+    rounds = [measure(args, model, tok, env, probs, jobs, cfg, eng, naive) for _ in range(args.repeats)]
+
+    sub = min(args.naive_episodes, len(jobs))
+    print(f"\nmodel {model_dir}: {len(jobs)} episodes (T={args.T}), naive on {sub}; grid {GRID}; "
+          f"{args.repeats} rounds, medians (ratio range over rounds)\n")
+    print("| quantity | A | value A | B | value B | A / B | range |\n|---|---|---|---|---|---|---|")
+    for i, (q, a, _, b, _) in enumerate(rounds[0]):
+        va = statistics.median(r[i][2] for r in rounds)
+        vb = statistics.median(r[i][4] for r in rounds)
+        ratios = [r[i][2] / r[i][4] for r in rounds]
+        print(f"| {q} | {a} | {va:,.1f} | {b} | {vb:,.1f} | {statistics.median(ratios):.2f} | "
+              f"{min(ratios):.2f}–{max(ratios):.2f} |")
+
+
+GRID = [0, 1, 2, 3, 5]
+
+
+def measure(args, model, tok, env, probs, jobs, cfg, eng, naive) -> list[tuple]:
+    """One round of every side-by-side measurement: rows (quantity, A, value A, B, value B)."""
+    rows = []
+    # 1. engine vs naive loop, and vs the same batched loop with generate per turn
     torch.manual_seed(0)
     eps, t_eng = timed(lambda: rollout.run_episodes(eng, env, jobs, cfg))
     gen_eng = sum(e.generated for e in eps)
@@ -78,20 +101,15 @@ def main() -> None:
     rows.append(("generated tokens/s", "engine (batched)", gen_eng / t_eng, "raw batched decoding", len(prompts) * new / t_raw))
 
     # 3. fork vs separate runs per T
-    grid = [0, 1, 2, 3, 5]
     stats = {}
     for mode in ("fork", "separate"):
         with tempfile.TemporaryDirectory() as d:
-            stats[mode] = rollout.sample_policy(eng, env, probs, policy="bench", out_dir=d, n=args.n, grid=grid,
+            stats[mode] = rollout.sample_policy(eng, env, probs, policy="bench", out_dir=d, n=args.n, grid=GRID,
                                                 temperatures=[1.0], cfg=cfg, seed=0, mode=mode, problems_per_shard=len(probs))
     rows.append(("generated tokens (depth grid)", "fork", stats["fork"]["generated_tokens"], "separate",
                  stats["separate"]["generated_tokens"]))
     rows.append(("seconds (depth grid)", "fork", stats["fork"]["seconds"], "separate", stats["separate"]["seconds"]))
-
-    print(f"\nmodel {model_dir}: {len(jobs)} episodes (T={args.T}), naive on {len(sub)}; grid {grid}\n")
-    print("| quantity | A | value A | B | value B | A / B |\n|---|---|---|---|---|---|")
-    for q, a, va, b, vb in rows:
-        print(f"| {q} | {a} | {va:,.1f} | {b} | {vb:,.1f} | {va / vb:.2f} |")
+    return rows
 
 
 if __name__ == "__main__":

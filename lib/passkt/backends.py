@@ -23,6 +23,7 @@ on CPUs and small models, where re-encoding contexts and ``generate``'s per-call
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -59,6 +60,33 @@ class TurnBackend:
         return [list(c) for c in contexts]
 
 
+class _HFModel(TurnBackend):
+    """What both transformers backends share: the model, its tokenizer's special ids, and eval-mode sampling."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 256, device: str | None = None):
+        import torch
+
+        self.model, self.tok, self.batch_size = model, tokenizer, batch_size
+        self.device = device or next(model.parameters()).device
+        self.stop_ids = stop_token_ids(tokenizer)
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self.finish = set(self.stop_ids or []) | {self.eos_id}
+        self._torch = torch
+
+    @contextmanager
+    def _sampling(self):
+        """Eval mode without autograd; a model that was training (GRPO) is put back into training mode."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self._torch.inference_mode():
+                yield
+        finally:
+            if was_training:
+                self.model.train()
+
+
 def sample_next(logits, temperature: float, top_p: float):
     """One token per row: greedy at temperature 0, else softmax(logits / temperature) restricted to the top-p set."""
     import torch
@@ -80,14 +108,13 @@ def sample_next(logits, temperature: float, top_p: float):
 class _Buffer:
     """One layer's keys/values [rows, heads, capacity, dim] in a zero-filled buffer that grows by doubling.
 
-    Only the first ``prefix`` rows take part in a forward pass (the rows still writing, kept first), so finished
-    rows cost nothing; their columns written meanwhile stay zero and are masked.
+    ``append`` may write only the first rows (those in the forward pass, kept first), so finished rows cost
+    nothing; their columns written meanwhile stay zero and are masked.
     """
 
     def __init__(self):
         self.k = self.v = None
         self.n = 0  # columns in use
-        self.prefix = 0
 
     @staticmethod
     def _alloc(like, rows: int, cap: int, used: int = 0):
@@ -127,16 +154,12 @@ class _Buffer:
 
     def swap(self, a, b) -> None:
         """Exchange rows ``a[i]`` and ``b[i]`` (index tensors) in place."""
-        if self.k is None:
-            return
-        ab, ba = self._cat(a, b), self._cat(b, a)
-        self.k[ab], self.v[ab] = self.k[ba], self.v[ba]
-
-    @staticmethod
-    def _cat(a, b):
         import torch
 
-        return torch.cat([a, b])
+        if self.k is None:
+            return
+        ab, ba = torch.cat([a, b]), torch.cat([b, a])
+        self.k[ab], self.v[ab] = self.k[ba], self.v[ba]
 
 
 def _row_cache(n_layers: int):
@@ -176,7 +199,7 @@ class _Rows:
     logits: object = None
 
 
-class HFBackend(TurnBackend):
+class HFBackend(_HFModel):
     """Multi-turn sampling with a transformers causal LM and a KV cache kept across turns.
 
     - Prompts and observations are encoded once, in column chunks over rows sorted by length (little padding);
@@ -188,19 +211,12 @@ class HFBackend(TurnBackend):
     """
 
     def __init__(self, model, tokenizer, batch_size: int = 256, device: str | None = None):
-        import torch
-
-        self.model, self.tok, self.batch_size = model, tokenizer, batch_size
-        self.device = device or next(model.parameters()).device
-        self.stop_ids = stop_token_ids(tokenizer)
-        self.eos_id = tokenizer.eos_token_id
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
-        self.finish = set(self.stop_ids or []) | {self.eos_id}
+        super().__init__(model, tokenizer, batch_size, device)
         self.n_layers = model.config.get_text_config().num_hidden_layers
+        self.dtype = next(model.parameters()).dtype  # of the additive attention mask
         self.squeeze_ratio, self.squeeze_min = 2.0, 64  # squeeze holes once width > ratio x longest row (and > min)
         self.squeezes = 0
         self.feed_chunk = 32  # columns per forward when feeding prompts and observations
-        self._torch = torch
 
     # -- the three session calls ---------------------------------------------------------------------------
     def start(self, contexts):
@@ -217,16 +233,9 @@ class HFBackend(TurnBackend):
         if len(roots) < len(uniq):
             pos = {k: j for j, k in enumerate(roots)}
             state = self._feed(state, [pos[base[k]] for k in range(len(uniq))], uniq)
-        if len(uniq) == len(contexts) and state.order == list(range(len(uniq))):
+        if len(uniq) == len(contexts):
             return state
-        idx = torch.tensor([state.order[i] for i in src], dtype=torch.long, device=self.device)
-        for layer in state.cache.layers:
-            layer.buf.select(idx)
-        state.valid, state.pos, state.logits = state.valid[idx], state.pos[idx], state.logits[idx]
-        state.tokens = [list(uniq[i]) for i in src]
-        state.fed = [len(t) for t in state.tokens]
-        state.order = list(range(len(contexts)))
-        return state
+        return self._feed(state, src, [list(c) for c in contexts])  # copies of fully fed rows: nothing to feed
 
     def update(self, state, keep, contexts):
         for j, i in enumerate(keep):
@@ -249,9 +258,7 @@ class HFBackend(TurnBackend):
             row_of[b] = r
         prefix = R
         logits = state.logits
-        was_training = self.model.training
-        self.model.eval()
-        with torch.inference_mode():
+        with self._sampling():
             while True:
                 nxt = sample_next(logits, temperature, top_p).tolist()
                 live = []  # buffer rows still writing
@@ -291,8 +298,6 @@ class HFBackend(TurnBackend):
                     r = row_of[b]
                     state.tokens[r].append(t)
                     state.fed[r] += 1
-        if was_training:
-            self.model.train()
         state.order = [0] * R
         for b, r in enumerate(row_of):
             state.order[r] = b
@@ -337,8 +342,8 @@ class HFBackend(TurnBackend):
         causal = torch.ones((L, W), dtype=torch.bool, device=ids.device).tril(W - L)
         allowed = causal[None] & state.valid[:prefix, None, :]
         allowed[:, torch.arange(L), torch.arange(W - L, W)] = True
-        dtype = next(self.model.parameters()).dtype
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=ids.device).masked_fill_(~allowed, torch.finfo(dtype).min)
+        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=ids.device)
+        mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
         out = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos.clamp(min=0),
                                     past_key_values=state.cache, use_cache=True)
         h = out.last_hidden_state
@@ -393,9 +398,7 @@ class HFBackend(TurnBackend):
         for b, r in enumerate(by_len):
             if not lens[b]:  # nothing new (sorted last): the row keeps the logits of its fully fed context
                 logits[b] = old_logits[buf_rows[r]]
-        was_training = self.model.training
-        self.model.eval()
-        with torch.inference_mode():
+        with self._sampling():
             for j0 in range(0, lens[0], self.feed_chunk):
                 p = sum(1 for n in lens if n > j0)  # rows with tokens left: a prefix (sorted)
                 w = min(self.feed_chunk, lens[0] - j0)
@@ -414,8 +417,6 @@ class HFBackend(TurnBackend):
                 out = self._forward(state, ids.to(self.device), col.to(self.device), p, take)
                 for k, b in enumerate(ends_r):
                     logits[b] = out[k]
-        if was_training:
-            self.model.train()
         state.logits = torch.stack(logits)
         return state
 
@@ -436,59 +437,44 @@ def _prefix_roots(seqs: list[list[int]]) -> tuple[list[int], list[int]]:
     return sorted(roots), base
 
 
-class HFGenerateBackend(TurnBackend):
+class HFGenerateBackend(_HFModel):
     """Batched sampling with transformers ``generate``, one call per turn (re-encodes each context)."""
-
-    def __init__(self, model, tokenizer, batch_size: int = 256, device: str | None = None):
-        import torch
-
-        self.model, self.tok, self.batch_size = model, tokenizer, batch_size
-        self.device = device or next(model.parameters()).device
-        self.stop_ids = stop_token_ids(tokenizer)
-        self.eos_id = tokenizer.eos_token_id
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
-        self.finish = set(self.stop_ids or []) | {self.eos_id}
-        self._torch = torch
 
     def generate(self, contexts: list[list[int]], max_new_tokens: int, temperature: float, top_p: float):
         torch = self._torch
         order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
         out: list[Generation | None] = [None] * len(contexts)
-        was_training = self.model.training
-        self.model.eval()
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s : s + self.batch_size]
-            width = max(len(contexts[i]) for i in idx)
-            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):  # left padding
-                c = contexts[i]
-                ids[r, width - len(c) :] = torch.tensor(c)
-                mask[r, width - len(c) :] = 1
-            kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.pad_id)
-            if temperature > 0:
-                kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-            else:
-                kw.update(do_sample=False)
-            if self.stop_ids is not None:
-                kw["eos_token_id"] = [*self.stop_ids, self.eos_id]
-            else:
-                kw.update(eos_token_id=self.eos_id, stop_strings=list(STOP_STRINGS), tokenizer=self.tok)
-            with torch.no_grad():
+        with self._sampling():
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s : s + self.batch_size]
+                width = max(len(contexts[i]) for i in idx)
+                ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, i in enumerate(idx):  # left padding
+                    c = contexts[i]
+                    ids[r, width - len(c) :] = torch.tensor(c)
+                    mask[r, width - len(c) :] = 1
+                kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.pad_id)
+                if temperature > 0:
+                    kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+                else:
+                    kw.update(do_sample=False)
+                if self.stop_ids is not None:
+                    kw["eos_token_id"] = [*self.stop_ids, self.eos_id]
+                else:
+                    kw.update(eos_token_id=self.eos_id, stop_strings=list(STOP_STRINGS), tokenizer=self.tok)
                 gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kw)
-            new = gen[:, width:].tolist()
-            for r, i in enumerate(idx):
-                toks = new[r]
-                cut = next((j + 1 for j, t in enumerate(toks) if t in self.finish), None)
-                if cut is None and self.stop_ids is None:
-                    cut = _string_stop_cut(self.tok, toks)
-                toks = toks[:cut] if cut is not None else toks
-                if cut is None:  # no stop: strip trailing padding if any (pad == eos is covered above)
-                    while toks and toks[-1] == self.pad_id:
-                        toks.pop()
-                out[i] = Generation(toks, hit_limit=cut is None and len(toks) >= max_new_tokens)
-        if was_training:
-            self.model.train()
+                new = gen[:, width:].tolist()
+                for r, i in enumerate(idx):
+                    toks = new[r]
+                    cut = next((j + 1 for j, t in enumerate(toks) if t in self.finish), None)
+                    if cut is None and self.stop_ids is None:
+                        cut = _string_stop_cut(self.tok, toks)
+                    toks = toks[:cut] if cut is not None else toks
+                    if cut is None:  # no stop: strip trailing padding if any (pad == eos is covered above)
+                        while toks and toks[-1] == self.pad_id:
+                            toks.pop()
+                    out[i] = Generation(toks, hit_limit=cut is None and len(toks) >= max_new_tokens)
         return out
 
 

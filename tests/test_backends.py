@@ -104,3 +104,33 @@ def test_sample_next_draws_from_softmax_and_respects_top_p():
     two = torch.bincount(sample_next(logits, 1.0, 0.8), minlength=3).float() / 20000  # {0, 1}, renormalised
     torch.testing.assert_close(two, torch.tensor([2 / 3, 1 / 3, 0.0]), atol=0.015, rtol=0)
     assert sample_next(logits[:2], 0.0, 1.0).tolist() == [0, 0]
+
+
+def test_cpu_gqa_attention_equals_repeated_heads():
+    """Multi-token queries with a mask keep grouped heads grouped (enable_gqa): same output as transformers' SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from passkt.backends import _cpu_gqa_attention
+
+    class Layer:
+        num_key_value_groups, is_causal = 2, True
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 4, 5, 8), torch.randn(3, 2, 9, 8), torch.randn(3, 2, 9, 8)
+    allowed = torch.rand(3, 1, 5, 9) > 0.4
+    allowed[..., -1] = True  # every query sees at least one key
+    mask = torch.zeros(allowed.shape).masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    for L in (5, 1):  # a feed chunk and a decode step (the latter is transformers' own path)
+        ours, _ = _cpu_gqa_attention(Layer(), q[:, :, :L], k, v, mask[:, :, :L])
+        ref, _ = sdpa_attention_forward(Layer(), q[:, :, :L], k, v, mask[:, :, :L])
+        assert ours.shape == (3, L, 4, 8)
+        torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)
+
+
+def test_backend_restores_the_models_attention_implementation(tiny_model, small_tok):
+    """The backend switches attention only around its own forward passes (GRPO trains the same model object)."""
+    be = HFBackend(tiny_model, small_tok)
+    assert be.attention == "passkt_cpu_gqa" and tiny_model.config._attn_implementation == "sdpa"
+    state = be.start([[3, 4, 5, 6], [3, 4, 7]])
+    be.decode(state, 4, 1.0, 1.0)
+    assert tiny_model.config._attn_implementation == "sdpa"

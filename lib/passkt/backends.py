@@ -105,6 +105,29 @@ def sample_next(logits, temperature: float, top_p: float):
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
 
 
+def _cpu_gqa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                       **kwargs):
+    """transformers' SDPA attention, except for multi-token queries with a mask on a CPU: grouped-query attention
+    inside torch's SDPA (``enable_gqa``) instead of copying every key/value head ``num_key_value_groups`` times.
+
+    That copy is most of the cost of feeding observations into a long cache (~3x here, identical outputs). On
+    GPUs, single-token queries or without a mask, transformers' own path is used unchanged.
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if (query.device.type != "cpu" or query.shape[2] == 1 or attention_mask is None
+            or getattr(module, "num_key_value_groups", 1) == 1 or kwargs.get("output_attentions")):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
+                                                           dropout_p=dropout, scale=scaling, enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+_ATTENTION = "passkt_cpu_gqa"
+
+
 class _Buffer:
     """One layer's keys/values [rows, heads, capacity, dim] in a zero-filled buffer that grows by doubling.
 
@@ -142,6 +165,10 @@ class _Buffer:
     def select(self, index, cols=None) -> None:
         """Keep rows ``index`` (repeats allowed, any order); with ``cols`` [rows, width], those columns per row."""
         if self.k is None:
+            return
+        room = self.n + 128
+        if cols is None and self.k.shape[2] >= room:  # one gather; columns from n on are zero (room to grow)
+            self.k, self.v = self.k[:, :, :room][index], self.v[:, :, :room][index]
             return
         k, v = self.k[:, :, : self.n][index], self.v[:, :, : self.n][index]
         if cols is not None:
@@ -217,6 +244,12 @@ class HFBackend(_HFModel):
         self.squeeze_ratio, self.squeeze_min = 2.0, 64  # squeeze holes once width > ratio x longest row (and > min)
         self.squeezes = 0
         self.feed_chunk = 32  # columns per forward when feeding prompts and observations
+        # our explicit masks are the same for every head: SDPA attention, grouped-query heads kept grouped on CPUs
+        self.attention = _ATTENTION if model.config._attn_implementation == "sdpa" else model.config._attn_implementation
+        if self.attention == _ATTENTION:
+            from transformers import AttentionInterface
+
+            AttentionInterface.register(_ATTENTION, _cpu_gqa_attention)
 
     # -- the three session calls ---------------------------------------------------------------------------
     def start(self, contexts):
@@ -344,8 +377,13 @@ class HFBackend(_HFModel):
         allowed[:, torch.arange(L), torch.arange(W - L, W)] = True
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=ids.device)
         mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
-        out = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos.clamp(min=0),
-                                    past_key_values=state.cache, use_cache=True)
+        cfg = self.model.config
+        impl, cfg._attn_implementation = cfg._attn_implementation, self.attention
+        try:
+            out = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos.clamp(min=0),
+                                        past_key_values=state.cache, use_cache=True)
+        finally:
+            cfg._attn_implementation = impl
         h = out.last_hidden_state
         h = h[:, -1] if take is None else h[take[0], take[1]]
         return self.model.get_output_embeddings()(h)

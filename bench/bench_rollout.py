@@ -2,7 +2,8 @@
 
     python bench/bench_rollout.py [--model data/01_base_model/model] [--problems 24] [--n 16]
 
-1. engine vs a naive loop (one episode at a time, re-encoding the whole context every turn): episodes/s;
+1. engine vs a naive loop (one episode at a time, re-encoding the whole context every turn): episodes/s; the naive
+   loop runs a subset spread evenly over the jobs (one sample of each problem by default), so both see the same mix;
    also vs the same batched loop with one transformers ``generate`` call per turn (the previous engine);
 2. engine vs raw batched decoding of the same model with no tool loop: generated tokens/s;
 3. depth grid by forking vs one separate run per T: generated tokens and wall time.
@@ -78,7 +79,7 @@ def measure(args, model, tok, env, probs, jobs, cfg, eng, naive) -> list[tuple]:
     eps, t_eng = timed(lambda: rollout.run_episodes(eng, env, jobs, cfg))
     gen_eng = sum(e.generated for e in eps)
     torch.manual_seed(0)
-    sub = jobs[: args.naive_episodes]
+    sub = jobs[:: max(1, len(jobs) // args.naive_episodes)][: args.naive_episodes]  # spread over the problems
     _, t_naive = timed(lambda: [rollout.run_episodes(naive, env, [j], cfg) for j in sub])
     rows.append(("episodes/s", "engine (batched)", len(jobs) / t_eng, "naive loop", len(sub) / t_naive))
     torch.manual_seed(0)

@@ -54,10 +54,10 @@ def main() -> None:
     naive = HFGenerateBackend(model, tok, batch_size=1)
     rollout.run_episodes(eng, env, jobs[:16], cfg)  # warm-up of each, so neither pays first-call costs
     rollout.run_episodes(naive, env, jobs[:1], cfg)
-    rounds = [measure(args, model, tok, env, probs, jobs, cfg, eng, naive) for _ in range(args.repeats)]
+    sub = jobs[:: max(1, len(jobs) // args.naive_episodes)][: args.naive_episodes]  # spread over the problems
+    rounds = [measure(args, model, tok, env, probs, jobs, sub, cfg, eng, naive) for _ in range(args.repeats)]
 
-    sub = min(args.naive_episodes, len(jobs))
-    print(f"\nmodel {model_dir}: {len(jobs)} episodes (T={args.T}), naive on {sub}; grid {GRID}; "
+    print(f"\nmodel {model_dir}: {len(jobs)} episodes (T={args.T}), naive on {len(sub)}; grid {GRID}; "
           f"{args.repeats} rounds, medians (ratio range over rounds)\n")
     print("| quantity | A | value A | B | value B | A / B | range |\n|---|---|---|---|---|---|---|")
     for i, (q, a, _, b, _) in enumerate(rounds[0]):
@@ -71,7 +71,7 @@ def main() -> None:
 GRID = [0, 1, 2, 3, 5]
 
 
-def measure(args, model, tok, env, probs, jobs, cfg, eng, naive) -> list[tuple]:
+def measure(args, model, tok, env, probs, jobs, sub, cfg, eng, naive) -> list[tuple]:
     """One round of every side-by-side measurement: rows (quantity, A, value A, B, value B)."""
     rows = []
     # 1. engine vs naive loop, and vs the same batched loop with generate per turn
@@ -79,7 +79,6 @@ def measure(args, model, tok, env, probs, jobs, cfg, eng, naive) -> list[tuple]:
     eps, t_eng = timed(lambda: rollout.run_episodes(eng, env, jobs, cfg))
     gen_eng = sum(e.generated for e in eps)
     torch.manual_seed(0)
-    sub = jobs[:: max(1, len(jobs) // args.naive_episodes)][: args.naive_episodes]  # spread over the problems
     _, t_naive = timed(lambda: [rollout.run_episodes(naive, env, [j], cfg) for j in sub])
     rows.append(("episodes/s", "engine (batched)", len(jobs) / t_eng, "naive loop", len(sub) / t_naive))
     torch.manual_seed(0)

@@ -7,6 +7,7 @@ of the model on the row's whole context; these tests check that on a small rando
 
 import random
 
+import pandas as pd
 import pytest
 import torch
 
@@ -34,9 +35,14 @@ def _check_rows(model, state, rows):
         torch.testing.assert_close(state.logits[state.order[r]], _full_logits(model, ctx), atol=2e-4, rtol=1e-4)
 
 
-def test_cached_logits_match_full_forward_across_turns(tiny_model, small_tok):
+@pytest.mark.parametrize("path", ["layers", "transformers"])
+def test_cached_logits_match_full_forward_across_turns(tiny_model, small_tok, path):
+    """Both forward paths: the decoder layers called one by one (Llama family) and transformers' forward pass."""
     rng = random.Random(0)
     be = HFBackend(tiny_model, small_tok)
+    assert be._decoder is not None  # a Qwen2 model: the layers are called directly
+    if path == "transformers":
+        be._decoder = None
     # a third of the vocabulary ends a turn: rows stop at different steps, so rows get reordered mid-turn
     be.finish = set(rng.sample(range(len(small_tok)), len(small_tok) // 3))
     be.squeeze_ratio, be.squeeze_min = 1.0, 0  # squeeze holes whenever there are any
@@ -125,12 +131,68 @@ def test_cpu_gqa_attention_equals_repeated_heads():
         ref, _ = sdpa_attention_forward(Layer(), q[:, :, :L], k, v, mask[:, :, :L])
         assert ours.shape == (3, L, 4, 8)
         torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)
+    per_head = mask[:, :, :1].repeat(1, 4, 1, 1)  # a decode step whose mask differs per head: the general path
+    per_head[:, 1, :, 0] = torch.finfo(torch.float32).min
+    ours, _ = _cpu_gqa_attention(Layer(), q[:, :, :1], k, v, per_head)
+    torch.testing.assert_close(ours, sdpa_attention_forward(Layer(), q[:, :, :1], k, v, per_head)[0], atol=1e-6,
+                               rtol=1e-5)
 
 
 def test_backend_restores_the_models_attention_implementation(tiny_model, small_tok):
-    """The backend switches attention only around its own forward passes (GRPO trains the same model object)."""
-    be = HFBackend(tiny_model, small_tok)
-    assert be.attention == "passkt_cpu_gqa" and tiny_model.config._attn_implementation == "sdpa"
-    state = be.start([[3, 4, 5, 6], [3, 4, 7]])
-    be.decode(state, 4, 1.0, 1.0)
-    assert tiny_model.config._attn_implementation == "sdpa"
+    """Through transformers' forward pass the backend switches attention only around its own calls (GRPO trains
+    the same model object); calling the layers directly it never touches the model's setting."""
+    seen = []
+    for direct in (True, False):
+        be = HFBackend(tiny_model, small_tok)
+        if not direct:
+            be._decoder = None
+        assert be.attention == "passkt_cpu_gqa" and tiny_model.config._attn_implementation == "sdpa"
+        spy = tiny_model.model.layers[0].self_attn.q_proj.register_forward_hook(
+            lambda *_: seen.append(tiny_model.config._attn_implementation))
+        try:
+            be.decode(be.start([[3, 4, 5, 6], [3, 4, 7]]), 4, 1.0, 1.0)
+        finally:
+            spy.remove()
+        assert tiny_model.config._attn_implementation == "sdpa"
+    assert set(seen) == {"sdpa", "passkt_cpu_gqa"}  # direct calls leave it alone; transformers' path switches it
+
+
+def test_attention_switch_is_counted_across_nested_and_parallel_users(tiny_model):
+    from passkt.backends import _attention_implementation
+
+    cfg = tiny_model.config
+    with _attention_implementation(cfg, "passkt_cpu_gqa"):
+        with _attention_implementation(cfg, "passkt_cpu_gqa"):
+            assert cfg._attn_implementation == "passkt_cpu_gqa"
+        assert cfg._attn_implementation == "passkt_cpu_gqa"  # the outer user is still inside
+    assert cfg._attn_implementation == "sdpa"
+
+
+def test_sample_next_with_a_generator_is_reproducible_and_leaves_the_global_rng_alone():
+    logits = torch.randn(64, 10)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    a = sample_next(logits, 1.0, 1.0, torch.Generator().manual_seed(1))
+    b = sample_next(logits, 1.0, 1.0, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), before)
+    assert not torch.equal(a, sample_next(logits, 1.0, 1.0, torch.Generator().manual_seed(2)))
+
+
+def test_parallel_workers_sample_exactly_what_one_worker_samples(tiny_model, small_tok, eval_set, tmp_path):
+    """Batches (run_episodes) and shards (sample_policy) in threads: the same episodes, bit for bit, as in sequence."""
+    env = rollout.Environment(eval_set, small_tok, search_k=1)
+    cfg = rollout.SamplingConfig(temperature=1.0, max_turn_tokens=12, max_total_tokens=300, search_k=1)
+    be = HFBackend(tiny_model, small_tok, batch_size=8)
+    jobs = [(p["id"], s, 2) for p in eval_set[:6] for s in range(4)]  # 3 batches of 8
+    runs = []
+    for workers in (1, 2, 3):
+        torch.manual_seed(11)
+        runs.append([(e.problem_id, e.sample, e.budget, e.ids) for e in
+                     rollout.run_episodes(be, env, jobs, cfg, grid=[0, 1, 2], workers=workers)])
+    assert runs[0] == runs[1] == runs[2]
+    assert tiny_model.config._attn_implementation == "sdpa" and torch.get_num_threads() >= 1
+    kw = dict(policy="p", n=3, grid=[0, 1, 2], temperatures=[0.7, 1.0], cfg=cfg, seed=4, problems_per_shard=2)
+    threads = torch.get_num_threads()
+    stats = {w: rollout.sample_policy(be, env, eval_set, out_dir=tmp_path / f"w{w}", workers=w, **kw) for w in (1, 2)}
+    assert stats[2]["shards"] > 2 and torch.get_num_threads() == threads
+    pd.testing.assert_frame_equal(rollout.load_rollouts(tmp_path / "w1"), rollout.load_rollouts(tmp_path / "w2"))

@@ -147,3 +147,11 @@ def test_dvc_sees_the_pipeline_in_a_fresh_git_copy(tmp_path):
         assert stage in dag and f"{stage}:" in status
     assert "python -m passkt.run 00_data_prep" in run("repro", "--dry", "00_data_prep")
     assert not (dst / "data" / "00_data_prep").exists()  # a dry run computes nothing
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2"])
+def test_sampling_workers_must_be_a_positive_integer(bad):
+    from passkt.evaluate import SamplingSettings
+
+    with pytest.raises(ValueError, match="sampling.workers"):
+        SamplingSettings.from_dict({"workers": bad})

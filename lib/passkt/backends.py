@@ -23,8 +23,11 @@ on CPUs and small models, where re-encoding contexts and ``generate``'s per-call
 
 from __future__ import annotations
 
+import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 from passkt.protocol import STOP_STRINGS
@@ -87,8 +90,10 @@ class _HFModel(TurnBackend):
                 self.model.train()
 
 
-def sample_next(logits, temperature: float, top_p: float):
-    """One token per row: greedy at temperature 0, else softmax(logits / temperature) restricted to the top-p set."""
+def sample_next(logits, temperature: float, top_p: float, generator=None):
+    """One token per row: greedy at temperature 0, else softmax(logits / temperature) restricted to the top-p set.
+
+    Random numbers come from ``generator`` (a ``torch.Generator``; None: torch's global generator)."""
     import torch
 
     if temperature <= 0:
@@ -101,7 +106,7 @@ def sample_next(logits, temperature: float, top_p: float):
         probs = torch.zeros_like(probs).scatter_(-1, si, sp)
     # inverse-CDF draw: exact, and much faster than torch.multinomial on CPU
     cdf = probs.cumsum(-1)
-    u = torch.rand((probs.shape[0], 1), device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    u = torch.rand((probs.shape[0], 1), device=probs.device, dtype=cdf.dtype, generator=generator) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
 
 
@@ -122,7 +127,8 @@ def _cpu_gqa_attention(module, query, key, value, attention_mask, dropout=0.0, s
             or dropout or getattr(module, "num_key_value_groups", 1) == 1 or kwargs.get("output_attentions")):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    if query.shape[2] == 1:  # a decode step: two matmuls on the grouped heads read the cache views as they are
+    if query.shape[2] == 1 and attention_mask.shape[1] == 1:  # a decode step with a head-shared mask [B, 1, 1, W]:
+        # two matmuls on the grouped heads read the cache views as they are
         B, H, _, d = query.shape
         q = query.reshape(B, key.shape[1], H // key.shape[1], d)
         scores = torch.matmul(q, key.transpose(-1, -2)) * (d**-0.5 if scaling is None else scaling)
@@ -134,6 +140,38 @@ def _cpu_gqa_attention(module, query, key, value, attention_mask, dropout=0.0, s
 
 
 _ATTENTION = "passkt_cpu_gqa"
+_ATTENTION_LOCK = threading.Lock()
+_ATTENTION_USERS: dict[int, list] = {}  # id(config) -> [backend calls inside, implementation to restore]
+
+
+@lru_cache(maxsize=None)
+def _register_attention() -> None:
+    """Make ``_cpu_gqa_attention`` known to transformers (once per process)."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(_ATTENTION, _cpu_gqa_attention)
+
+
+@contextmanager
+def _attention_implementation(config, name: str):
+    """Run a model with attention implementation ``name`` and put the previous one back afterwards.
+
+    Reference-counted per config, so backends sampling the same model from several threads switch it once and the
+    last one out restores it; a model that is also trained (GRPO) trains with its own implementation.
+    """
+    with _ATTENTION_LOCK:
+        entry = _ATTENTION_USERS.setdefault(id(config), [0, None])
+        if entry[0] == 0:
+            entry[1], config._attn_implementation = config._attn_implementation, name
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _ATTENTION_LOCK:
+            entry[0] -= 1
+            if entry[0] == 0:
+                config._attn_implementation = entry[1]
+                del _ATTENTION_USERS[id(config)]
 
 
 class _Buffer:
@@ -194,7 +232,8 @@ class _Buffer:
         if self.k is None:
             return
         ab, ba = torch.cat([a, b]), torch.cat([b, a])
-        self.k[ab], self.v[ab] = self.k[ba], self.v[ba]
+        n = self.n  # columns from n on are zero in every row: nothing to exchange there
+        self.k[ab, :, :n], self.v[ab, :, :n] = self.k[ba, :, :n], self.v[ba, :, :n]
 
 
 def _row_cache(n_layers: int):
@@ -255,9 +294,14 @@ class HFBackend(_HFModel):
         # our explicit masks are the same for every head: SDPA attention, grouped-query heads kept grouped on CPUs
         self.attention = _ATTENTION if model.config._attn_implementation == "sdpa" else model.config._attn_implementation
         if self.attention == _ATTENTION:
-            from transformers import AttentionInterface
+            _register_attention()
+        # layers called directly (SDPA models of the Llama family), else transformers' forward pass
+        self._decoder = _llama_family_decoder(model) if self.attention == _ATTENTION else None
+        self.generator = None  # torch.Generator for sampling (None: torch's global one)
 
-            AttentionInterface.register(_ATTENTION, _cpu_gqa_attention)
+    def clone(self):
+        """Another backend on the same model (its own batch state and generator), for a parallel worker."""
+        return HFBackend(self.model, self.tok, self.batch_size, self.device)
 
     # -- the three session calls ---------------------------------------------------------------------------
     def start(self, contexts):
@@ -301,7 +345,7 @@ class HFBackend(_HFModel):
         logits = state.logits
         with self._sampling():
             while True:
-                nxt = sample_next(logits, temperature, top_p).tolist()
+                nxt = sample_next(logits, temperature, top_p, self.generator).tolist()
                 live = []  # buffer rows still writing
                 for b in range(prefix):
                     r = row_of[b]
@@ -380,21 +424,47 @@ class HFBackend(_HFModel):
         pos = state.pos[:prefix, None] + cv.cumsum(1) - 1
         state.pos = state.pos + col_valid.long().sum(1)
         # a query attends to the valid keys at or before its column, and always to itself (no empty rows -> no NaN)
-        causal = torch.ones((L, W), dtype=torch.bool, device=ids.device).tril(W - L)
-        allowed = causal[None] & state.valid[:prefix, None, :]
-        allowed[:, torch.arange(L), torch.arange(W - L, W)] = True
+        if L == 1:  # a decode step: the row's valid columns and its own
+            allowed = state.valid[:prefix, None, :].clone()
+            allowed[:, :, -1] = True
+        else:
+            causal = torch.ones((L, W), dtype=torch.bool, device=ids.device).tril(W - L)
+            allowed = causal[None] & state.valid[:prefix, None, :]
+            allowed[:, torch.arange(L), torch.arange(W - L, W)] = True
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=ids.device)
         mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
-        cfg = self.model.config
-        impl, cfg._attn_implementation = cfg._attn_implementation, self.attention
-        try:
-            out = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos.clamp(min=0),
-                                        past_key_values=state.cache, use_cache=True)
-        finally:
-            cfg._attn_implementation = impl
-        h = out.last_hidden_state
-        h = h[:, -1] if take is None else h[take[0], take[1]]
+        if self._decoder is None:  # transformers' own forward pass
+            with _attention_implementation(self.model.config, self.attention):
+                h = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos.clamp(min=0),
+                                          past_key_values=state.cache, use_cache=True).last_hidden_state
+            h = h[:, -1] if take is None else h[take[0], take[1]]
+        else:
+            h = self._decoder_forward(state, ids, mask[:, None], pos.clamp(min=0))
+            h = self._decoder.norm(h[:, -1] if take is None else h[take[0], take[1]])
         return self.model.get_output_embeddings()(h)
+
+    def _decoder_forward(self, state, ids, mask, pos):
+        """The decoder layers of a Llama-family model, called one by one (hidden states before the final norm).
+
+        The same modules and rotary embedding as transformers' forward pass, without its per-call machinery
+        (mask preparation, cache and output wrappers, hooks, keyword plumbing). On a CPU with a tiny model that
+        machinery costs as much as the layers, and as Python it holds the GIL that parallel workers share.
+        """
+        m = self._decoder
+        rope = sys.modules[type(m).__module__].apply_rotary_pos_emb
+        x = m.embed_tokens(ids)
+        cos, sin = m.rotary_emb(x, pos)
+        p, L = ids.shape
+        for i, layer in enumerate(m.layers):
+            a = layer.self_attn
+            h = layer.input_layernorm(x)
+            q, k, v = (proj(h).view(p, L, -1, a.head_dim).transpose(1, 2) for proj in (a.q_proj, a.k_proj, a.v_proj))
+            q, k = rope(q, k, cos, sin)
+            k, v = state.cache.layers[i].buf.append(k, v)
+            o, _ = _cpu_gqa_attention(a, q, k, v, mask, scaling=a.scaling)
+            x = x + a.o_proj(o.reshape(p, L, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return x
 
     def _feed(self, state, keep, contexts):
         """Keep state rows ``keep`` (None: a fresh state) and feed each row's unfed tokens.
@@ -465,6 +535,28 @@ class HFBackend(_HFModel):
                     logits[b] = out[k]
         state.logits = torch.stack(logits)
         return state
+
+
+_LLAMA_FAMILY = {"qwen2", "llama", "mistral"}
+
+
+def _llama_family_decoder(model):
+    """The decoder of a Llama-family causal LM whose layers the backend can call directly, else None.
+
+    Same structure in transformers for these types: ``embed_tokens``, ``rotary_emb``, ``layers`` (each with
+    ``input_layernorm``, ``self_attn`` with ``q/k/v/o_proj``, ``post_attention_layernorm``, ``mlp``) and
+    ``norm``; full attention only (no sliding window).
+    """
+    cfg = model.config
+    base = getattr(model, "model", None)
+    if (cfg.model_type not in _LLAMA_FAMILY or base is None or (getattr(cfg, "use_sliding_window", False)
+                                                                and getattr(cfg, "sliding_window", None))):
+        return None
+    if not all(hasattr(base, a) for a in ("embed_tokens", "rotary_emb", "layers", "norm")):
+        return None
+    if not hasattr(sys.modules[type(base).__module__], "apply_rotary_pos_emb"):
+        return None
+    return base
 
 
 def _prefix_roots(seqs: list[list[int]]) -> tuple[list[int], list[int]]:

@@ -28,6 +28,7 @@ class SamplingSettings:
     problems_per_shard: int = 8
     mode: str = "fork"  # fork (depth grid from one pass) | separate (one run per T)
     device: str = "cpu"
+    workers: int = 1  # sampling threads (hf backend): shards and batches in parallel; same samples as 1 worker
 
     @classmethod
     def from_dict(cls, d: dict) -> "SamplingSettings":
@@ -37,6 +38,8 @@ class SamplingSettings:
         s = cls(**d)
         if s.backend not in ("hf", "vllm"):
             raise ValueError(f"sampling.backend must be 'hf' or 'vllm', got {s.backend!r}")
+        if not isinstance(s.workers, int) or s.workers < 1:
+            raise ValueError(f"sampling.workers must be an integer >= 1, got {s.workers!r}")
         if s.mode not in ("fork", "separate"):
             raise ValueError(f"sampling.mode must be 'fork' or 'separate', got {s.mode!r}")
         return s
@@ -73,7 +76,7 @@ def sample_eval(model_dir: str | Path, policy: str, problems: list[dict], out_di
         backend, env, problems, policy=policy, out_dir=out_dir, n=s.n, grid=list(s.T_grid),
         temperatures=list(s.temperatures), cfg=s.config(), seed=seed, math_grid=list(s.math_T_grid),
         problems_per_shard=s.problems_per_shard, mode=s.mode, desc=f"sampling {policy}",
-        settings={"model": models.model_fingerprint(model_dir)},
+        settings={"model": models.model_fingerprint(model_dir)}, workers=s.workers,
     )
 
 
@@ -126,7 +129,7 @@ def train_pass1(model_dir: str | Path, problems: list[dict], sampling: dict, n: 
     env = rollout.Environment(problems, tok, search_k=s.search_k)
     torch.manual_seed(seed)
     eps = rollout.run_episodes(make_backend(model, tok, s, model_dir, seed), env,
-                               [(p["id"], i, T) for p in problems for i in range(n)], s.config())
+                               [(p["id"], i, T) for p in problems for i in range(n)], s.config(), workers=s.workers)
     out: dict[str, list] = {}
     for e in eps:
         rec = rollout.to_record(env, e, T, "x", s.temperatures[-1], seed)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Environment:
         self.tok = tokenizer
         self.search_k = search_k
         self.tool = SearchTool(problems)
+        self._search_lock = threading.Lock()
         self._prompt_ids: dict[str, list[int]] = {}
         self.notice_ids = tokenizer.encode(NOTICE, add_special_tokens=False)
         self.eos_id = tokenizer.eos_token_id
@@ -55,7 +57,9 @@ class Environment:
         return self._prompt_ids[pid]
 
     def info_ids(self, pid: str, query: str) -> list[int]:
-        text = information(format_results(self.tool.search(pid, query, self.search_k)))
+        with self._search_lock:  # the search tool's LRU cache is shared by parallel sampling workers
+            results = self.tool.search(pid, query, self.search_k)
+        text = information(format_results(results))
         return self.tok.encode(text, add_special_tokens=False)
 
     def token_strings(self, ids: list[int]) -> list[str]:
@@ -202,18 +206,76 @@ def continue_episodes(backend, env: Environment, active: list[Episode], cfg: Sam
 
 
 def run_episodes(backend, env: Environment, jobs: list[tuple[str, int, int]], cfg: SamplingConfig,
-                 grid: Iterable[int] | None = None, progress=None) -> list[Episode]:
+                 grid: Iterable[int] | None = None, progress=None, *, workers: int = 1,
+                 generator=None) -> list[Episode]:
     """Run ``jobs`` = [(problem_id, sample, budget)] to completion; returns every episode incl. forks.
 
     With ``grid``, each job's budget is T_max and forks are spawned at the other grid budgets. Jobs run in
-    batches of ``backend.batch_size`` (all at once for backends without one).
+    equal batches of at most ``backend.batch_size`` (all at once for backends without one). Each batch samples
+    from its own generator, seeded from ``generator`` (torch's global one if None), so the episodes do not depend
+    on ``workers``: with more than one, batches run in parallel threads on clones of the backend.
     """
     grid = list(grid) if grid is not None else None
     size = getattr(backend, "batch_size", None) or max(1, len(jobs))
-    out: list[Episode] = []
-    for s in range(0, len(jobs), size):
-        out += continue_episodes(backend, env, start_episodes(env, jobs[s : s + size], grid), cfg, grid, progress)
-    return out
+    n_batches = -(-len(jobs) // size)
+    bounds = [len(jobs) * i // n_batches for i in range(n_batches + 1)]
+    batches = [jobs[a:b] for a, b in zip(bounds, bounds[1:])]
+    seeds = batch_seeds(len(batches), generator) if hasattr(backend, "generator") else [None] * len(batches)
+
+    def run(i: int, be) -> list[Episode]:
+        if seeds[i] is None:
+            return continue_episodes(be, env, start_episodes(env, batches[i], grid), cfg, grid, progress)
+        before, be.generator = be.generator, _generator(seeds[i])
+        try:
+            return continue_episodes(be, env, start_episodes(env, batches[i], grid), cfg, grid, progress)
+        finally:
+            be.generator = before
+
+    parts = parallel_map(run, range(len(batches)), backend, workers)
+    return [e for part in parts for e in part]
+
+
+def batch_seeds(n: int, generator=None) -> list[int]:
+    import torch
+
+    return torch.randint(0, 2**62, (n,), generator=generator).tolist()
+
+
+def _generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(int(seed))
+
+
+def parallel_map(fn, items, backend, workers: int = 1) -> list:
+    """``[fn(item, backend) for item in items]``, on up to ``workers`` threads when the backend can ``clone``.
+
+    Each thread gets its own clone (own batch state and generator) and torch runs one thread per operation
+    meanwhile: on a few CPU cores, two sampling loops overlapping each other's Python and bookkeeping beat one
+    loop whose operations are split over the cores (bench/bench_rollout.py).
+    """
+    items = list(items)
+    if workers <= 1 or len(items) <= 1 or not hasattr(backend, "clone"):
+        return [fn(it, backend) for it in items]
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    local = threading.local()
+
+    def call(it):
+        if not hasattr(local, "backend"):
+            local.backend = backend.clone()
+        return fn(it, local.backend)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+            return list(pool.map(call, items))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def grid_records(episodes: list[Episode], grid: list[int]) -> dict[tuple[str, int, int], Episode]:
@@ -298,12 +360,13 @@ def write_atomic_parquet(rows: list[dict], path: Path) -> None:
 def sample_policy(backend, env: Environment, problems: list[dict], *, policy: str, out_dir: str | Path, n: int,
                   grid: list[int], temperatures: list[float], cfg: SamplingConfig, seed: int,
                   math_grid: list[int] = (0,), problems_per_shard: int = 8, mode: str = "fork",
-                  desc: str | None = None, settings: dict | None = None) -> dict:
+                  desc: str | None = None, settings: dict | None = None, workers: int = 1) -> dict:
     """Sample ``n`` episodes per problem at every temperature and depth budget; resumable by shard.
 
     Math problems are evaluated on ``math_grid`` (T = 0 only in the paper). ``mode='separate'`` runs each T
-    independently instead of forking (same distribution; used to check the fork and for benchmarks).
-    Returns throughput numbers for run metadata.
+    independently instead of forking (same distribution; used to check the fork and for benchmarks). Each shard
+    samples from its own seed, so ``workers`` > 1 (shards in parallel threads, see :func:`parallel_map`) writes
+    the same shards as one worker. Returns throughput numbers for run metadata (``seconds``: wall time).
     """
     import torch
     from tqdm.auto import tqdm
@@ -325,38 +388,50 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
             for i in range(0, len(ps), problems_per_shard):
                 shards.append((temp, gname, g, ps[i : i + problems_per_shard]))
     n_eps = sum(len(ps) * n * len(g) for _, _, g, ps in shards)
-    stats = {"episodes": 0, "generated_tokens": 0, "seconds": 0.0, "shards": len(shards), "resumed_shards": 0}
+    stats = {"episodes": 0, "generated_tokens": 0, "seconds": 0.0, "shards": len(shards), "resumed_shards": 0,
+             "workers": workers}
     bar = tqdm(total=n_eps, desc=desc or f"rollouts {policy}", unit="ep")
-    for si, (temp, _, g, ps) in enumerate(shards):
-        path = out_dir / f"shard-{si:05d}.parquet"
-        if path.exists():
+    todo = []
+    for si, (_, _, g, ps) in enumerate(shards):
+        if (out_dir / f"shard-{si:05d}.parquet").exists():
             stats["resumed_shards"] += 1
             bar.update(len(ps) * n * len(g))
-            continue
+        else:
+            todo.append(si)
+    lock = threading.Lock()
+    t_start = time.time()
+
+    def run_shard(si: int, be) -> None:
+        """One shard, from its own seed only (so shards may run in any order, in parallel, or be resumed)."""
+        temp, _, g, ps = shards[si]
         s_seed = shard_seed(seed, policy, temp, si)
-        torch.manual_seed(s_seed)
+        gen = torch.Generator().manual_seed(s_seed)
+        if not hasattr(be, "generator"):  # a backend without its own generator samples from torch's global one
+            torch.manual_seed(s_seed)
         scfg = SamplingConfig(**{**cfg.__dict__, "temperature": temp})
-        t0 = time.time()
         eps: list[Episode] = []
         if mode == "fork" or len(g) == 1:
             tmax = max(g)
             jobs = [(p["id"], s, tmax) for p in ps for s in range(n)]
-            eps = run_episodes(backend, env, jobs, scfg, grid=g if len(g) > 1 else None)
+            eps = run_episodes(be, env, jobs, scfg, grid=g if len(g) > 1 else None, generator=gen)
             chosen = grid_records(eps, g)
         else:
             chosen = {}
             for T in g:
-                part = run_episodes(backend, env, [(p["id"], s, T) for p in ps for s in range(n)], scfg)
+                part = run_episodes(be, env, [(p["id"], s, T) for p in ps for s in range(n)], scfg, generator=gen)
                 eps += part
                 chosen.update({(e.problem_id, e.sample, T): e for e in part})
         rows = [to_record(env, e, T, policy, temp, s_seed) for (pid, s, T), e in sorted(chosen.items())]
-        write_atomic_parquet(rows, path)
-        stats["seconds"] += time.time() - t0
-        stats["episodes"] += len(rows)
-        stats["generated_tokens"] += sum(e.generated - e.inherited for e in eps)
-        bar.update(len(rows))
-        bar.set_postfix(ep_s=f"{stats['episodes'] / max(stats['seconds'], 1e-9):.1f}",
-                        tok_s=f"{stats['generated_tokens'] / max(stats['seconds'], 1e-9):.0f}")
+        write_atomic_parquet(rows, out_dir / f"shard-{si:05d}.parquet")
+        with lock:
+            stats["episodes"] += len(rows)
+            stats["generated_tokens"] += sum(e.generated - e.inherited for e in eps)
+            stats["seconds"] = time.time() - t_start
+            bar.update(len(rows))
+            bar.set_postfix(ep_s=f"{stats['episodes'] / max(stats['seconds'], 1e-9):.1f}",
+                            tok_s=f"{stats['generated_tokens'] / max(stats['seconds'], 1e-9):.0f}")
+
+    parallel_map(run_shard, todo, backend, workers)
     bar.close()
     return stats
 

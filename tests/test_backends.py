@@ -196,3 +196,29 @@ def test_parallel_workers_sample_exactly_what_one_worker_samples(tiny_model, sma
     stats = {w: rollout.sample_policy(be, env, eval_set, out_dir=tmp_path / f"w{w}", workers=w, **kw) for w in (1, 2)}
     assert stats[2]["shards"] > 2 and torch.get_num_threads() == threads
     pd.testing.assert_frame_equal(rollout.load_rollouts(tmp_path / "w1"), rollout.load_rollouts(tmp_path / "w2"))
+
+
+@pytest.mark.parametrize("kind", ["llama", "mistral", "mistral_windowed"])
+def test_other_llama_family_models_call_their_layers_directly(small_tok, kind):
+    """Llama and Mistral take the direct path too (same logits as their forward pass). A sliding window is fine
+    while contexts fit in it; a longer context is a clear error, not silently different attention."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig
+
+    torch.manual_seed(0)
+    size = dict(vocab_size=len(small_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                pad_token_id=small_tok.pad_token_id, attn_implementation="sdpa")
+    cfg = LlamaConfig(**size) if kind == "llama" else MistralConfig(
+        **size, sliding_window=16 if kind == "mistral_windowed" else None)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    be = HFBackend(model, small_tok)
+    assert be._decoder is not None and (be.window is not None) == (kind == "mistral_windowed")
+    rows = [[5, 6, 7, 8, 9, 10, 11], [5, 6, 12], [13, 14, 15, 16]]
+    state = be.start(rows)
+    _check_rows(model, state, rows)
+    gens = be.decode(state, 5, 1.0, 1.0)
+    rows = [r + g.token_ids + [17, 18] for r, g in zip(rows, gens)]
+    _check_rows(model, be.update(state, [0, 1, 2], rows), rows)
+    if kind == "mistral_windowed":
+        with pytest.raises(ValueError, match="sliding attention window"):
+            be.start([list(range(5, 25))])

@@ -298,6 +298,8 @@ class HFBackend(_HFModel):
         # layers called directly (SDPA models of the Llama family), else transformers' forward pass
         self._decoder = _llama_family_decoder(model) if self.attention == _ATTENTION else None
         self.generator = None  # torch.Generator for sampling (None: torch's global one)
+        # our masks are full causal attention: right for a windowed model only while contexts fit in the window
+        self.window = _sliding_window(model.config)
 
     def clone(self):
         """Another backend on the same model (its own batch state and generator), for a parallel worker."""
@@ -423,6 +425,10 @@ class HFBackend(_HFModel):
         cv = col_valid[:prefix].long()
         pos = state.pos[:prefix, None] + cv.cumsum(1) - 1
         state.pos = state.pos + col_valid.long().sum(1)
+        if self.window is not None and int(state.pos.max()) > self.window:
+            raise ValueError(f"HFBackend: a context of {int(state.pos.max())} tokens exceeds the model's sliding "
+                             f"attention window ({self.window}), which the backend does not implement; "
+                             "lower sampling.max_total_tokens or use backend vllm")
         # a query attends to the valid keys at or before its column, and always to itself (no empty rows -> no NaN)
         if L == 1:  # a decode step: the row's valid columns and its own
             allowed = state.valid[:prefix, None, :].clone()
@@ -447,8 +453,8 @@ class HFBackend(_HFModel):
         """The decoder layers of a Llama-family model, called one by one (hidden states before the final norm).
 
         The same modules and rotary embedding as transformers' forward pass, without its per-call machinery
-        (mask preparation, cache and output wrappers, hooks, keyword plumbing). On a CPU with a tiny model that
-        machinery costs as much as the layers, and as Python it holds the GIL that parallel workers share.
+        (mask preparation, cache and output wrappers, hooks, keyword plumbing): ~0.2 ms per call here, a third of
+        a one-row decoding step of the tiny model, and Python that holds the GIL parallel workers share.
         """
         m = self._decoder
         rope = sys.modules[type(m).__module__].apply_rotary_pos_emb
@@ -540,17 +546,22 @@ class HFBackend(_HFModel):
 _LLAMA_FAMILY = {"qwen2", "llama", "mistral"}
 
 
+def _sliding_window(config) -> int | None:
+    """The attention window of a model that uses one (Qwen2 switches it with ``use_sliding_window``; Mistral has
+    no switch), else None."""
+    window = getattr(config, "sliding_window", None)
+    return window if window is not None and getattr(config, "use_sliding_window", True) else None
+
+
 def _llama_family_decoder(model):
     """The decoder of a Llama-family causal LM whose layers the backend can call directly, else None.
 
     Same structure in transformers for these types: ``embed_tokens``, ``rotary_emb``, ``layers`` (each with
     ``input_layernorm``, ``self_attn`` with ``q/k/v/o_proj``, ``post_attention_layernorm``, ``mlp``) and
-    ``norm``; full attention only (no sliding window).
+    ``norm``.
     """
-    cfg = model.config
     base = getattr(model, "model", None)
-    if (cfg.model_type not in _LLAMA_FAMILY or base is None or (getattr(cfg, "use_sliding_window", False)
-                                                                and getattr(cfg, "sliding_window", None))):
+    if model.config.model_type not in _LLAMA_FAMILY or base is None:
         return None
     if not all(hasattr(base, a) for a in ("embed_tokens", "rotary_emb", "layers", "norm")):
         return None

@@ -126,7 +126,7 @@ def test_cpu_gqa_attention_equals_repeated_heads():
     allowed = torch.rand(3, 1, 5, 9) > 0.4
     allowed[..., -1] = True  # every query sees at least one key
     mask = torch.zeros(allowed.shape).masked_fill_(~allowed, torch.finfo(torch.float32).min)
-    for L in (5, 1):  # a feed chunk and a decode step (the latter is transformers' own path)
+    for L in (5, 1):  # a feed chunk (SDPA with enable_gqa) and a decode step (two matmuls on grouped heads)
         ours, _ = _cpu_gqa_attention(Layer(), q[:, :, :L], k, v, mask[:, :, :L])
         ref, _ = sdpa_attention_forward(Layer(), q[:, :, :L], k, v, mask[:, :, :L])
         assert ours.shape == (3, L, 4, 8)

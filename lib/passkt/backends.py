@@ -296,7 +296,8 @@ class HFBackend(_HFModel):
         if self.attention == _ATTENTION:
             _register_attention()
         # layers called directly (SDPA models of the Llama family), else transformers' forward pass
-        self._decoder = _llama_family_decoder(model) if self.attention == _ATTENTION else None
+        direct = _llama_family_decoder(model) if self.attention == _ATTENTION else None
+        self._decoder, self._rope = direct or (None, None)
         self.generator = None  # torch.Generator for sampling (None: torch's global one)
         # our masks are full causal attention: right for a windowed model only while contexts fit in the window
         self.window = _sliding_window(model.config)
@@ -423,7 +424,7 @@ class HFBackend(_HFModel):
         state.valid = torch.cat([state.valid, col_valid], dim=1)
         W = state.valid.shape[1]
         cv = col_valid[:prefix].long()
-        pos = state.pos[:prefix, None] + cv.cumsum(1) - 1
+        pos = (state.pos[:prefix, None] + cv.cumsum(1) - 1).clamp(min=0)
         state.pos = state.pos + col_valid.long().sum(1)
         if self.window is not None and int(state.pos.max()) > self.window:
             raise ValueError(f"HFBackend: a context of {int(state.pos.max())} tokens exceeds the model's sliding "
@@ -441,11 +442,11 @@ class HFBackend(_HFModel):
         mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
         if self._decoder is None:  # transformers' own forward pass
             with _attention_implementation(self.model.config, self.attention):
-                h = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos.clamp(min=0),
+                h = self.model.base_model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos,
                                           past_key_values=state.cache, use_cache=True).last_hidden_state
             h = h[:, -1] if take is None else h[take[0], take[1]]
         else:
-            h = self._decoder_forward(state, ids, mask[:, None], pos.clamp(min=0))
+            h = self._decoder_forward(state, ids, mask[:, None], pos)
             h = self._decoder.norm(h[:, -1] if take is None else h[take[0], take[1]])
         return self.model.get_output_embeddings()(h)
 
@@ -457,7 +458,6 @@ class HFBackend(_HFModel):
         a one-row decoding step of the tiny model, and Python that holds the GIL parallel workers share.
         """
         m = self._decoder
-        rope = sys.modules[type(m).__module__].apply_rotary_pos_emb
         x = m.embed_tokens(ids)
         cos, sin = m.rotary_emb(x, pos)
         p, L = ids.shape
@@ -465,7 +465,7 @@ class HFBackend(_HFModel):
             a = layer.self_attn
             h = layer.input_layernorm(x)
             q, k, v = (proj(h).view(p, L, -1, a.head_dim).transpose(1, 2) for proj in (a.q_proj, a.k_proj, a.v_proj))
-            q, k = rope(q, k, cos, sin)
+            q, k = self._rope(q, k, cos, sin)
             k, v = state.cache.layers[i].buf.append(k, v)
             o, _ = _cpu_gqa_attention(a, q, k, v, mask, scaling=a.scaling)
             x = x + a.o_proj(o.reshape(p, L, -1))
@@ -554,7 +554,8 @@ def _sliding_window(config) -> int | None:
 
 
 def _llama_family_decoder(model):
-    """The decoder of a Llama-family causal LM whose layers the backend can call directly, else None.
+    """The decoder of a Llama-family causal LM whose layers the backend can call directly, with its module's
+    ``apply_rotary_pos_emb``; else None.
 
     Same structure in transformers for these types: ``embed_tokens``, ``rotary_emb``, ``layers`` (each with
     ``input_layernorm``, ``self_attn`` with ``q/k/v/o_proj``, ``post_attention_layernorm``, ``mlp``) and
@@ -565,9 +566,8 @@ def _llama_family_decoder(model):
         return None
     if not all(hasattr(base, a) for a in ("embed_tokens", "rotary_emb", "layers", "norm")):
         return None
-    if not hasattr(sys.modules[type(base).__module__], "apply_rotary_pos_emb"):
-        return None
-    return base
+    rope = getattr(sys.modules[type(base).__module__], "apply_rotary_pos_emb", None)
+    return None if rope is None else (base, rope)
 
 
 def _prefix_roots(seqs: list[list[int]]) -> tuple[list[int], list[int]]:

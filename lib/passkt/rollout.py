@@ -223,13 +223,13 @@ def run_episodes(backend, env: Environment, jobs: list[tuple[str, int, int]], cf
     seeds = batch_seeds(len(batches), generator) if hasattr(backend, "generator") else [None] * len(batches)
 
     def run(i: int, be) -> list[Episode]:
-        if seeds[i] is None:
-            return continue_episodes(be, env, start_episodes(env, batches[i], grid), cfg, grid, progress)
-        before, be.generator = be.generator, _generator(seeds[i])
+        if seeds[i] is not None:
+            before, be.generator = be.generator, _generator(seeds[i])
         try:
             return continue_episodes(be, env, start_episodes(env, batches[i], grid), cfg, grid, progress)
         finally:
-            be.generator = before
+            if seeds[i] is not None:
+                be.generator = before
 
     parts = parallel_map(run, range(len(batches)), backend, workers)
     return [e for part in parts for e in part]
@@ -257,7 +257,6 @@ def parallel_map(fn, items, backend, workers: int = 1) -> list:
     items = list(items)
     if workers <= 1 or len(items) <= 1 or not hasattr(backend, "clone"):
         return [fn(it, backend) for it in items]
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
@@ -405,7 +404,7 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
         """One shard, from its own seed only (so shards may run in any order, in parallel, or be resumed)."""
         temp, _, g, ps = shards[si]
         s_seed = shard_seed(seed, policy, temp, si)
-        gen = torch.Generator().manual_seed(s_seed)
+        gen = _generator(s_seed)
         if not hasattr(be, "generator"):  # a backend without its own generator samples from torch's global one
             torch.manual_seed(s_seed)
         scfg = SamplingConfig(**{**cfg.__dict__, "temperature": temp})

@@ -8,7 +8,7 @@ PROFILE ?= tiny
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: reproduce test test-slow lint strip venv profile bench
+.PHONY: reproduce test test-slow test-gpu lint strip venv profile bench
 
 venv: $(STAMP)
 
@@ -33,7 +33,13 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-slow: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-slow: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# tests/test_gpu.py: skips (with its reason) where there is no CUDA device; see docs/testing.md
+test-gpu: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m gpu; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-gpu: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests bench

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dis
 import json
 import math
+import sys
 
 import pytest
 
@@ -212,6 +214,161 @@ def test_evaluate_rows():
     assert all(r["verdict"] == N for r in rows)
 
 
+# ----------------------------------------------------------------------------- decision thresholds
+
+# Every comparison in every rule, with the statistic it reads exactly on the boundary and just either side of it
+# (EPS; one for counts). Cases are changes to stats_all_supported(); claim 1's start from NS1 (nothing significant).
+EPS = 1e-9
+A = C.ALPHA
+NS1 = {
+    k: v
+    for cat in C.CATEGORIES
+    for at in ("k1", "kmax")
+    for k, v in ci3(f"passdiff.{cat}.rl_vs_base.{at}", 0.0, -0.02, 0.02).items()
+}
+P_UP, G_NS = (0.04, 0.01, 0.07), (0.01, -0.01, 0.02)  # dPass@kmax significantly above 0; gap change n.s.
+EXPANSION = [  # (name, value, expansion_sign below / on / above, (dPass@kmax, gap change) as (value, ci_low, ci_high))
+    ("dpass.ci_low", 0.0, (0, 0, 1), lambda x: ((0.04, x, 0.07), G_NS)),
+    ("dpass.ci_high", 0.0, (-1, 0, 0), lambda x: ((-0.04, -0.07, x), G_NS)),
+    ("gap", 0.0, (0, 1, 1), lambda x: (P_UP, (x, -0.01, 0.02))),
+    ("gap.ci_high", 0.0, (-1, 0, 0), lambda x: (P_UP, (-0.02, -0.03, x))),
+]
+SFT, RVS = "setdiff.bridge.sft_vs_base", "setdiff.bridge.rl_vs_sft"
+NRL, DRL, DSFT = "novelty.bridge.rl.frac", "diversity.bridge.rl.unique", "diversity.bridge.sft.unique"
+PPL = "ppl.all.rl.reasoning_minus_query.nats"
+PLAIN, BONUS = "setdiff.bridge.rl_vs_base", "setdiff.bridge.rl_bonus_vs_base"
+
+
+def _around(cid: int, name: str, at: float, verdicts: tuple, changes, step: float = EPS) -> list:
+    """Three cases: the value ``at`` - step, ``at``, ``at`` + step; ``changes(value)`` the stats they change."""
+    return [
+        pytest.param(cid, changes(x), v, id=f"claim{cid}-{name}-{where}")
+        for x, v, where in zip((at - step, at, at + step), verdicts, ("below", "on", "above"))
+    ]
+
+
+def _low(key: str, base: dict | None = None):
+    """Changes that put ``key``'s CI low end at x (a positive estimate), on top of ``base``."""
+    return lambda x: (base or {}) | ci3(key, 0.01, x, 0.02)
+
+
+def _high(key: str, base: dict | None = None):
+    """Changes that put ``key``'s CI high end at x (a negative estimate), on top of ``base``."""
+    return lambda x: (base or {}) | ci3(key, -0.01, -0.02, x)
+
+
+def _expansion(cat: str, pair):
+    """Changes that set ``cat``'s dPass@kmax and gap change to ``pair(x)``."""
+    return lambda x: ci3(f"passdiff.{cat}.rl_vs_base.kmax", *pair(x)[0]) | ci3(f"gapwiden.{cat}.rl_vs_base", *pair(x)[1])
+
+
+def _claim1() -> list:
+    """Each category's k=1 and kmax intervals against 0: alone (a change: supported), and with the other k already
+    significant in the same direction (no change anywhere: contradicted)."""
+    out = []
+    for cat in C.CATEGORIES:
+        for at, other in (("k1", "kmax"), ("kmax", "k1")):
+            key, oth = f"passdiff.{cat}.rl_vs_base.{at}", f"passdiff.{cat}.rl_vs_base.{other}"
+            up, down = NS1 | ci3(oth, 0.01, 0.005, 0.02), NS1 | ci3(oth, -0.01, -0.02, -0.005)
+            out += _around(1, f"{key}.ci_low", 0.0, (INC, INC, S), _low(key, NS1))
+            out += _around(1, f"{key}.ci_high", 0.0, (S, INC, INC), _high(key, NS1))
+            out += _around(1, f"{key}.ci_low.{other}+", 0.0, (S, S, X), _low(key, up))
+            out += _around(1, f"{key}.ci_high.{other}-", 0.0, (X, S, S), _high(key, down))
+    return out
+
+
+def _claims23() -> list:
+    """Claim 2's expansion test on bridge (claims 2 and 3) and on comparison (claim 3), and claim 3's math CI."""
+    out = []
+    for name, at, signs, pair in EXPANSION:
+        bridge = [{1: S, -1: X, 0: INC}[s] for s in signs]
+        out += _around(2, f"bridge.{name}", at, bridge, _expansion("bridge", pair))
+        out += _around(3, f"bridge.{name}", at, bridge, _expansion("bridge", pair))
+        # comparison expanding too contradicts claim 3; not expanding (either way) leaves bridge's verdict
+        comparison = [{1: X, -1: S, 0: S}[s] for s in signs]
+        out += _around(3, f"comparison.{name}", at, comparison, _expansion("comparison", pair))
+    out += _around(3, "math.ci_low", 0.0, (S, S, X), _low("passdiff.math.rl_vs_base.kmax"))
+    out += _around(3, "math.ci_high", 0.0, (X, S, S), _high("passdiff.math.rl_vs_base.kmax"))
+    return out
+
+
+THRESHOLDS = [
+    *_claim1(),
+    *_claims23(),
+    # claim 4 (SFT vs base net -14, p 0.001; RL vs SFT 19/1, p 1e-4)
+    *_around(4, "sft.net", 0, (S, INC, X), lambda x: {f"{SFT}.net": x}, step=1),
+    *_around(4, "sft.p", A, (S, INC, INC), lambda x: {f"{SFT}.mcnemar_p": x}),
+    *_around(4, "sft.p.net+", A, (X, INC, INC), lambda x: {f"{SFT}.net": 5, f"{SFT}.mcnemar_p": x}),
+    *_around(4, "rvs.gained-lost", 0, (X, INC, S), lambda x: {f"{RVS}.gained": 5 + x, f"{RVS}.lost": 5}, step=1),
+    *_around(4, "rvs.p", A, (S, INC, INC), lambda x: {f"{RVS}.mcnemar_p": x}),
+    *_around(4, "rvs.p.lost", A, (X, INC, INC), lambda x: {f"{RVS}.gained": 1, f"{RVS}.lost": 12, f"{RVS}.mcnemar_p": x}),
+    # claim 5 (novelty RL [0.45, 0.55], SFT [0.93, 0.97]; unique per problem base [9, 11], RL [10, 12], SFT [3, 5])
+    *_around(5, "novelty.rl.ci_high", 0.93, (S, INC, INC), lambda x: {f"{NRL}.ci_high": x}),
+    *_around(5, "novelty.rl.ci_low", 0.97, (INC, INC, X), lambda x: ci3(NRL, 0.985, x, 1.0)),
+    *_around(5, "diversity.rl.ci_high", 9.0, (X, S, S), lambda x: ci3(DRL, 8.0, 7.0, x)),
+    *_around(5, "diversity.sft.ci_high", 9.0, (S, INC, INC), lambda x: {f"{DSFT}.ci_high": x}),
+    *_around(5, "diversity.sft.ci_low", 11.0, (INC, INC, X), lambda x: ci3(DSFT, 12.0, x, 13.0)),
+    # claim 6
+    *_around(6, "ci_low", 0.0, (INC, INC, S), _low(PPL)),
+    *_around(6, "ci_high", 0.0, (X, INC, INC), _high(PPL)),
+    # claim 7 (plain RL net 10, p 0.01; RL + bonus net 3, p 0.3)
+    *_around(7, "plain.net", 0, (INC, INC, S), lambda x: {f"{PLAIN}.net": x, f"{BONUS}.net": -5}, step=1),
+    *_around(7, "plain.p", A, (S, INC, INC), lambda x: {f"{PLAIN}.mcnemar_p": x}),
+    *_around(7, "bonus.net-plain.net", 10, (S, S, INC), lambda x: {f"{BONUS}.net": x}, step=1),
+    *_around(7, "bonus.net.alone", 0, (INC, INC, X),
+             lambda x: {f"{PLAIN}.mcnemar_p": 0.4, f"{BONUS}.net": x, f"{BONUS}.mcnemar_p": 0.01}, step=1),
+    *_around(7, "bonus.p.alone", A, (X, INC, INC), lambda x: {f"{PLAIN}.mcnemar_p": 0.4, f"{BONUS}.mcnemar_p": x}),
+    *_around(7, "plain.net.bonus-expands", 0, (X, X, INC),
+             lambda x: {f"{PLAIN}.net": x, f"{BONUS}.net": 3, f"{BONUS}.mcnemar_p": 0.01}, step=1),
+]
+
+
+@pytest.mark.parametrize("cid,changes,expected", THRESHOLDS)
+def test_rule_thresholds(cid, changes, expected):
+    v = claim(cid).decide(mutate(stats_all_supported(), changes))
+    assert v.verdict == expected, v.explanation
+
+
+def _branches(func) -> set[tuple]:
+    """Both outcomes of every conditional jump in ``func``'s bytecode: (code, jump offset, next offset)."""
+    ins = list(dis.get_instructions(func))
+    return {
+        (func.__code__, a.offset, to)
+        for a, b in zip(ins, ins[1:])
+        if "IF" in a.opname or a.opname == "FOR_ITER"
+        for to in (a.argval, b.offset)
+    }
+
+
+def test_every_branch_of_every_rule_is_taken():
+    """Each comparison, each part of an ``and`` / ``or`` and each loop in the rules (and the helpers they decide
+    with) goes both ways in CASES and THRESHOLDS: no verdict is reached by one route only."""
+    funcs = [getattr(C, f"_rule{c.id}") for c in C.CLAIMS] + [C.expansion_sign, C.sig_sign, C._expands]
+    want = set().union(*map(_branches, funcs))
+    codes, taken = {f.__code__ for f in funcs}, set()
+
+    def call(frame, event, arg):
+        if frame.f_code not in codes:
+            return None
+        frame.f_trace_opcodes, last = True, [None]
+
+        def step(frame, event, arg):
+            if event == "opcode":
+                taken.add((frame.f_code, last[0], frame.f_lasti))
+                last[0] = frame.f_lasti
+            return step
+
+        return step
+
+    before = sys.gettrace()
+    sys.settrace(call)
+    try:
+        for cid, changes, _ in CASES + [p.values for p in THRESHOLDS]:
+            claim(cid).decide(mutate(stats_all_supported(), changes))
+    finally:
+        sys.settrace(before)
+    missing = want - taken
+    assert want and not missing, sorted(f"{code.co_name} offset {a} -> {b}" for code, a, b in missing)
 # ----------------------------------------------------------------------------- reported numbers
 
 PAPER_NUMBERS = [

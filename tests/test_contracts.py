@@ -1,7 +1,9 @@
 """Contracts between params.yaml, the notebooks' parameters cells, dvc.yaml, the profiles and the pins."""
 
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -117,10 +119,48 @@ def test_environment_yml_carries_the_pip_pins():
     assert "python=3.11" in env["dependencies"]
 
 
-def test_ci_calls_the_readme_test_command():
+def _readme_commands() -> list[str]:
+    """The commands of the README's "The two commands" code block (comments dropped)."""
+    m = re.search(r"^## The two commands\n+```bash\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)
+    assert m, "README.md has no bash block under '## The two commands'"
+    return [c for line in m.group(1).splitlines() if (c := line.split("#")[0].strip())]
+
+
+def _readme_test_command() -> str:
+    cmds = _readme_commands()
+    tests = [c for c in cmds if "test" in shlex.split(c)[-1]]
+    assert len(cmds) == 2 and len(tests) == 1, cmds
+    return tests[0]
+
+
+def test_ci_runs_the_readme_test_command():
+    cmds = _readme_commands()
+    assert "make reproduce" in cmds
     ci = (ROOT / ".ci" / "run").read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert "make test" in ci and "make test" in readme and "make reproduce" in readme
+    executed = [c for line in ci.splitlines() if (c := line.split(" #")[0].strip()) and not c.startswith("#")]
+    assert _readme_test_command() in executed, executed
+    assert "set -euo pipefail" in executed  # a failing command fails CI
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+@pytest.mark.parametrize("target,marker", [(None, None), ("test-slow", "slow"), ("test-gpu", "gpu")])
+def test_make_test_targets_run_pytest_and_fail_on_no_tests(tmp_path, target, marker):
+    """The target the README names (and the marked ones) run pytest, pass its exit status on, and turn exit 5
+    ("no tests collected") into a failure: checked with a stand-in for the virtualenv's python."""
+    cmd = shlex.split(_readme_test_command()) if target is None else ["make", target]
+    assert cmd[0] == "make" and len(cmd) == 2, cmd
+    venv, argv = tmp_path / "venv", tmp_path / "argv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\necho "$@" > {argv}\nexit "$FAKE_RC"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    (venv / ".installed").touch()
+    for rc, ok in ((0, True), (1, False), (5, False)):
+        r = subprocess.run(["make", "-s", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed", cmd[1]],
+                           env={**os.environ, "FAKE_RC": str(rc)}, capture_output=True, text=True)
+        assert (r.returncode == 0) == ok, (rc, r.returncode, r.stderr)
+        assert argv.read_text().split() == ["-m", "pytest"] + (["-m", marker] if marker else [])
+        argv.unlink()
+    assert "collected no tests" in r.stderr
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")

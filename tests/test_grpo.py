@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from passkt import grpo
+from passkt import grpo, integrity
 from passkt.backends import ScriptedBackend
 from passkt.grpo import GRPOSettings
 from passkt.models import build_tokenizer, tiny_config
@@ -20,6 +21,7 @@ from passkt.world import build_world, make_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("right", "wrong", "invalid", "eos")  # script behaviour by problem index
+PAPER = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -196,11 +198,18 @@ def test_train_two_steps_then_resume(problems, tok, tmp_path):
     after = AutoModelForCausalLM.from_pretrained(out / "model").state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before), "no parameter moved"
 
-    s2 = GRPOSettings(**{**s.__dict__, "epochs": 2})
+    assert t["scorer"] == integrity.scorer_version()  # the reward log says which scorer produced it
+    assert json.loads((out / "grpo_settings.json").read_text())["scorer"] == t["scorer"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = grpo.train_grpo(base, train, tok, out, s, search_k=1, backend_factory=lambda trainer: backend)
+    assert again["reused"] and again["global_step"] == 2  # finished with this fingerprint: not retrained
+    # (a kill mid-run resuming from its own checkpoint: tests/test_integrity.py)
+    s2 = GRPOSettings(**{**s.__dict__, "epochs": 2})  # other settings: its checkpoints and log are discarded
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t2 = grpo.train_grpo(base, train, tok, out, s2, search_k=1, backend_factory=lambda trainer: backend)
-    assert t2["resumed_from"].endswith("checkpoint-2") and t2["steps"] == 2 and t2["global_step"] == 4
+    assert t2["resumed_from"] is None and t2["steps"] == 4 and t2["global_step"] == 4
     assert [int(r["step"]) for r in _read_log(out / "train_log.csv")] == [1, 2, 3, 4]
 
 
@@ -223,19 +232,57 @@ def test_lora_step_saves_a_merged_plain_model(problems, tok, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_paper_profile_configs_parse_and_vllm_config_builds(tmp_path):
-    yaml = pytest.importorskip("yaml")
+def _paper_settings(bonus: float = 0.0, **changes) -> GRPOSettings:
+    """GRPOSettings of the paper profile's plain run (bonus 0) or bonus run, as notebooks/04_grpo.ipynb builds them."""
+    s = PAPER["sampling"]
+    return GRPOSettings(**{**PAPER["04_grpo"]["grpo"], **changes}, bonus=bonus, seed=PAPER["seed"], top_p=s["top_p"],
+                        max_turn_tokens=s["max_turn_tokens"], max_total_tokens=s["max_total_tokens"],
+                        gen_batch_size=s["batch_size"])
+
+
+def test_paper_profile_accelerate_and_deepspeed_configs_parse():
     acc = yaml.safe_load((ROOT / "configs" / "accelerate_zero2.yaml").read_text())
     assert acc["distributed_type"] == "DEEPSPEED"
-    ds_file = ROOT / acc["deepspeed_config"]["deepspeed_config_file"]
-    ds = json.loads(ds_file.read_text())
+    ds = json.loads((ROOT / acc["deepspeed_config"]["deepspeed_config_file"]).read_text())
     assert ds["zero_optimization"]["stage"] == 2 and ds["train_micro_batch_size_per_gpu"] == "auto"
-    s = GRPOSettings(use_vllm=True, vllm_mode="colocate", bf16=False)
-    try:
-        cfg = grpo.build_config(s, tmp_path / "ck")
-    except (ImportError, ValueError) as e:  # pragma: no cover - depends on the installed TRL
-        pytest.skip(f"TRL refuses a use_vllm GRPOConfig without vllm installed: {e}")
-    assert cfg.use_vllm and cfg.vllm_mode == "colocate" and not cfg.vllm_importance_sampling_correction
-    assert cfg.num_generations == 8 and cfg.per_device_train_batch_size == 64 and cfg.steps_per_generation == 1
-    with pytest.raises(ValueError, match="prompts_per_step"):
+
+
+@pytest.mark.parametrize("bonus", [0.0, PAPER["04_grpo"]["bonus"]])
+@pytest.mark.parametrize("n_processes", [1, 2, 4, 8])
+def test_paper_settings_pass_our_batch_checks(tmp_path, monkeypatch, n_processes, bonus):
+    """Our own checks and arguments only: TRL's GRPOConfig is replaced by dict, so nothing here can be TRL's."""
+    import trl
+
+    monkeypatch.setattr(trl, "GRPOConfig", dict)
+    s = _paper_settings(bonus)
+    kw = grpo.build_config(s, tmp_path / "ck", n_processes=n_processes)
+    assert kw["num_generations"] == s.group_size == 8
+    assert kw["per_device_train_batch_size"] * kw["gradient_accumulation_steps"] * n_processes == 32 * 8
+    assert kw["use_vllm"] and kw["vllm_mode"] == "colocate" and kw["vllm_importance_sampling_correction"] is False
+    assert kw["vllm_max_model_length"] == s.max_total_tokens + s.max_turn_tokens
+    assert kw["reward_weights"] == ([1.0, bonus] if bonus else [1.0]) and kw["beta"] == 0.0
+
+
+def test_build_config_rejects_batches_that_split_groups(tmp_path):
+    with pytest.raises(ValueError, match="prompts_per_step=3: must be a multiple of the process count 2"):
         grpo.build_config(GRPOSettings(prompts_per_step=3), tmp_path / "ck", n_processes=2)
+    with pytest.raises(ValueError, match="not divisible by grad_accum × processes = 16"):
+        grpo.build_config(GRPOSettings(prompts_per_step=4, group_size=2, grad_accum=8), tmp_path / "ck", n_processes=2)
+
+
+def test_paper_settings_build_a_trl_config(tmp_path):
+    """TRL accepts the paper profile's GRPOConfig (use_vllm; vllm itself is not needed to build it)."""
+    cfg = grpo.build_config(_paper_settings(PAPER["04_grpo"]["bonus"]), tmp_path / "ck")
+    assert cfg.use_vllm and cfg.vllm_mode == "colocate" and not cfg.vllm_importance_sampling_correction
+    assert cfg.num_generations == 8 and cfg.per_device_train_batch_size == 256 and cfg.steps_per_generation == 1
+    assert not cfg.bf16  # the paper profile sets no bf16: GRPOSettings' default
+
+
+def test_bf16_config_builds_where_there_is_a_bf16_device(tmp_path):
+    try:
+        cfg = grpo.build_config(_paper_settings(bf16=True), tmp_path / "ck")
+    except ValueError as e:
+        if "doesn't support bf16/gpu" not in str(e) or torch.cuda.is_available():
+            raise
+        pytest.skip("transformers refuses bf16=True without a bf16-capable GPU (no CUDA device here)")
+    assert cfg.bf16 and cfg.model_init_kwargs == {"dtype": "bfloat16"}

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
+from passkt import evaluate, models
 from passkt import mechanism as mech
-from passkt import models
 from passkt.backends import ScriptedBackend
 from passkt.protocol import NOTICE, SYSTEM_PROMPT
 from passkt.rollout import Environment, SamplingConfig, run_episodes, to_record
@@ -46,7 +46,7 @@ def _records(env, budgets=(0, 1, 2, 3)):
     for s, b in enumerate(budgets):
         ep = run_episodes(ScriptedBackend(env.tok, _agent(b)), env, [(pid, s, b)], CFG)[0]
         recs.append(to_record(env, ep, b, "rl", 1.0, 0))
-    return pd.DataFrame(recs)
+    return evaluate.score_frame(pd.DataFrame(recs), env.problems)
 
 
 @pytest.fixture(scope="module")

@@ -1,32 +1,49 @@
 """The whole pipeline on the smoke profile, through DVC and the real runner, in a temporary copy of the repo.
 
-Asserts on the files each stage writes (not on notebook output text). Budget: a few minutes on 2 CPU cores.
+Asserts on content (tests/pipeline_checks.py): the claims' verdicts and every key their rules read, statistic
+ranges and orderings, Pass@k monotone in k from the cached counts, the scorer on known answers, trained models that
+load and moved. A test of the tests reruns stage 05 with a broken scorer and requires the checks to fail.
+The smoke models are far too small to solve anything, so claim 6 (which scores successful RL trajectories) is
+the one claim allowed to be "not evaluated" here; the slow full-pipeline test allows none.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pipeline_checks as checks
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+SMOKE_NOT_EVALUATED = (6,)  # needs RL successes; the smoke models have none
+
+
+def _copy_repo(dst: Path, params: Path) -> Path:
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", "__pycache__", "cache",
+                                                              "tmp", "*.egg-info", ".hypothesis", ".pytest_cache"))
+    shutil.copy(params, dst / "params.yaml")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline"]):
+        subprocess.run(cmd, cwd=dst, check=True)
+    return dst
+
+
+def _env(repo: Path, lib: Path | None = None) -> dict:
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(repo), "TOKENIZERS_PARALLELISM": "false"}
+    if lib is not None:  # import the library from this folder, not the editable install
+        env["PYTHONPATH"] = str(lib)
+    return env
 
 
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory):
-    dst = tmp_path_factory.mktemp("smoke") / "repo"
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", "__pycache__", "cache",
-                                                              "tmp", "*.egg-info", ".hypothesis", ".pytest_cache"))
-    shutil.copy(ROOT / "configs" / "smoke.yaml", dst / "params.yaml")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"]):
-        subprocess.run(cmd, cwd=dst, check=True)
-    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(dst), "TOKENIZERS_PARALLELISM": "false"}
-    r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=dst, capture_output=True, text=True, env=env, timeout=900)
+    dst = _copy_repo(tmp_path_factory.mktemp("smoke") / "repo", ROOT / "configs" / "smoke.yaml")
+    r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=dst, capture_output=True, text=True, env=_env(dst), timeout=900)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     return dst
 
@@ -76,7 +93,50 @@ def test_base_rollouts_cover_the_grid(smoke_repo):
     assert len(bands["bands"]) == 8
 
 
+def test_claims_are_decided_from_every_key_their_rules_read(smoke_repo):
+    assert checks.check_claims(smoke_repo, allow_not_evaluated=SMOKE_NOT_EVALUATED) == []
+
+
+def test_metrics_have_sane_ranges_and_a_working_scorer(smoke_repo):
+    assert checks.check_metrics(smoke_repo) == []
+
+
+def test_pass_at_k_from_the_counts_is_monotone_in_k(smoke_repo):
+    assert checks.check_counts(smoke_repo) == []
+
+
+def test_trained_models_load_and_moved(smoke_repo):
+    assert checks.check_models(smoke_repo) == []
+
+
+def test_a_broken_scorer_fails_the_checks(smoke_repo, tmp_path):
+    """The test of the tests: stage 05 rerun with ``score_answer`` always False must fail check_metrics."""
+    bad = tmp_path / "repo"
+    shutil.copytree(smoke_repo, bad, ignore=shutil.ignore_patterns(".git", ".dvc", "__pycache__"))
+    f = bad / "lib/passkt/scoring.py"
+    src = f.read_text()
+    anchor = "    gold, aliases = problem[\"answer\"], problem.get(\"aliases\", ())\n"
+    assert src.count(anchor) == 1, "the mutation's anchor moved: update this test"
+    f.write_text(src.replace(anchor, anchor + "    return {\"correct\": False, \"f1\": 0.0}\n"))
+    r = subprocess.run([sys.executable, "-m", "passkt.run", "05_pass_at_k"], cwd=bad, capture_output=True, text=True,
+                       env=_env(bad, bad / "lib"), timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    problems = checks.check_metrics(bad)
+    assert any("scorer.gold_accept" in p for p in problems), problems
+
+
 def test_second_repro_is_a_noop(smoke_repo):
     r = subprocess.run([str(BIN / "dvc"), "status"], cwd=smoke_repo, capture_output=True, text=True,
                        env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(smoke_repo)})
     assert r.returncode == 0 and "changed" not in r.stdout, r.stdout
+
+
+@pytest.mark.slow
+def test_full_tiny_pipeline_is_decisive_about_its_own_content(tmp_path):
+    """The default (tiny) profile end to end (~25 min on 2 cores): every claim evaluated, all checks pass."""
+    repo = _copy_repo(tmp_path / "repo", ROOT / "params.yaml")
+    r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo, capture_output=True, text=True, env=_env(repo),
+                       timeout=int(os.environ.get("PASSKT_SLOW_TIMEOUT", 3600)))
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert checks.check_claims(repo) == []
+    assert checks.check_metrics(repo) + checks.check_counts(repo) + checks.check_models(repo) == []

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from passkt import rollout
+from passkt import evaluate, rollout
 from passkt.backends import ScriptedBackend
 from passkt.protocol import NOTICE
+from passkt.scoring import score_answer
 
 CFG = rollout.SamplingConfig(temperature=1.0, max_turn_tokens=64, max_total_tokens=2000, search_k=1)
 
@@ -47,7 +48,8 @@ def test_gold_agent_solves_and_segments_are_exact(small_tok, eval_set):
     for ep in eps:
         rec = rollout.to_record(env, ep, 5, "gold", 1.0, 0)
         p = env.problems[ep.problem_id]
-        assert rec["correct"], (p["question"], rec["answer"])
+        assert "correct" not in rec  # shards hold what the policy wrote; scores are derived when read
+        assert score_answer(rec["answer"], p)["correct"], (p["question"], rec["answer"])
         assert rec["searches"] == (0 if p["category"] == "math" else 2)
         assert "".join(rec["seg_text"]) == small_tok.decode(rec["token_ids"])
         for a, b, t in zip(rec["seg_start"], rec["seg_end"], rec["seg_text"]):
@@ -123,7 +125,7 @@ def test_fork_and_separate_same_distribution(tmp_path, small_tok, eval_set):
     be = ScriptedBackend(small_tok, random_agent())
     rollout.sample_policy(be, env, tool, out_dir=tmp_path / "fork", mode="fork", **kw)
     rollout.sample_policy(be, env, tool, out_dir=tmp_path / "sep", mode="separate", **kw)
-    f, s = rollout.load_rollouts(tmp_path / "fork"), rollout.load_rollouts(tmp_path / "sep")
+    f, s = evaluate.load_scored(tmp_path / "fork", tool), evaluate.load_scored(tmp_path / "sep", tool)
     for T in kw["grid"]:
         (fd, fc), (sd, sc) = _distribution(f, T), _distribution(s, T)
         assert set(fd.index) == set(sd.index), T
@@ -139,11 +141,11 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, small_tok, ev
 
     real, calls = rollout.write_atomic_parquet, {"n": 0}
 
-    def crash_after_three(rows, path):
+    def crash_after_three(rows, path, meta=None):
         if calls["n"] == 3:
             raise KeyboardInterrupt
         calls["n"] += 1
-        real(rows, path)
+        real(rows, path, meta)
 
     monkeypatch.setattr(rollout, "write_atomic_parquet", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
@@ -161,7 +163,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, small_tok, ev
     assert len(rollout.load_rollouts(tmp_path / "resumed")) == len(eval_set) * 5 * 2 * 3 - 5 * 2 * 2 * 4
     # so does a change of the engine's code (the same seed draws other samples through another loop)
     assert rollout.sample_policy(be, env, eval_set, out_dir=tmp_path / "full", **kw)["resumed_shards"] > 0
-    monkeypatch.setattr(rollout, "engine_version", lambda: "another-engine")
+    monkeypatch.setattr(rollout, "engine_version", lambda: {"hash": "another-engine", "modules": []})
     assert rollout.sample_policy(be, env, eval_set, out_dir=tmp_path / "full", **kw)["resumed_shards"] == 0
 
 
@@ -170,7 +172,7 @@ def test_math_is_evaluated_at_T0_only(tmp_path, small_tok, eval_set):
     be = ScriptedBackend(small_tok, gold_agent(eval_set))
     rollout.sample_policy(be, env, eval_set, policy="gold", out_dir=tmp_path, n=2, grid=[0, 1, 2],
                           temperatures=[1.0], cfg=CFG, seed=0)
-    df = rollout.load_rollouts(tmp_path)
+    df = evaluate.load_scored(tmp_path, eval_set)
     assert set(df[df.category == "math"]["T"]) == {0}
     assert set(df[df.category == "bridge"]["T"]) == {0, 1, 2}
     assert df[(df.category != "math") & (df["T"] == 2)].correct.all()

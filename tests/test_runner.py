@@ -85,7 +85,7 @@ def test_overrides_are_typed(repo, capsys):
 
 def test_nothing_computed_is_deleted_on_bad_input(repo, capsys):
     edit(repo, lambda p: p["00_data_prep"].update(bogus=1))
-    run.main(["00_data_prep"])
+    fails_with(capsys, ["00_data_prep"], "bogus")
     assert (repo / "data" / "00_data_prep" / "keep.txt").read_text() == "computed earlier"
 
 

@@ -233,8 +233,10 @@ def test_full_fine_tuning_overfits_saves_and_resumes(train, tok, base_dir, tmp_p
     base, _ = models.load_policy(base_dir)
     assert not torch.equal(model.model.embed_tokens.weight, base.model.embed_tokens.weight)
     assert sft.last_checkpoint(tmp_path / "out").endswith("checkpoint-20")
-    again = sft.train_sft(base_dir, ds, tmp_path / "out", s)  # resumes at the end: no further steps
-    assert again["resumed_from"].endswith("checkpoint-20") and again["steps"] == 20
+    again = sft.train_sft(base_dir, ds, tmp_path / "out", s)  # finished with this fingerprint: reused, not retrained
+    assert again["reused"] and again["steps"] == 20 and again["fingerprint"] == res["fingerprint"]
+    other = sft.train_sft(base_dir, ds, tmp_path / "out", sft.SFTSettings(**{**s.__dict__, "epochs": 21}))
+    assert not other.get("reused") and other["resumed_from"] is None and other["steps"] == 21  # new settings: anew
 
 
 def test_lora_merges_into_a_plain_model(train, tok, base_dir, tmp_path):

@@ -6,7 +6,15 @@ from pathlib import Path
 import pytest
 
 from passkt.data import FIELDS, ProblemError, validate_problem
-from passkt.sources import bridge_plan, load_hotpotqa, load_math500, sample_study_sets
+from passkt.sources import (
+    bridge_plan,
+    load_hotpotqa,
+    load_math500,
+    overlapping,
+    paragraph_key,
+    paragraph_overlap,
+    sample_study_sets,
+)
 
 FIX = Path(__file__).parent / "fixtures"
 ORIGINAL = FIX / "hotpot_dev_distractor_sample.json"
@@ -336,3 +344,85 @@ def test_sample_on_real_fixtures(hotpot, math):
     sets = sample_study_sets(hotpot, math, n_train=2, n_eval=2, seed=0)
     assert [p["category"] for p in sets["train"]] == ["comparison", "bridge"]
     assert len(sets["eval_math"]) == 2
+
+
+# --------------------------------------------------------------------------------------- paragraph overlap
+
+
+def test_paragraph_key_and_overlapping_gold_versus_any():
+    assert paragraph_key("  Marrowby\u00a0 ABBEY ") == paragraph_key("Marrowby Abbey") == "marrowby abbey"
+    train = _pool("comparison", 1, "t")  # corpus T1, T2
+    cands = [{**p, "supporting_titles": ["U1", "U2"]} for p in _pool("bridge", 3, "e")]
+    cands[0] = {**cands[0], "titles": ["t1", "U2"], "texts": ["x", "y"], "supporting_titles": ["t1", "U2"]}
+    cands[1] = {**cands[1], "titles": ["U1", "U2", "T2"], "texts": ["x", "y", "z"]}
+    cands[2] = {**cands[2], "titles": ["U1", "U2"], "texts": ["x", "y"]}
+    assert overlapping(cands, train) == ["e000"]  # a gold paragraph in training
+    assert overlapping(cands, train, gold_only=False) == ["e000", "e001"]  # + a shared distractor
+    sets = {"train": train, "eval_bridge": cands, "eval_math": _pool("math", 2, "m")}
+    assert paragraph_overlap(sets) == {"eval_bridge": ["e000"], "eval_math": []}
+
+
+def _raw_with_leak():
+    """The original-layout fixture with one evaluation comparison problem's gold paragraph copied (title in
+    other case and spacing) into a training problem's corpus, in place of a distractor."""
+    raw = json.loads(ORIGINAL.read_text())
+    plain = sample_study_sets(load_hotpotqa(ORIGINAL), load_math500(MATH500), n_train=2, n_eval=1, seed=0)
+    leak = plain["eval_comparison"][0]
+    gold = leak["supporting_titles"][0]
+    rec = next(r for r in raw if r["_id"] == leak["id"])
+    sentences = next(s for t, s in rec["context"] if t == gold)
+    train_id = next(p["id"] for p in plain["train"] if p["category"] == "bridge")
+    host = next(r for r in raw if r["_id"] == train_id)
+    assert host["context"][-1][0] not in {t for t, _ in host["supporting_facts"]}  # a distractor
+    host["context"][-1] = [f" {gold.upper()} ", sentences]
+    return raw, plain, leak
+
+
+def test_overlapping_eval_problem_is_counted_and_replaced(tmp_path):
+    raw, plain, leak = _raw_with_leak()
+    (tmp_path / "hotpot.json").write_text(json.dumps(raw))
+    hot, mth = load_hotpotqa(tmp_path / "hotpot.json"), load_math500(MATH500)
+    kept = sample_study_sets(hot, mth, n_train=2, n_eval=1, seed=0)
+    assert paragraph_overlap(kept) == {"eval_math": [], "eval_comparison": [leak["id"]], "eval_bridge": []}
+    sets = sample_study_sets(hot, mth, n_train=2, n_eval=1, seed=0, drop_paragraph_overlap=True)
+    assert paragraph_overlap(sets) == {"eval_math": [], "eval_comparison": [], "eval_bridge": []}
+    ids = lambda s, name: [p["id"] for p in s[name]]  # noqa: E731
+    assert len(sets["eval_comparison"]) == 1 and ids(sets, "eval_comparison") != [leak["id"]]
+    for name in ("train", "eval_math", "eval_bridge"):  # only the overlapping problem changes
+        assert ids(sets, name) == ids(kept, name) == ids(plain, name)
+    with pytest.raises(ProblemError, match="'comparison': need 2 evaluation problems without a gold"):
+        sample_study_sets(hot, mth, n_train=2, n_eval=2, seed=0, drop_paragraph_overlap=True)
+    assert len(sample_study_sets(hot, mth, n_train=2, n_eval=2, seed=0)["eval_comparison"]) == 2
+
+    # prep: the count of the seeded draw comes back with the sets and goes into the data card
+    from passkt import prep
+
+    for drop, expect in ((True, sets), (False, kept)):
+        got, found = prep.build_real(0, str(tmp_path / "hotpot.json"), str(MATH500), 2, 1, drop)
+        assert found == 1 and got == expect
+    params = {"source": "real", "seed": 0, "paragraph_overlap": 1, "drop_paragraph_overlap": True}
+    prep.save(sets, [], tmp_path / "out", params)
+    card = (tmp_path / "out" / "DATA_CARD.md").read_text()
+    assert "- found: 1 " in card and "- drop_paragraph_overlap: True " in card
+    assert "- in the saved sets: 0 overlapping;" in card
+
+
+def test_synthetic_sets_have_no_paragraph_overlap_and_a_forced_one_is_dropped(small_sets):
+    from passkt import prep
+
+    sets, _ = small_sets
+    assert prep.check_paragraph_overlap(sets, True) == (sets, 0)
+    assert not any(overlapping(sets[n], sets["train"], gold_only=False) for n in sets if n.startswith("eval"))
+    donor, victim = sets["train"][0], sets["eval_bridge"][0]
+    g = donor["supporting_titles"][0]  # a training gold paragraph becomes a gold paragraph of victim
+    forced = {
+        **victim,
+        "titles": victim["titles"] + [g],
+        "texts": victim["texts"] + [donor["texts"][donor["titles"].index(g)]],
+        "supporting_titles": [victim["supporting_titles"][0], g],
+    }
+    leaky = {**sets, "eval_bridge": [forced] + sets["eval_bridge"][1:]}
+    kept, n = prep.check_paragraph_overlap(leaky, False)
+    assert n == 1 and kept == leaky
+    dropped, n = prep.check_paragraph_overlap(leaky, True)
+    assert n == 1 and dropped == {**sets, "eval_bridge": sets["eval_bridge"][1:]}

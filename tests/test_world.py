@@ -2,13 +2,24 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from passkt.data import load_problems, validate_problem
-from passkt.world import SUBWORLDS, build_world, evaluate_math, make_problems, world_paragraphs
+from passkt.world import (
+    SUBWORLDS,
+    _math_problems,
+    build_world,
+    evaluate_math,
+    make_problems,
+    math_instance,
+    world_paragraphs,
+)
 
 SEED = 3
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +161,29 @@ def test_math_answers(problems):
         assert int(p["answer"]) >= 0
         assert [int(n) for n in re.findall(r"\d+", p["question"])] == m["operands"]
         assert p["answer"] not in json.loads(p["meta"])["wrong_answers"]
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "configs/smoke.yaml"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eval_math_instances_never_occur_in_pretraining(profile, seed):
+    """At the profile's own sizes (as prep.build_synthetic calls it); before the fix 35-38 of the tiny
+    profile's 50 evaluation math problems repeated a pretraining problem's operation and operands."""
+    s = yaml.safe_load((ROOT / profile).read_text())["00_data_prep"]
+    w = build_world(seed, *s["world_entities"])
+    ps = make_problems(w, seed, s["n_pretrain"], s["n_train"], s["n_eval"], n_distractors=s["n_distractors"])
+    eval_inst = {math_instance(p) for p in ps["eval_math"]}
+    pre_math = [p for p in ps["pretrain"] if p["category"] == "math"]
+    assert len(ps["eval_math"]) == s["n_eval"] and len(pre_math) == s["n_pretrain"] // 3
+    assert not eval_inst & {math_instance(p) for p in pre_math}
+    assert not any(p["category"] == "math" for p in ps["train"])  # training has no math to keep apart
+    # the evaluation set is drawn as without the exclusion; only pretraining redraws
+    assert ps["eval_math"] == _math_problems(w, "eval", "eval", s["n_eval"], seed)
+
+
+def test_math_exclusion_that_covers_a_template_fails_clearly(world):
+    every_sum = frozenset((("+",), (a, b)) for a in range(2, 21) for b in range(2, 13))
+    with pytest.raises(ValueError, match="^pretrain math: no math_add operands left"):
+        _math_problems(world, "pretrain", "pretrain", 1, SEED, exclude=every_sum)
 
 
 def test_evaluate_math():

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from bisect import bisect_left
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
 
+from passkt.detok import decode_offsets
 from passkt.protocol import STOP_STRINGS
 
 
@@ -628,13 +630,14 @@ class HFGenerateBackend(_HFModel):
 
 
 def _string_stop_cut(tok, toks: list[int]) -> int | None:
-    """Position just after the first token at which the decoded text contains a stop string."""
-    text = ""
-    for j, t in enumerate(toks):
-        text += tok.decode([t])
-        if any(s in text for s in STOP_STRINGS):
-            return j + 1
-    return None
+    """Position just after the first token at which the decoded text contains a stop string. The text is decoded
+    as a whole (passkt.detok): the cut keeps every token that starts before the stop string ends."""
+    text = tok.decode(toks)
+    ends = [k + len(s) for s in STOP_STRINGS if (k := text.find(s)) >= 0]
+    if not ends:
+        return None
+    _, starts = decode_offsets(tok, toks)
+    return bisect_left(starts, min(ends))
 
 
 class VLLMBackend(TurnBackend):

@@ -1,83 +1,16 @@
-"""Evaluation sampling shared by stages 02 (base), 03 (SFT) and 04 (RL): one function, one settings dict.
+"""Evaluation helpers shared by stages 02–06: scored rollouts, counts, summaries, sanity bands, training checks.
 
-Every policy is sampled with exactly the same ``sampling`` section of params.yaml (engine, n, depth grid,
-temperatures, top-p, token limits, search top-k, seeds), so the policies are compared on identical terms.
+Sampling itself lives in :mod:`passkt.sampling` (re-exported here); scores are derived here, from what the policy
+wrote, by the current :mod:`passkt.scoring` — never read back from a cache.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from passkt import rollout
-from passkt.backends import HFBackend, VLLMBackend
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    n: int = 16  # rollouts per (problem, temperature, T)
-    T_grid: list = field(default_factory=lambda: [0, 1, 2, 3, 5])
-    math_T_grid: list = field(default_factory=lambda: [0])
-    temperatures: list = field(default_factory=lambda: [1.0])
-    top_p: float = 1.0
-    max_turn_tokens: int = 48
-    max_total_tokens: int = 1024
-    search_k: int = 1
-    backend: str = "hf"  # hf | vllm
-    batch_size: int = 256
-    problems_per_shard: int = 8
-    mode: str = "fork"  # fork (depth grid from one pass) | separate (one run per T)
-    device: str = "cpu"
-    workers: int = 1  # sampling threads (hf backend): shards and batches in parallel; same samples as 1 worker
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SamplingSettings":
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"sampling: unknown key {unknown[0]!r}; known: {sorted(cls.__dataclass_fields__)}")
-        s = cls(**d)
-        if s.backend not in ("hf", "vllm"):
-            raise ValueError(f"sampling.backend must be 'hf' or 'vllm', got {s.backend!r}")
-        if not isinstance(s.workers, int) or s.workers < 1:
-            raise ValueError(f"sampling.workers must be an integer >= 1, got {s.workers!r}")
-        if s.mode not in ("fork", "separate"):
-            raise ValueError(f"sampling.mode must be 'fork' or 'separate', got {s.mode!r}")
-        return s
-
-    def config(self, temperature: float | None = None) -> rollout.SamplingConfig:
-        return rollout.SamplingConfig(temperature=self.temperatures[-1] if temperature is None else temperature,
-                                      top_p=self.top_p, max_turn_tokens=self.max_turn_tokens,
-                                      max_total_tokens=self.max_total_tokens, search_k=self.search_k)
-
-
-def make_backend(model, tokenizer, s: SamplingSettings, model_path: str | Path | None = None, seed: int = 0):
-    if s.backend == "vllm":
-        return VLLMBackend(str(model_path), tokenizer, seed=seed)
-    return HFBackend(model, tokenizer, batch_size=s.batch_size)
-
-
-def sample_eval(model_dir: str | Path, policy: str, problems: list[dict], out_dir: str | Path, sampling: dict,
-                seed: int) -> dict:
-    """Sample ``policy`` (a saved model folder) on ``problems`` with the shared settings; returns throughput."""
-    import torch
-
-    from passkt import models
-
-    s = SamplingSettings.from_dict(sampling)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    model, tok = models.load_policy(model_dir, device=s.device) if s.backend == "hf" else (None, None)
-    if tok is None:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(str(model_dir))
-    env = rollout.Environment(problems, tok, search_k=s.search_k)
-    backend = make_backend(model, tok, s, model_dir, seed)
-    return rollout.sample_policy(
-        backend, env, problems, policy=policy, out_dir=out_dir, n=s.n, grid=list(s.T_grid),
-        temperatures=list(s.temperatures), cfg=s.config(), seed=seed, math_grid=list(s.math_T_grid),
-        problems_per_shard=s.problems_per_shard, mode=s.mode, desc=f"sampling {policy}",
-        settings={"model": models.model_fingerprint(model_dir)}, workers=s.workers,
-    )
+from passkt.sampling import SamplingSettings, make_backend, sample_eval  # noqa: F401  (re-exported)
+from passkt.scoring import score_answer
 
 
 def summary_table(df):
@@ -115,6 +48,66 @@ def sanity_bands(df, temperature: float, T_eval: int = 5) -> list[dict]:
     return rows
 
 
+def score_frame(df, problems: list[dict] | dict):
+    """``df`` with ``correct`` and ``f1`` derived from its ``answer`` / ``termination`` by the current scorer.
+
+    An episode that did not end with an answer (invalid) is incorrect with f1 0. Each distinct (problem, answer)
+    pair is scored once.
+    """
+    import pandas as pd
+
+    by_id = problems if isinstance(problems, dict) else {p["id"]: p for p in problems}
+    missing = sorted(set(df["problem_id"]) - set(by_id))
+    if missing:
+        raise KeyError(f"rollouts name {len(missing)} problems not in the problem set, e.g. {missing[0]!r}")
+    answered = df["termination"].to_numpy() == rollout.ANSWERED
+    pairs = df.loc[answered, ["problem_id", "answer"]].drop_duplicates()
+    scores = {(pid, a): score_answer(a, by_id[pid]) for pid, a in zip(pairs["problem_id"], pairs["answer"])}
+    keys = list(zip(df["problem_id"], df["answer"]))
+    out = df.copy()
+    out["correct"] = pd.array([bool(ok and scores[k]["correct"]) for k, ok in zip(keys, answered)], dtype=bool)
+    out["f1"] = [float(scores[k]["f1"]) if ok else 0.0 for k, ok in zip(keys, answered)]
+    return out
+
+
+def load_scored(out_dir: str | Path, problems: list[dict] | dict, columns: list[str] | None = None):
+    """A finished sampling run's rollouts with ``correct`` and ``f1`` scored now (see :func:`score_frame`).
+
+    ``columns`` may name ``correct``/``f1`` like any stored column; what scoring needs is read in addition.
+    """
+    stored = None
+    if columns is not None:
+        want = [c for c in columns if c not in rollout.SCORE_COLUMNS]
+        stored = list(dict.fromkeys(want + ["problem_id", "answer", "termination"]))
+    df = score_frame(rollout.load_rollouts(out_dir, columns=stored), problems)
+    return df if columns is None else df[list(columns)]
+
+
+def scorer_check(problems: list[dict]) -> dict:
+    """The scorer on known answers, for the metrics: the share of problems whose gold answer it accepts and the
+    share for which it rejects another problem's answer (same category, a different normalised answer).
+
+    Both are 1.0 for a working scorer; a broken one shows here even where no policy solves anything.
+    """
+    from passkt.scoring import normalize_answer, normalize_math
+
+    norm = {"math": normalize_math}
+    accept, reject = [], []
+    by_cat: dict[str, list[dict]] = {}
+    for p in problems:
+        by_cat.setdefault(p["category"], []).append(p)
+    for cat, ps in by_cat.items():
+        f = norm.get(cat, normalize_answer)
+        for i, p in enumerate(ps):
+            accept.append(bool(score_answer(p["answer"], p)["correct"]))
+            golds = {f(a) for a in (p["answer"], *p.get("aliases", ()))}
+            other = next((q["answer"] for q in ps[i + 1:] + ps[:i] if f(q["answer"]) not in golds), None)
+            if other is not None:
+                reject.append(not score_answer(other, p)["correct"])
+    return {"scorer.gold_accept": sum(accept) / max(len(accept), 1),
+            "scorer.wrong_reject": sum(reject) / max(len(reject), 1), "scorer.n_problems": len(accept)}
+
+
 def train_pass1(model_dir: str | Path, problems: list[dict], sampling: dict, n: int, T: int, seed: int) -> dict:
     """Pass@1 (mean exact match) of a saved policy on ``problems`` at budget T, n samples each, per category.
 
@@ -132,22 +125,26 @@ def train_pass1(model_dir: str | Path, problems: list[dict], sampling: dict, n: 
                                [(p["id"], i, T) for p in problems for i in range(n)], s.config(), workers=s.workers)
     out: dict[str, list] = {}
     for e in eps:
-        rec = rollout.to_record(env, e, T, "x", s.temperatures[-1], seed)
-        out.setdefault(rec["category"], []).append(rec["correct"])
-        out.setdefault("all", []).append(rec["correct"])
+        p = env.problems[e.problem_id]
+        ok = e.termination == rollout.ANSWERED and bool(score_answer(e.answer, p)["correct"])
+        out.setdefault(p["category"], []).append(ok)
+        out.setdefault("all", []).append(ok)
     return {k: float(sum(v) / len(v)) for k, v in out.items()}
 
 
 def load_counts(paths, policies: list[str]):
-    """Per (policy, category, problem, temperature, T): n rollouts and c successes, from cached rollouts."""
+    """Per (policy, category, problem, temperature, T): n rollouts and c successes, scored now from the rollouts."""
     import pandas as pd
 
+    from passkt import prep
+
+    problems = prep.eval_problems(paths.problems)
     frames = []
     for pol in policies:
         d = paths.rollouts(pol)
         if not any(d.glob("shard-*.parquet")):
             raise FileNotFoundError(f"no rollouts for policy {pol!r} in {d}")
-        df = rollout.load_rollouts(d, columns=["problem_id", "category", "T", "temperature", "correct"])
+        df = load_scored(d, problems, columns=["problem_id", "category", "T", "temperature", "correct"])
         g = df.groupby(["category", "problem_id", "temperature", "T"])["correct"].agg(n="size", c="sum").reset_index()
         g.insert(0, "policy", pol)
         frames.append(g)

@@ -454,10 +454,28 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
     Writes ``out_dir/train_log.csv`` (one row per logging step), ``out_dir/checkpoints/checkpoint-N`` every
     ``save_steps`` steps and the final model + tokenizer in ``out_dir/model``. Returns timings and step counts.
     """
+    from passkt import integrity
+    from passkt.models import model_fingerprint
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not problems:
         raise ValueError("train_grpo: no training problems")
+    scorer = integrity.scorer_version()  # the reward is a score: the log records which scorer produced it
+    fp = integrity.fingerprint({"code": integrity.code_version(["passkt.grpo"])["hash"],
+                                "base": model_fingerprint(base_model_dir), "settings": asdict(settings),
+                                "problems": integrity.fingerprint(problems), "search_k": search_k,
+                                "backend_factory": getattr(backend_factory, "__qualname__", None)})
+    if integrity.is_done(out, fp):  # finished by this code, on this model, data and settings: reuse
+        return {**json.loads((out / integrity.DONE_FILE).read_text())["result"], "reused": True}
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.is_main_process:  # one process clears stale state; the others wait for it
+        integrity.clear_done(out)
+        if integrity.claim_checkpoints(out / "checkpoints", fp):
+            (out / "train_log.csv").unlink(missing_ok=True)  # the log of the discarded run
+    state.wait_for_everyone()
     env = Environment(problems, tokenizer, search_k)
     trainer = build_trainer(base_model_dir, env, out, settings, backend_factory)
     resume = last_checkpoint(out / "checkpoints")
@@ -468,10 +486,13 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
     seconds = time.time() - t0
     save_final(trainer, tokenizer, out / "model", settings.lora)
     steps = trainer.state.global_step - start
-    (out / "grpo_settings.json").write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    (out / "grpo_settings.json").write_text(json.dumps({**asdict(settings), "scorer": scorer}, indent=2) + "\n")
     ro = getattr(trainer.rollout_func, "stats", {})
-    return {"seconds": round(seconds, 3), "steps": steps, "global_step": trainer.state.global_step,
+    result = {"seconds": round(seconds, 3), "steps": steps, "global_step": trainer.state.global_step,
             "seconds_per_step": round(seconds / steps, 3) if steps else math.nan,
             "resumed_from": str(resume) if resume else None,
             "rollout_seconds": round(ro.get("seconds", 0.0), 3), "rollout_episodes": ro.get("episodes", 0),
-            "rollout_generated_tokens": ro.get("generated_tokens", 0)}
+            "rollout_generated_tokens": ro.get("generated_tokens", 0), "scorer": scorer, "fingerprint": fp}
+    if trainer.accelerator.is_main_process:
+        integrity.mark_done(out, fp, result=result)
+    return result

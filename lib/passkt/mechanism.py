@@ -37,6 +37,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from passkt.detok import decode_offsets
 from passkt.metrics import resample_weights
 from passkt.rollout import Environment, Episode, SamplingConfig, continue_episodes
 from passkt.scoring import score_answer
@@ -89,23 +90,17 @@ def episodes_at(df: pd.DataFrame, T: int, temperature: float, correct_only: bool
 # ----------------------------------------------------------------------------- 1. perplexity probe
 
 
-def _token_strings(tokenizer, ids, cache: dict) -> list[str]:
-    out = []
-    for t in ids:
-        s = cache.get(t)
-        if s is None:
-            s = cache[t] = tokenizer.decode([t])
-        out.append(s)
-    return out
-
-
 def _tag_tokens(tokenizer, ids, cache: dict) -> np.ndarray:
-    """Boolean mask over ``ids``: True where a token's text overlaps a protocol tag such as <search>."""
-    strs = _token_strings(tokenizer, ids, cache)
-    ends = np.cumsum([len(s) for s in strs])
-    starts = ends - np.array([len(s) for s in strs], dtype=int)
+    """Boolean mask over ``ids``: True where a token's text overlaps a protocol tag such as <search>.
+
+    Text decoded as a whole (:func:`passkt.detok.decode_offsets`); tokens that write characters together (they
+    share a start) have the text of their group, up to the next start.
+    """
+    text, starts = decode_offsets(tokenizer, ids, cache)
+    starts = np.asarray(starts, dtype=int)
+    ends = np.append(starts, len(text))[np.searchsorted(starts, starts, side="right")]
     mask = np.zeros(len(ids), dtype=bool)
-    for m in _TAG_RE.finditer("".join(strs)):
+    for m in _TAG_RE.finditer(text):
         mask |= (starts < m.end()) & (ends > m.start())
     return mask
 

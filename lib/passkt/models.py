@@ -116,22 +116,22 @@ def base_model_location(stage_dir: str | Path) -> str:
     return str(stage_dir / "model")
 
 
-def model_fingerprint(model_dir: str | Path, chunk: int = 1 << 20) -> str:
-    """A cheap content fingerprint of a saved model: config, tokenizer and the head and tail of every weight file.
+def model_fingerprint(model_dir: str | Path, chunk: int = 1 << 22) -> str:
+    """Full content digest of a saved model: config, tokenizer, chat template and every weight file, byte for byte.
 
-    Rollout shards carry it, so shards sampled from another model are never reused (resume is only for the same
-    model and settings). Reading 2 MB per file keeps it fast for 7B checkpoints too.
+    Rollout shards and training runs carry it, so nothing sampled from or trained on one model is ever reused for
+    another (resume is only for the same weights). A 7B checkpoint (~15 GB) takes tens of seconds to read; the
+    tiny model milliseconds.
     """
     p = Path(model_dir)
+    if not p.is_dir():
+        raise FileNotFoundError(f"no saved model folder at {p}")
     h = hashlib.sha256()
-    for f in sorted(p.iterdir()) if p.is_dir() else []:
-        if f.is_file() and f.suffix in (".json", ".jinja", ".txt", ".model", ".safetensors", ".bin"):
-            h.update(f.name.encode())
-            size = f.stat().st_size
-            h.update(str(size).encode())
+    for f in sorted(p.iterdir()):
+        if f.is_file() and f.suffix in (".json", ".jinja", ".txt", ".model", ".safetensors", ".bin") \
+                and f.name != "DONE.json":  # the finished-unit marker (passkt.integrity) is not the model
+            h.update(f.name.encode() + b"\0")
             with open(f, "rb") as fh:
-                h.update(fh.read(chunk))
-                if size > 2 * chunk:
-                    fh.seek(-chunk, 2)
-                    h.update(fh.read(chunk))
+                while block := fh.read(chunk):
+                    h.update(block)
     return h.hexdigest()[:16]

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from passkt.detok import decode_offsets
 from passkt.protocol import ANSWERED, NOTICE, build_prompt, information, parse_turn, split_turn
-from passkt.scoring import score_answer
 from passkt.search import SearchTool, format_results
 
 
@@ -62,14 +62,9 @@ class Environment:
         text = information(format_results(results))
         return self.tok.encode(text, add_special_tokens=False)
 
-    def token_strings(self, ids: list[int]) -> list[str]:
-        out = []
-        for t in ids:
-            s = self._tokstr.get(t)
-            if s is None:
-                s = self._tokstr[t] = self.tok.decode([t])
-            out.append(s)
-        return out
+    def decode_offsets(self, ids: list[int]) -> tuple[str, list[int]]:
+        """The decoded text of ``ids`` and each token's start in it (:func:`passkt.detok.decode_offsets`)."""
+        return decode_offsets(self.tok, ids, self._tokstr)
 
 
 @dataclass
@@ -101,19 +96,15 @@ def _model_turn(env: Environment, ep: Episode, toks: list[int], hit_limit: bool)
     """Append one generated turn to the episode, split into typed segments, and act on it."""
     eos = env.eos_id
     body = toks[:-1] if toks and toks[-1] == eos else toks
-    strs = env.token_strings(body)
-    text = "".join(strs)
+    # parse the turn decoded as a whole (a character may span tokens); a token belongs to the segment holding
+    # its first character, and the last segment also takes tokens that write no text
+    text, starts = env.decode_offsets(body)
     turn = parse_turn(text, hit_limit=hit_limit, searches_left=len(ep.queries) < ep.budget)
-    # token index of every char span: a token belongs to the segment holding its first character
-    starts, pos = [], 0
-    for s in strs:
-        starts.append(pos)
-        pos += len(s)
-    spans = split_turn(text)
+    spans = split_turn(text) or [("reasoning", 0, 0)]
     j = 0
     for kind, _, b in spans:
         k0 = j
-        while j < len(body) and starts[j] < b:
+        while j < len(body) and (starts[j] < b or b == len(text)):
             j += 1
         ep.add(kind, body[k0:j])
     ep.add("eos", toks[len(body):])
@@ -224,7 +215,7 @@ def run_episodes(backend, env: Environment, jobs: list[tuple[str, int, int]], cf
 
     def run(i: int, be) -> list[Episode]:
         if seeds[i] is not None:
-            before, be.generator = be.generator, _generator(seeds[i])
+            before, be.generator = be.generator, _generator(seeds[i], getattr(be, "device", "cpu"))
         try:
             return continue_episodes(be, env, start_episodes(env, batches[i], grid), cfg, grid, progress)
         finally:
@@ -241,10 +232,11 @@ def batch_seeds(n: int, generator=None) -> list[int]:
     return torch.randint(0, 2**62, (n,), generator=generator).tolist()
 
 
-def _generator(seed: int):
+def _generator(seed: int, device="cpu"):
+    """A seeded generator on ``device`` (a backend on a GPU samples with a generator on that GPU)."""
     import torch
 
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def parallel_map(fn, items, backend, workers: int = 1) -> list:
@@ -297,9 +289,12 @@ def grid_records(episodes: list[Episode], grid: list[int]) -> dict[tuple[str, in
 
 
 def to_record(env: Environment, ep: Episode, T: int, policy: str, temperature: float, seed: int) -> dict:
-    """One trajectory row: identity, typed segments with token offsets and their exact text, outcome."""
+    """One trajectory row: identity, typed segments with token offsets and their exact text, what the policy wrote.
+
+    No score: correctness is derived from ``answer`` by the current scorer whenever rollouts are read
+    (:func:`passkt.evaluate.load_scored`), so a scorer change never needs a resample and never reads a stale score.
+    """
     p = env.problems[ep.problem_id]
-    score = score_answer(ep.answer, p) if ep.termination == ANSWERED else {"correct": False, "f1": 0.0}
     seg_text = [env.tok.decode(ep.ids[a:b]) for _, a, b in ep.segments]
     return {
         "problem_id": ep.problem_id, "category": p["category"], "policy": policy, "T": T,
@@ -308,7 +303,6 @@ def to_record(env: Environment, ep: Episode, T: int, policy: str, temperature: f
         "seg_type": [k for k, _, _ in ep.segments], "seg_start": [a for _, a, _ in ep.segments],
         "seg_end": [b for _, _, b in ep.segments], "seg_text": seg_text,
         "searches": len(ep.queries), "queries": list(ep.queries), "answer": ep.answer,
-        "correct": bool(score["correct"]), "f1": float(score["f1"]),
         "termination": ep.termination, "valid": ep.termination == ANSWERED,
         "n_tokens": len(ep.ids), "n_generated": ep.generated,
     }
@@ -326,34 +320,100 @@ def fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def engine_version() -> str:
-    """A hash of the engine's source (this module and the backends): new engine code never resumes old shards,
-    because the same seed draws different samples through a different loop."""
-    from passkt import backends
+def engine_version() -> dict:
+    """Digest of the sampling path's source: every ``passkt`` module in the import closure of
+    :data:`passkt.integrity.SAMPLING_ROOTS` (derived, not listed). New code never resumes old shards, because the
+    same seed draws different samples through a different loop. The scorer is not in that closure by design."""
+    from passkt import integrity
 
-    h = hashlib.sha256()
-    for mod in (__file__, backends.__file__):
-        h.update(Path(mod).read_bytes())
-    return h.hexdigest()[:16]
+    return integrity.code_version(integrity.SAMPLING_ROOTS)
 
 
-def prepare_dir(out_dir: Path, fp: str) -> None:
-    """Keep finished shards only if they were written with the same settings; otherwise start clean."""
+def _log(msg: str) -> None:
+    print(f"[rollouts] {msg}", flush=True)
+
+
+def prepare_dir(out_dir: Path, fp: str, why: dict | None = None) -> None:
+    """Keep finished shards only if they were written with the same fingerprint; otherwise start clean.
+
+    Leftover temporary files of a killed writer are removed. A changed fingerprint is logged with the keys that
+    changed (``why``: the fingerprinted settings), so a discarded resample is never silent.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    for f in out_dir.glob("shard-*.tmp*"):
+        f.unlink()
     fp_file = out_dir / "fingerprint.json"
-    if fp_file.exists() and json.loads(fp_file.read_text()).get("fingerprint") != fp:
-        for f in out_dir.glob("shard-*.parquet"):
+    old = {}
+    if fp_file.exists():
+        try:
+            old = json.loads(fp_file.read_text())
+        except ValueError:
+            old = {"fingerprint": "unreadable"}
+    shards = sorted(out_dir.glob("shard-*.parquet"))
+    if old.get("fingerprint") != fp and shards:
+        changed = sorted(k for k in set(why or {}) | set(old.get("settings", {}))
+                         if (why or {}).get(k) != old.get("settings", {}).get(k)) or ["fingerprint file"]
+        _log(f"discarding {len(shards)} shards in {out_dir}: written with other {', '.join(map(str, changed))}")
+        for f in shards:
             f.unlink()
-    fp_file.write_text(json.dumps({"fingerprint": fp}) + "\n")
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    _write_json_atomic({"fingerprint": fp, "settings": why or {}}, fp_file)
 
 
-def write_atomic_parquet(rows: list[dict], path: Path) -> None:
+MANIFEST = "manifest.json"
+_META_KEY = b"passkt"
+
+
+def _write_json_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_atomic_parquet(rows: list[dict], path: Path, meta: dict | None = None) -> None:
+    """Write ``rows`` to ``path`` all or nothing: a temporary file, flushed to disk, then renamed.
+
+    ``meta`` (the shard's fingerprint and row count) goes into the parquet footer, so a shard proves by itself
+    which settings wrote it; a file cut short has no footer and fails :func:`shard_problem`.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    table = pa.Table.from_pylist(rows)
+    if meta is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})
+    tmp = path.with_name(path.name.replace(".parquet", f".tmp{os.getpid()}"))
+    pq.write_table(table, tmp)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def shard_meta(path: Path) -> dict:
+    """The passkt metadata of a shard file; raises ``ValueError`` naming the file if it is unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        md = pq.read_metadata(path)
+        raw = (md.metadata or {}).get(_META_KEY)
+        meta = json.loads(raw) if raw else {}
+    except Exception as e:  # pyarrow raises ArrowInvalid / OSError for a truncated or corrupted file
+        raise ValueError(f"unreadable rollout shard {path}: {type(e).__name__}: {e}") from e
+    meta["_rows"] = md.num_rows
+    return meta
+
+
+def shard_problem(path: Path, fp: str, rows: int) -> str | None:
+    """Why the shard at ``path`` cannot be reused for fingerprint ``fp`` with ``rows`` rows (None if it can)."""
+    try:
+        meta = shard_meta(path)
+    except ValueError as e:
+        return str(e)
+    if meta.get("fingerprint") != fp:
+        return f"fingerprint {meta.get('fingerprint')} != {fp}"
+    if meta["_rows"] != rows or meta.get("rows") != rows:
+        return f"{meta['_rows']} rows, expected {rows}"
+    return None
 
 
 def sample_policy(backend, env: Environment, problems: list[dict], *, policy: str, out_dir: str | Path, n: int,
@@ -371,11 +431,15 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
-    fp = fingerprint({"policy": policy, "n": n, "grid": grid, "temps": temperatures, "cfg": cfg.__dict__,
-                      "seed": seed, "math_grid": list(math_grid), "pps": problems_per_shard, "mode": mode,
-                      "ids": [p["id"] for p in problems], "settings": settings, "engine": engine_version(),
-                      "backend": type(backend).__name__})
-    prepare_dir(out_dir, fp)
+    engine = engine_version()
+    # Everything a shard depends on: the problems' content (question, corpus, answer), the sampling code, the
+    # settings, and what the caller adds in ``settings`` (the model's weights digest).
+    why = {"policy": policy, "n": n, "grid": list(grid), "temps": list(temperatures), "cfg": dict(cfg.__dict__),
+           "seed": seed, "math_grid": list(math_grid), "pps": problems_per_shard, "mode": mode,
+           "problems": fingerprint(problems), "settings": settings, "engine": engine["hash"],
+           "search_k": env.search_k, "backend": type(backend).__name__}
+    fp = fingerprint(why)
+    prepare_dir(out_dir, fp, {**why, "engine_modules": engine["modules"]})
     groups = {}
     for p in problems:
         groups.setdefault("math" if p["category"] == "math" else "tool", []).append(p)
@@ -392,11 +456,21 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
     bar = tqdm(total=n_eps, desc=desc or f"rollouts {policy}", unit="ep")
     todo = []
     for si, (_, _, g, ps) in enumerate(shards):
-        if (out_dir / f"shard-{si:05d}.parquet").exists():
+        f = out_dir / f"shard-{si:05d}.parquet"
+        rows = len(ps) * n * len(g)
+        why_not = shard_problem(f, fp, rows) if f.exists() else "missing"
+        if why_not is None:
             stats["resumed_shards"] += 1
-            bar.update(len(ps) * n * len(g))
-        else:
-            todo.append(si)
+            bar.update(rows)
+            continue
+        if why_not != "missing":
+            _log(f"resampling {f.name}: {why_not}")
+            f.unlink()
+        todo.append(si)
+    for f in out_dir.glob("shard-*.parquet"):  # shards beyond this run's count (e.g. from a larger problem set)
+        if int(f.stem.split("-")[1]) >= len(shards):
+            _log(f"removing {f.name}: not a shard of this run ({len(shards)} shards)")
+            f.unlink()
     lock = threading.Lock()
     t_start = time.time()
 
@@ -421,7 +495,7 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
                 eps += part
                 chosen.update({(e.problem_id, e.sample, T): e for e in part})
         rows = [to_record(env, e, T, policy, temp, s_seed) for (pid, s, T), e in sorted(chosen.items())]
-        write_atomic_parquet(rows, out_dir / f"shard-{si:05d}.parquet")
+        write_atomic_parquet(rows, out_dir / f"shard-{si:05d}.parquet", {"fingerprint": fp, "rows": len(rows)})
         with lock:
             stats["episodes"] += len(rows)
             stats["generated_tokens"] += sum(e.generated - e.inherited for e in eps)
@@ -432,14 +506,49 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
 
     parallel_map(run_shard, todo, backend, workers)
     bar.close()
+    # Written last: a folder without a manifest is an unfinished run, and readers refuse it.
+    _write_json_atomic({"fingerprint": fp, "shards": {f"shard-{si:05d}.parquet": len(ps) * n * len(g)
+                                                      for si, (_, _, g, ps) in enumerate(shards)}}, out_dir / MANIFEST)
     return stats
 
 
+def check_rollouts(out_dir: str | Path) -> list[Path]:
+    """The shard files of a finished sampling run, after checking them against its manifest.
+
+    Raises ``ValueError`` naming the folder or file when the run is unfinished (no manifest), a shard is missing,
+    extra, unreadable, written with another fingerprint or of the wrong length: such a folder is never read.
+    """
+    d = Path(out_dir)
+    files = sorted(d.glob("shard-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no rollout shards in {d}")
+    try:
+        man = json.loads((d / MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"unfinished or damaged sampling run in {d}: no readable {MANIFEST} ({e}); rerun its stage") from e
+    names = {f.name for f in files}
+    if names != set(man["shards"]):
+        missing, extra = sorted(set(man["shards"]) - names), sorted(names - set(man["shards"]))
+        raise ValueError(f"rollout shards in {d} do not match {MANIFEST}: missing {missing}, extra {extra}")
+    for f in files:
+        why = shard_problem(f, man["fingerprint"], man["shards"][f.name])
+        if why is not None:
+            raise ValueError(f"bad rollout shard {f}: {why}; rerun its stage to resample it")
+    return files
+
+
+SCORE_COLUMNS = ("correct", "f1")
+
+
 def load_rollouts(out_dir: str | Path, columns: list[str] | None = None):
-    """All shards of one policy as a pandas DataFrame."""
+    """All shards of one finished sampling run as a pandas DataFrame (checked by :func:`check_rollouts`).
+
+    Shards hold what the policy wrote, not scores: ask :func:`passkt.evaluate.load_scored` for ``correct``/``f1``.
+    """
     import pandas as pd
 
-    files = sorted(Path(out_dir).glob("shard-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no rollout shards in {out_dir}")
+    if columns is not None and set(columns) & set(SCORE_COLUMNS):
+        raise ValueError(f"rollout shards hold no {sorted(set(columns) & set(SCORE_COLUMNS))}: scores are derived "
+                         "by the current scorer, use passkt.evaluate.load_scored(out_dir, problems)")
+    files = check_rollouts(out_dir)
     return pd.concat([pd.read_parquet(f, columns=columns) for f in files], ignore_index=True)

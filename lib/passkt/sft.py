@@ -271,8 +271,18 @@ def train_sft(base_model_dir: str | Path, dataset, out_dir: str | Path, settings
     Resumes from the newest checkpoint in ``out_dir/checkpoints`` when one exists. Returns the loss log
     (step / loss / lr), seconds, final loss and token counts.
     """
+    from passkt import integrity
+    from passkt.models import model_fingerprint
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    fp = integrity.fingerprint({"code": integrity.code_version(["passkt.sft"])["hash"],
+                                "base": model_fingerprint(base_model_dir), "settings": asdict(settings),
+                                "data": integrity.fingerprint([dataset["input_ids"], dataset["labels"]])})
+    if integrity.is_done(out_dir, fp):  # finished by this code, on this model, data and settings: reuse
+        return {**json.loads((out_dir / integrity.DONE_FILE).read_text())["result"], "reused": True}
+    integrity.clear_done(out_dir)
+    integrity.claim_checkpoints(out_dir / "checkpoints", fp)
     trainer = build_trainer(base_model_dir, dataset, out_dir, settings)
     resume = last_checkpoint(out_dir)
     t0 = time.time()
@@ -287,12 +297,14 @@ def train_sft(base_model_dir: str | Path, dataset, out_dir: str | Path, settings
            for r in trainer.state.log_history if "loss" in r]
     lengths = [len(x) for x in dataset["input_ids"]]
     loss_tokens = sum(sum(1 for y in lab[: settings.max_len] if y != IGNORE) for lab in dataset["labels"])
-    return {
+    result = {
         "log": log, "seconds": seconds, "final_loss": log[-1]["loss"] if log else None,
         "train_loss": trainer.state.log_history[-1].get("train_loss"),
         "steps": trainer.state.global_step, "resumed_from": resume,
         "n_examples": len(lengths), "n_truncated": sum(n > settings.max_len for n in lengths),
         "tokens_trained": int(loss_tokens * settings.epochs),
         "tokens_seen": int(sum(min(n, settings.max_len) for n in lengths) * settings.epochs),
-        "settings": asdict(settings),
+        "settings": asdict(settings), "fingerprint": fp,
     }
+    integrity.mark_done(out_dir, fp, result=result)
+    return result

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -233,28 +234,73 @@ def load_math500(path: str | Path) -> list[dict]:
     return _check_unique(problems, str(path))
 
 
+# ----------------------------------------------------------------------------------- paragraph overlap
+
+
+def paragraph_key(title: str) -> str:
+    """A paragraph's identity across problems: its title, NFKC-normalised, case-folded, spaces collapsed.
+
+    A HotpotQA title names one Wikipedia article and the text is that article's first paragraph, so the title
+    identifies the paragraph (and also matches a copy whose text differs in spacing); synthetic titles are
+    unique entity names.
+    """
+    return " ".join(unicodedata.normalize("NFKC", title).casefold().split())
+
+
+def overlapping(candidates: Iterable[dict], train: Iterable[dict], gold_only: bool = True) -> list[str]:
+    """Ids of ``candidates`` with a gold (supporting) paragraph, or with ``gold_only=False`` any paragraph,
+    that occurs anywhere (gold or distractor) in a training problem's corpus."""
+    seen = {paragraph_key(t) for p in train for t in p["titles"]}
+    field = "supporting_titles" if gold_only else "titles"
+    return [p["id"] for p in candidates if any(paragraph_key(t) in seen for t in p[field])]
+
+
+def paragraph_overlap(sets: dict[str, list[dict]], gold_only: bool = True) -> dict[str, list[str]]:
+    """``overlapping`` for every evaluation set (``eval_*``) of ``sets`` against its ``train`` set."""
+    train = sets.get("train", [])
+    return {name: overlapping(ps, train, gold_only) for name, ps in sets.items() if name.startswith("eval")}
+
+
 # -------------------------------------------------------------------------------------------- sampling
 
 
-def _draw(pool: list[dict], n_first: int, n_second: int, seed: int, stream: int, category: str):
-    """Two disjoint seeded draws of sizes n_first and n_second from ``pool`` (order-independent input)."""
-    need = n_first + n_second
+def _order(pool: list[dict], need: int, seed: int, stream: int, category: str) -> list[dict]:
+    """All of ``pool`` in a seeded order (input order does not matter); ProblemError if shorter than ``need``."""
     if len(pool) < need:
         raise ProblemError(f"category {category!r}: need {need} problems, only {len(pool)} available")
     pool = sorted(pool, key=lambda p: p["id"])
-    order = np.random.default_rng([seed, stream]).permutation(len(pool))[:need]
-    chosen = [pool[i] for i in order]
-    return chosen[:n_first], chosen[n_first:]
+    return [pool[i] for i in np.random.default_rng([seed, stream]).permutation(len(pool))]
+
+
+def _take(rest: list[dict], n: int, train: list[dict], drop_overlap: bool, category: str) -> list[dict]:
+    """The first ``n`` of ``rest``; with ``drop_overlap``, skipping those with a gold paragraph in training."""
+    if drop_overlap:
+        bad = set(overlapping(rest, train))
+        rest = [p for p in rest if p["id"] not in bad]
+        if len(rest) < n:
+            raise ProblemError(
+                f"category {category!r}: need {n} evaluation problems without a gold paragraph in training, "
+                f"only {len(rest)} left"
+            )
+    return rest[:n]
 
 
 def sample_study_sets(
-    hotpot: Iterable[dict], math: Iterable[dict], n_train: int = 200, n_eval: int = 100, seed: int = 0
+    hotpot: Iterable[dict],
+    math: Iterable[dict],
+    n_train: int = 200,
+    n_eval: int = 100,
+    seed: int = 0,
+    drop_paragraph_overlap: bool = False,
 ) -> dict[str, list[dict]]:
     """The paper's problem sets: ``train`` (n_train HotpotQA, half comparison / half bridge, the odd one
     bridge) and ``eval_math``, ``eval_comparison``, ``eval_bridge`` (n_eval each), all ids disjoint.
 
-    Seeded with ``numpy.random.default_rng([seed, category])``; the input order does not matter. Returns
-    copies with ``split`` set to "train" or "eval".
+    Seeded with ``numpy.random.default_rng([seed, category])``; the input order does not matter. Each
+    category's pool is put in one seeded order: training takes its head, evaluation the problems after it.
+    With ``drop_paragraph_overlap`` an evaluation problem whose gold paragraph occurs in a training problem's
+    corpus (``overlapping``) is skipped for the next one, so training and the other evaluation problems are
+    the same as without it. Returns copies with ``split`` set to "train" or "eval".
     """
     if n_train < 0 or n_eval < 0:
         raise ValueError(f"n_train and n_eval must be >= 0, got n_train={n_train}, n_eval={n_eval}")
@@ -269,16 +315,21 @@ def sample_study_sets(
     if bad:
         raise ProblemError(f"math problem {bad[0]!r} has category that is not 'math'")
 
-    n_comp = n_train // 2
-    train_c, eval_c = _draw(by_cat["comparison"], n_comp, n_eval, seed, 0, "comparison")
-    train_b, eval_b = _draw(by_cat["bridge"], n_train - n_comp, n_eval, seed, 1, "bridge")
-    _, eval_m = _draw(math, 0, n_eval, seed, 2, "math")
+    n_comp, n_bridge = n_train // 2, n_train - n_train // 2
+    comp = _order(by_cat["comparison"], n_comp + n_eval, seed, 0, "comparison")
+    bridge = _order(by_cat["bridge"], n_bridge + n_eval, seed, 1, "bridge")
+    maths = _order(math, n_eval, seed, 2, "math")
+    train = comp[:n_comp] + bridge[:n_bridge]
+    drop = drop_paragraph_overlap
+    eval_c = _take(comp[n_comp:], n_eval, train, drop, "comparison")
+    eval_b = _take(bridge[n_bridge:], n_eval, train, drop, "bridge")
+    eval_m = _take(maths, n_eval, train, drop, "math")
 
     def as_split(ps: list[dict], split: str) -> list[dict]:
         return [{**p, "split": split} for p in ps]
 
     return {
-        "train": as_split(train_c + train_b, "train"),
+        "train": as_split(train, "train"),
         "eval_math": as_split(eval_m, "eval"),
         "eval_comparison": as_split(eval_c, "eval"),
         "eval_bridge": as_split(eval_b, "eval"),

@@ -14,6 +14,7 @@ setting. Everything is a pure function of the seed (``random.Random`` with strin
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 
@@ -599,6 +600,9 @@ def _comparison_problems(world: World, sw: str, split: str, n: int, seed: int, n
     return out
 
 
+MAX_MATH_DRAWS = 10_000  # redraws per math problem before its instance space counts as used up
+
+
 def _math_operands(template: str, rng: random.Random) -> list[int]:
     a, b, c = rng.randint(2, 20), rng.randint(2, 12), rng.randint(1, 10)
     return {
@@ -611,14 +615,29 @@ def _math_operands(template: str, rng: random.Random) -> list[int]:
     }[template]
 
 
-def _math_problems(world: World, sw: str, split: str, n: int, seed: int) -> list[dict]:
+def math_instance(problem: dict) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+    """A math problem's (ops, operands): what it asks, whatever names and objects; None for other kinds."""
+    m = json.loads(problem["meta"]).get("math")
+    return (tuple(m["ops"]), tuple(m["operands"])) if m else None
+
+
+def _math_problems(
+    world: World, sw: str, split: str, n: int, seed: int, exclude: frozenset = frozenset()
+) -> list[dict]:
+    """``n`` word problems cycling over the templates; operands that give an (ops, operands) instance in
+    ``exclude`` are drawn again from the split's own RNG (so the set keeps its size and stays seeded)."""
     rng = random.Random(f"{seed}:{split}:math")
     people = world.of(sw, "person")
     out = []
     for i in range(n):
         template = list(MATH_SPECS)[i % len(MATH_SPECS)]
         ops, text = MATH_SPECS[template]
-        operands = _math_operands(template, rng)
+        for _ in range(MAX_MATH_DRAWS):
+            operands = _math_operands(template, rng)
+            if (ops, tuple(operands)) not in exclude:
+                break
+        else:
+            raise ValueError(f"{split} math: no {template} operands left outside the excluded instances")
         p = rng.choice(people)
         answer = evaluate_math(operands, list(ops))
         wrong = {answer + 1, answer - 1} | {
@@ -655,13 +674,28 @@ def make_problems(
     n_distractors: int = N_DISTRACTORS,
 ) -> dict[str, list[dict]]:
     """All synthetic problems: ``pretrain`` (all three categories, shuffled), ``train`` (half comparison,
-    half bridge) and ``eval_math`` / ``eval_comparison`` / ``eval_bridge``, each from its own sub-world."""
+    half bridge) and ``eval_math`` / ``eval_comparison`` / ``eval_bridge``, each from its own sub-world.
+
+    Math has no entities, so sub-worlds alone do not keep it apart: the operand space is small (88
+    instances for ``*`` and for ``/``) and the pretraining pool covers most of it. The evaluation math set is
+    therefore drawn first and no pretraining math problem repeats one of its (ops, operands) instances
+    (``math_instance``); the evaluation set is what it would be without the exclusion. The training split
+    has no math (as the paper), so there is nothing to keep apart there. Every set has its own seeded RNG,
+    so the order they are generated in changes nothing else.
+    """
     if n_distractors < 1:
         raise ValueError(f"n_distractors={n_distractors}: need at least 1")
     d = n_distractors
     n_m, n_c = n_pretrain // 3, n_pretrain // 3
+    n_e = n_eval_per_category
+    evals = {
+        "eval_math": _math_problems(world, "eval", "eval", n_e, seed),
+        "eval_comparison": _comparison_problems(world, "eval", "eval", n_e, seed, d),
+        "eval_bridge": _bridge_problems(world, "eval", "eval", n_e, seed, d),
+    }
+    held_out = frozenset(math_instance(p) for p in evals["eval_math"])
     pretrain = (
-        _math_problems(world, "pretrain", "pretrain", n_m, seed)
+        _math_problems(world, "pretrain", "pretrain", n_m, seed, exclude=held_out)
         + _comparison_problems(world, "pretrain", "pretrain", n_c, seed, d)
         + _bridge_problems(world, "pretrain", "pretrain", n_pretrain - n_m - n_c, seed, d)
     )
@@ -672,7 +706,5 @@ def make_problems(
             _comparison_problems(world, "train", "train", n_train // 2, seed, d)
             + _bridge_problems(world, "train", "train", n_train - n_train // 2, seed, d)
         ),
-        "eval_math": _math_problems(world, "eval", "eval", n_eval_per_category, seed),
-        "eval_comparison": _comparison_problems(world, "eval", "eval", n_eval_per_category, seed, d),
-        "eval_bridge": _bridge_problems(world, "eval", "eval", n_eval_per_category, seed, d),
+        **evals,
     }

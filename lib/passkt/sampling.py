@@ -1,0 +1,83 @@
+"""Evaluation sampling shared by stages 02 (base), 03 (SFT) and 04 (RL): one function, one settings dict.
+
+Every policy is sampled with exactly the same ``sampling`` section of params.yaml (engine, n, depth grid,
+temperatures, top-p, token limits, search top-k, seeds), so the policies are compared on identical terms.
+
+This module is the root of the sampling path's import closure (:data:`passkt.integrity.SAMPLING_ROOTS`): rollout
+shards are reused only by the same source of it and everything it imports. It must not import the scorer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from passkt import rollout
+from passkt.backends import HFBackend, VLLMBackend
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    n: int = 16  # rollouts per (problem, temperature, T)
+    T_grid: list = field(default_factory=lambda: [0, 1, 2, 3, 5])
+    math_T_grid: list = field(default_factory=lambda: [0])
+    temperatures: list = field(default_factory=lambda: [1.0])
+    top_p: float = 1.0
+    max_turn_tokens: int = 48
+    max_total_tokens: int = 1024
+    search_k: int = 1
+    backend: str = "hf"  # hf | vllm
+    batch_size: int = 256
+    problems_per_shard: int = 8
+    mode: str = "fork"  # fork (depth grid from one pass) | separate (one run per T)
+    device: str = "cpu"
+    workers: int = 1  # sampling threads (hf backend): shards and batches in parallel; same samples as 1 worker
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SamplingSettings":
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"sampling: unknown key {unknown[0]!r}; known: {sorted(cls.__dataclass_fields__)}")
+        s = cls(**d)
+        if s.backend not in ("hf", "vllm"):
+            raise ValueError(f"sampling.backend must be 'hf' or 'vllm', got {s.backend!r}")
+        if not isinstance(s.workers, int) or s.workers < 1:
+            raise ValueError(f"sampling.workers must be an integer >= 1, got {s.workers!r}")
+        if s.mode not in ("fork", "separate"):
+            raise ValueError(f"sampling.mode must be 'fork' or 'separate', got {s.mode!r}")
+        return s
+
+    def config(self, temperature: float | None = None) -> rollout.SamplingConfig:
+        return rollout.SamplingConfig(temperature=self.temperatures[-1] if temperature is None else temperature,
+                                      top_p=self.top_p, max_turn_tokens=self.max_turn_tokens,
+                                      max_total_tokens=self.max_total_tokens, search_k=self.search_k)
+
+
+def make_backend(model, tokenizer, s: SamplingSettings, model_path: str | Path | None = None, seed: int = 0):
+    if s.backend == "vllm":
+        return VLLMBackend(str(model_path), tokenizer, seed=seed)
+    return HFBackend(model, tokenizer, batch_size=s.batch_size)
+
+
+def sample_eval(model_dir: str | Path, policy: str, problems: list[dict], out_dir: str | Path, sampling: dict,
+                seed: int) -> dict:
+    """Sample ``policy`` (a saved model folder) on ``problems`` with the shared settings; returns throughput."""
+    import torch
+
+    from passkt import models
+
+    s = SamplingSettings.from_dict(sampling)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model, tok = models.load_policy(model_dir, device=s.device) if s.backend == "hf" else (None, None)
+    if tok is None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(model_dir))
+    env = rollout.Environment(problems, tok, search_k=s.search_k)
+    backend = make_backend(model, tok, s, model_dir, seed)
+    return rollout.sample_policy(
+        backend, env, problems, policy=policy, out_dir=out_dir, n=s.n, grid=list(s.T_grid),
+        temperatures=list(s.temperatures), cfg=s.config(), seed=seed, math_grid=list(s.math_T_grid),
+        problems_per_shard=s.problems_per_shard, mode=s.mode, desc=f"sampling {policy}",
+        settings={"model": models.model_fingerprint(model_dir)}, workers=s.workers,
+    )

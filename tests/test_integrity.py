@@ -1,0 +1,322 @@
+"""A cached result can never be stale, leaked or silently wrong.
+
+Scores are derived when rollouts are read, shard fingerprints cover the sampling path's whole import closure, the
+problems and the model weights, dvc.yaml's library deps equal each notebook's import closure, training runs reuse
+only their own checkpoints, and a real SIGKILL of a sampling or training process loses nothing finished and reads
+nothing half-written.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from passkt import evaluate, integrity, models, prep, rollout, sampling
+from passkt.backends import ScriptedBackend
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = rollout.SamplingConfig(temperature=1.0, max_turn_tokens=64, max_total_tokens=2000, search_k=1)
+KW = dict(policy="rand", n=4, grid=[0, 1, 2], temperatures=[1.0], cfg=CFG, seed=7, problems_per_shard=2)
+
+
+def _agent(problems):
+    """Searches at random, then answers the gold answer or a wrong one at random (torch's RNG: seeded per shard)."""
+    gold = {p["question"]: p["answer"] for p in problems}
+
+    def script(ctx: str) -> str:
+        if "No searches remain" not in ctx and torch.rand(()) < 0.6:
+            return f"<search>query {int(torch.randint(0, 3, ()))}</search>"
+        right = next(a for q, a in gold.items() if q in ctx)
+        return f"<answer>{right if torch.rand(()) < 0.5 else 'nothing'}</answer>"
+
+    return script
+
+
+def _sample(env, problems, out, **kw):
+    return rollout.sample_policy(ScriptedBackend(env.tok, _agent(problems)), env, problems, out_dir=out, **{**KW, **kw})
+
+
+# ------------------------------------------------------------------------------------ 1. derived scores
+
+
+def test_shards_hold_no_score_and_a_scorer_change_rescores_without_resampling(tmp_path, small_tok, eval_set, monkeypatch):
+    env = rollout.Environment(eval_set, small_tok, search_k=1)
+    _sample(env, eval_set, tmp_path)
+    raw = rollout.load_rollouts(tmp_path)
+    assert not {"correct", "f1"} & set(raw.columns)
+    with pytest.raises(ValueError, match="load_scored"):
+        rollout.load_rollouts(tmp_path, columns=["problem_id", "correct"])
+    before = evaluate.load_scored(tmp_path, eval_set)
+    assert before.correct.any() and (before.correct <= before.valid).all()
+    monkeypatch.setattr(evaluate, "score_answer", lambda pred, p: {"correct": False, "f1": 0.0})
+    after = evaluate.load_scored(tmp_path, eval_set)  # the same shards, scored by the changed scorer
+    assert not after.correct.any()
+    # ...and the sampling fingerprint did not move: a rerun resumes every shard
+    assert _sample(env, eval_set, tmp_path)["resumed_shards"] == len(list(tmp_path.glob("shard-*.parquet")))
+
+
+def test_score_frame_matches_the_scorer_row_by_row(small_tok, eval_set):
+    from passkt.scoring import score_answer
+
+    df = pd.DataFrame([
+        {"problem_id": p["id"], "answer": a, "termination": t}
+        for p in eval_set[:6] for a, t in ((p["answer"], "answered"), ("nonsense", "answered"),
+                                            (p["answer"], "turn_too_long"), (None, "no_action"))
+    ])
+    out = evaluate.score_frame(df, eval_set)
+    for r in out.itertuples():
+        want = r.termination == "answered" and score_answer(r.answer, {p["id"]: p for p in eval_set}[r.problem_id])["correct"]
+        assert r.correct == want
+    with pytest.raises(KeyError, match="not in the problem set"):
+        evaluate.score_frame(df.assign(problem_id="nope"), eval_set)
+
+
+# ------------------------------------------------------------------------------------- 2. fingerprints
+
+
+def test_sampling_closure_is_derived_and_excludes_the_scorer():
+    mods = integrity.code_version(integrity.SAMPLING_ROOTS)["modules"]
+    for m in ("passkt.rollout", "passkt.backends", "passkt.search", "passkt.protocol", "passkt.models"):
+        assert m in mods
+    assert "passkt.scoring" not in mods  # scores are derived, so a scorer change never resamples
+    assert "passkt.scoring" in integrity.closure(["passkt.evaluate"])
+
+
+def test_closure_sees_lazy_and_from_imports(tmp_path):
+    src = "from passkt import rollout\n\ndef f():\n    from passkt.scoring import score_answer\n    import passkt.search\n"
+    assert integrity.imports_of_source(src) == {"passkt.rollout", "passkt.scoring", "passkt.search"}
+
+
+def test_a_change_in_any_sampling_module_discards_the_shards(tmp_path, small_tok, eval_set, monkeypatch, capsys):
+    env = rollout.Environment(eval_set, small_tok, search_k=1)
+    _sample(env, eval_set, tmp_path)
+    search_file = integrity.module_file("passkt.search")
+    real = Path.read_bytes
+
+    def edited(self):  # search.py as if one line had changed
+        data = real(self)
+        return data + b"\n# edited\n" if self == search_file else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert _sample(env, eval_set, tmp_path)["resumed_shards"] == 0
+    assert "discarding" in capsys.readouterr().out
+
+
+def test_problem_content_is_in_the_fingerprint(tmp_path, small_tok, eval_set, capsys):
+    env = rollout.Environment(eval_set, small_tok, search_k=1)
+    _sample(env, eval_set, tmp_path)
+    changed = [dict(p) for p in eval_set]
+    changed[3] = {**changed[3], "texts": [t + " Edited." for t in changed[3]["texts"]]}  # same ids, new corpus
+    env2 = rollout.Environment(changed, small_tok, search_k=1)
+    assert _sample(env2, changed, tmp_path)["resumed_shards"] == 0
+    assert "problems" in capsys.readouterr().out
+
+
+def test_model_weights_are_in_the_fingerprint(tmp_path, small_tok, eval_set):
+    from transformers import AutoModelForCausalLM
+
+    cfg = models.tiny_config(small_tok, 16, 1, 2, 1, 32, 1024)
+    torch.manual_seed(0)
+    m = AutoModelForCausalLM.from_config(cfg)
+    m.save_pretrained(tmp_path / "m")
+    small_tok.save_pretrained(tmp_path / "m")
+    s = {"n": 2, "T_grid": [0], "math_T_grid": [0], "temperatures": [1.0], "max_turn_tokens": 6,
+         "max_total_tokens": 400, "search_k": 1, "problems_per_shard": 1}
+    probs = [p for p in eval_set if p["category"] == "math"][:2]
+    first = sampling.sample_eval(tmp_path / "m", "base", probs, tmp_path / "r", s, 0)
+    assert first["resumed_shards"] == 0
+    assert sampling.sample_eval(tmp_path / "m", "base", probs, tmp_path / "r", s, 0)["resumed_shards"] == first["shards"]
+    with torch.no_grad():
+        m.lm_head.weight[0, 0] += 1e-3  # one weight in the last file changes
+    m.save_pretrained(tmp_path / "m")
+    assert sampling.sample_eval(tmp_path / "m", "base", probs, tmp_path / "r", s, 0)["resumed_shards"] == 0
+
+
+# ---------------------------------------------------------------------------------------- 3. DVC deps
+
+
+def test_dvc_deps_contain_each_notebooks_import_closure():
+    bad = {s: d for s, d in integrity.check_dvc_deps(ROOT).items() if d["missing"] or d["extra"]}
+    assert not bad, f"dvc.yaml deps drifted from the import closures (run `python -m passkt.integrity deps --write`): {bad}"
+    # the cases the review found, by name
+    assert {"lib/passkt/search.py", "lib/passkt/models.py"} <= set(integrity.stage_lib_deps(ROOT, "02_base_rollouts"))
+    assert {"lib/passkt/evaluate.py", "lib/passkt/metrics.py"} <= set(integrity.stage_lib_deps(ROOT, "06_mechanism"))
+    assert "lib/passkt/scoring.py" in integrity.stage_lib_deps(ROOT, "05_pass_at_k")
+
+
+def test_dvc_deps_writer_round_trips(tmp_path):
+    import shutil
+
+    import yaml
+
+    for d in ("notebooks",):
+        shutil.copytree(ROOT / d, tmp_path / d)
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    spec["stages"]["02_base_rollouts"]["deps"] = [d for d in spec["stages"]["02_base_rollouts"]["deps"]
+                                                   if d != "lib/passkt/search.py"]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert integrity.check_dvc_deps(tmp_path)["02_base_rollouts"]["missing"] == ["lib/passkt/search.py"]
+    assert integrity.write_dvc_deps(tmp_path)
+    assert all(not d["missing"] and not d["extra"] for d in integrity.check_dvc_deps(tmp_path).values())
+    assert yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]["02_base_rollouts"]["outs"]
+
+
+# ------------------------------------------------------------------------------- 7. damaged and killed
+
+
+def test_truncated_or_corrupted_shard_is_named_and_resampled(tmp_path, small_tok, eval_set, capsys):
+    env = rollout.Environment(eval_set, small_tok, search_k=1)
+    _sample(env, eval_set, tmp_path / "ref")
+    _sample(env, eval_set, tmp_path / "x")
+    shards = sorted((tmp_path / "x").glob("shard-*.parquet"))
+    data = shards[1].read_bytes()
+    shards[1].write_bytes(data[: len(data) // 2])  # cut short: no footer
+    shards[2].write_bytes(b"PAR1" + b"\0" * 64)  # garbage
+    (tmp_path / "x" / "shard-00003.tmp999").write_bytes(data[:100])  # a killed writer's leftover
+    with pytest.raises(ValueError, match="shard-00001.parquet"):
+        rollout.load_rollouts(tmp_path / "x")  # never read
+    stats = _sample(env, eval_set, tmp_path / "x")
+    out = capsys.readouterr().out
+    assert "resampling shard-00001.parquet" in out and "resampling shard-00002.parquet" in out
+    assert stats["resumed_shards"] == len(shards) - 2
+    assert not list((tmp_path / "x").glob("*.tmp*"))
+    pd.testing.assert_frame_equal(rollout.load_rollouts(tmp_path / "ref"), rollout.load_rollouts(tmp_path / "x"))
+
+
+def test_unfinished_run_is_never_read(tmp_path, small_tok, eval_set):
+    env = rollout.Environment(eval_set, small_tok, search_k=1)
+    _sample(env, eval_set, tmp_path)
+    (tmp_path / rollout.MANIFEST).unlink()
+    with pytest.raises(ValueError, match="unfinished"):
+        rollout.load_rollouts(tmp_path)
+    _sample(env, eval_set, tmp_path)
+    next(iter(sorted(tmp_path.glob("shard-*.parquet")))).unlink()
+    with pytest.raises(ValueError, match="missing"):
+        rollout.load_rollouts(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def kill_work(tmp_path_factory):
+    """problems.json + a saved tiny random model for tests/kill_driver.py."""
+    from transformers import AutoModelForCausalLM
+
+    from passkt import protocol
+
+    work = tmp_path_factory.mktemp("kill")
+    sets, texts = prep.build_synthetic(1, [120, 60, 60], 30, 8, 4, 6)
+    probs = sets["train"][:4]
+    tok = models.build_tokenizer(texts + [p["question"] for v in sets.values() for p in v]
+                                 + [protocol.SYSTEM_PROMPT, protocol.NOTICE], 400)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(models.tiny_config(tok, 32, 1, 2, 1, 64, 2048))
+    model.save_pretrained(work / "base")
+    tok.save_pretrained(work / "base")
+    (work / "problems.json").write_text(json.dumps(probs))
+    (work / "eval.json").write_text(json.dumps(sets["eval_comparison"] + sets["eval_bridge"] + sets["eval_math"]))
+    return work
+
+
+def _driver(mode, work, slow=0.0, kill_when=None, timeout=300):
+    """Run the driver; with ``kill_when(out_dir)``, SIGKILL it as soon as that returns True."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kill_driver.py"), mode, str(work), "--slow", str(slow)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    t0 = time.time()
+    if kill_when is not None:
+        while p.poll() is None and not kill_when(work / "out"):
+            if time.time() - t0 > timeout:
+                p.kill()
+                pytest.fail(f"{mode}: the kill condition never came true")
+            time.sleep(0.02)
+        killed = p.poll() is None
+        if killed:
+            os.kill(p.pid, signal.SIGKILL)
+        out = p.communicate()[0]
+        assert killed, f"{mode} finished before it could be killed:\n{out[-2000:]}"
+        assert p.returncode == -signal.SIGKILL
+        return out
+    out = p.communicate(timeout=timeout)[0]
+    assert p.returncode == 0 and "DONE" in out, out[-3000:]
+    return out
+
+
+def _fresh(work, name):
+    import shutil
+
+    d = work.parent / f"{work.name}-{name}"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir()
+    shutil.copytree(work / "base", d / "base")
+    for f in ("problems.json", "eval.json"):
+        shutil.copy(work / f, d / f)
+    return d
+
+
+def _state(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
+
+
+def test_sigkill_mid_sampling_loses_nothing_and_equals_an_uninterrupted_run(kill_work):
+    ref, run = _fresh(kill_work, "s-ref"), _fresh(kill_work, "s-run")
+    _driver("sample", ref)
+    n_shards = len(list((ref / "out").glob("shard-*.parquet")))
+    _driver("sample", run, slow=0.02, kill_when=lambda d: len(list(d.glob("shard-*.parquet"))) >= 2)
+    done = sorted((run / "out").glob("shard-*.parquet"))
+    assert 2 <= len(done) < n_shards
+    stamps = {f.name: f.stat().st_mtime_ns for f in done}
+    out = _driver("sample", run)
+    assert all((run / "out" / f).stat().st_mtime_ns == t for f, t in stamps.items()), "a finished shard was redone"
+    assert "resampling" not in out  # nothing finished was judged damaged
+    pd.testing.assert_frame_equal(rollout.load_rollouts(ref / "out"), rollout.load_rollouts(run / "out"))
+
+
+@pytest.mark.parametrize("mode", ["sft", "grpo"])
+def test_sigkill_mid_training_resumes_from_its_checkpoint_to_the_same_model(kill_work, mode):
+    ref, run = _fresh(kill_work, f"{mode}-ref"), _fresh(kill_work, f"{mode}-run")
+    _driver(mode, ref)
+
+    def model_dir(d):
+        return d if mode == "sft" else d / "model"
+
+    def has_checkpoint(d):
+        ck = d / "checkpoints"
+        return ck.exists() and any((c / "trainer_state.json").exists() for c in ck.glob("checkpoint-*"))
+
+    _driver(mode, run, slow=0.3, kill_when=has_checkpoint)
+    assert not (run / "out" / integrity.DONE_FILE).exists()
+    out = _driver(mode, run)
+    assert "discarding" not in out  # its own checkpoint, resumed
+    res = json.loads((run / "out" / integrity.DONE_FILE).read_text())["result"]
+    assert res["resumed_from"], "the rerun did not resume from the checkpoint"
+    a, b = _state(model_dir(ref / "out")), _state(model_dir(run / "out"))
+    assert a.keys() == b.keys()
+    diff = {k: (a[k] - b[k]).abs().max().item() for k in a if not torch.equal(a[k], b[k])}
+    assert not diff, f"resumed {mode} model differs from the uninterrupted one: {diff}"
+    base = _state(kill_work / "base")
+    assert any(not torch.equal(base[k], a[k]) for k in a), "training moved no weight: the comparison proves nothing"
+    # a finished unit is reused, not retrained; a changed setting would discard it (fingerprint)
+    again = _driver(mode, run)
+    assert json.loads((run / "out" / integrity.DONE_FILE).read_text())["result"]["resumed_from"] == res["resumed_from"]
+    assert "DONE" in again
+
+
+def test_stale_checkpoints_of_another_run_are_discarded(tmp_path, capsys):
+    d = tmp_path / "checkpoints"
+    (d / "checkpoint-3").mkdir(parents=True)
+    assert integrity.claim_checkpoints(d, "aaa")  # of unknown origin: discarded
+    (d / "checkpoint-2").mkdir()
+    assert integrity.claim_checkpoints(d, "bbb")  # written under "aaa": discarded
+    assert not list(d.glob("checkpoint-*")) and capsys.readouterr().out.count("discarding") == 2
+    (d / "checkpoint-1").mkdir()
+    assert not integrity.claim_checkpoints(d, "bbb")  # its own: kept
+    assert (d / "checkpoint-1").exists()

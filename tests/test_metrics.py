@@ -19,6 +19,7 @@ from passkt.metrics import (
     boundary,
     crossover_interval,
     crossover_k,
+    effect,
     marginal_values,
     mcnemar_exact,
     net_boundary_ci,
@@ -397,7 +398,8 @@ PAIRS = [("rl", "base"), ("sft", "base"), ("rl", "sft"), ("bonus", "base")]
 
 
 def expected_keys() -> set:
-    keys = {"meta.n", "meta.T_eval", "meta.temperature"}
+    keys = {"meta.n", "meta.T_eval", "meta.temperature", "meta.ci", "meta.k_gap"}
+    effect = ("", ".ci_low", ".ci_high", ".p", ".tost_low", ".tost_high")
     pols = {"math": ["base", "rl"], "comparison": ["base", "sft", "rl"], "bridge": ["base", "sft", "rl"]}
     for cat, ps in pols.items():
         keys.add(f"meta.n_problems.{cat}")
@@ -423,8 +425,11 @@ def expected_keys() -> set:
                     )
                 }
                 for tag in ("k1", "kmax"):
-                    keys |= {f"passdiff.{cat}.{nm}.{tag}{s}" for s in ("", ".ci_low", ".ci_high", ".p")}
-                keys |= {f"gapwiden.{cat}.{nm}{s}" for s in ("", ".ci_low", ".ci_high")}
+                    keys |= {f"passdiff.{cat}.{nm}.{tag}{s}" for s in effect}
+                keys |= {f"gapwiden.{cat}.{nm}{s}" for s in effect}
+                keys |= {f"split.{cat}.{nm}{s}" for s in effect}
+                if cat == "bridge":
+                    keys |= {f"interaction.{nm}.bridge_minus_comparison{s}" for s in effect}
                 keys |= {f"crossover.{cat}.{nm}.{s}" for s in ("k", "ci_low", "ci_high", "nan_frac")}
     return keys
 
@@ -457,7 +462,47 @@ def test_summarise_keys_and_values():
     assert s["gapwiden.bridge.rl_vs_base"] == pytest.approx(
         s["passdiff.bridge.rl_vs_base.kmax"] - (pass2["rl"] - pass2["base"])
     )
+    # expansion minus efficiency, and the bridge-minus-comparison interaction, from the same differences
+    assert s["split.bridge.rl_vs_base"] == pytest.approx(
+        s["passdiff.bridge.rl_vs_base.kmax"] - s["passdiff.bridge.rl_vs_base.k1"]
+    )
+    assert s["interaction.rl_vs_base.bridge_minus_comparison"] == pytest.approx(
+        s["passdiff.bridge.rl_vs_base.kmax"] - s["passdiff.comparison.rl_vs_base.kmax"]
+    )
+    assert s["meta.ci"] == 0.95 and s["meta.k_gap"] == 2
+    for key in ("split.bridge.rl_vs_base", "passdiff.comparison.sft_vs_base.kmax"):  # tost = the 90% interval
+        assert s[f"{key}.ci_low"] <= s[f"{key}.tost_low"] <= s[f"{key}.tost_high"] <= s[f"{key}.ci_high"]
     assert summarise(counts, [1, 2, 4], 2, 0.7, PAIRS, n_boot=200, seed=0) == pytest.approx(s, nan_ok=True)
+
+
+def test_effect_intervals_and_equivalence_on_known_replicates():
+    reps = np.linspace(-1.0, 1.0, 2001)  # quantiles are the probabilities mapped onto [-1, 1]
+    e = effect("x", 0.1, reps, ci=0.9)
+    assert e["x"] == 0.1
+    assert (e["x.ci_low"], e["x.ci_high"]) == pytest.approx((-0.9, 0.9))
+    assert (e["x.tost_low"], e["x.tost_high"]) == pytest.approx((-0.8, 0.8))  # the (2 ci - 1) = 80% interval
+    assert e["x.p"] == 1.0  # 1001 of 2001 replicates <= 0: doubled and capped at 1
+    assert effect("z", 0.7, reps + 0.7, ci=0.9)["z.p"] == pytest.approx(2 * 301 / 2001)  # 301 replicates <= 0
+    shifted = effect("y", 0.5, reps + 0.5, ci=0.95)
+    assert shifted["y.ci_low"] == pytest.approx(-0.45) and shifted["y.tost_high"] == pytest.approx(1.4)
+
+
+def test_summarise_split_detects_a_crossover_and_not_a_uniform_lead():
+    """RL behind at k = 1 but with a wider boundary (a crossover) gives a split interval above 0; RL ahead
+    by the same amount at every k gives a split of exactly 0."""
+    P = 60
+    base = [4] * 30 + [0] * 30  # solved reliably on half the problems: Pass@1 0.5, boundary 0.5
+    rl = [2] * 45 + [0] * 15  # solved half the time on 3/4 of them: Pass@1 0.375, boundary 0.75
+    counts = make_counts({("base", "bridge", 2): base, ("rl", "bridge", 2): rl,
+                          ("base", "comparison", 2): base, ("rl", "comparison", 2): base}, n=4)
+    s = summarise(counts, [1, 2, 4], 2, 0.7, [("rl", "base")], n_boot=400, seed=0)
+    assert s["passdiff.bridge.rl_vs_base.k1"] == pytest.approx(0.375 - 0.5)
+    assert s["split.bridge.rl_vs_base"] == pytest.approx(0.25 + 0.125)
+    assert s["split.bridge.rl_vs_base.ci_low"] > 0 and s["split.bridge.rl_vs_base.p"] < 0.05
+    assert s["interaction.rl_vs_base.bridge_minus_comparison.ci_low"] > 0
+    # comparison: identical policies, every effect exactly 0 with a degenerate interval
+    assert s["split.comparison.rl_vs_base"] == 0 and s["split.comparison.rl_vs_base.tost_high"] == 0
+    assert s["meta.n_problems.bridge"] == P
 
 
 def test_summarise_bad_input():

@@ -167,6 +167,25 @@ def _percentiles(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def effect(key: str, estimate: float, reps: np.ndarray, ci: float) -> dict[str, float]:
+    """Flat keys of one effect from its bootstrap replicates: ``key`` (the estimate), ``.ci_low``/``.ci_high``
+    (the two-sided ``ci`` percentile interval), ``.p`` (:func:`bootstrap_p`) and ``.tost_low``/``.tost_high``:
+    the (2 ci - 1) interval, i.e. quantiles (1 - ci, ci). Equivalence within a margin m at level alpha = 1 - ci
+    (two one-sided tests) holds exactly when -m < tost_low and tost_high < m; the margin belongs to the rule
+    that reads the effect, not to this function."""
+    reps = np.asarray(reps, dtype=np.float64).reshape(-1, 1)
+    lo, hi = _percentiles(reps, ci)
+    t_lo, t_hi = _percentiles(reps, 2 * ci - 1)
+    return {
+        key: float(estimate),
+        f"{key}.ci_low": float(lo[0]),
+        f"{key}.ci_high": float(hi[0]),
+        f"{key}.p": float(bootstrap_p(np.array([estimate]), reps)[0]),
+        f"{key}.tost_low": float(t_lo[0]),
+        f"{key}.tost_high": float(t_hi[0]),
+    }
+
+
 def bootstrap_p(estimate: np.ndarray, reps: np.ndarray) -> np.ndarray:
     """Two-sided bootstrap p: 2 x share of replicates on the other side of 0 (0 included), capped at 1."""
     est = np.asarray(estimate, dtype=np.float64)
@@ -490,18 +509,23 @@ def summarise(
 ) -> dict[str, float]:
     """Flat dict of python floats for the claims audit (key names are a contract, see below).
 
-    Keys (kmax = max(ks); "math" is evaluated at T = 0, every other category at T_eval):
+    Keys (kmax = max(ks); k_gap = min(8, kmax/2); "math" is evaluated at T = 0, every other category at
+    T_eval; "[effect]" = the estimate with .ci_low, .ci_high, .p, .tost_low, .tost_high, see :func:`effect`):
     boundary.{cat}.{pol}.{size,n_problems,frac,ci_low,ci_high};
     setdiff.{cat}.{a}_vs_{b}.{gained,lost,both,neither,net,net_ci_low,net_ci_high,mcnemar_p};
-    pass.{cat}.{pol}.{k1,kmax}[.ci_low|.ci_high]; passdiff.{cat}.{a}_vs_{b}.{k1,kmax}[.ci_low|.ci_high|.p];
-    gapwiden.{cat}.{a}_vs_{b}[.ci_low|.ci_high] (diff at kmax minus diff at kmax/2);
+    pass.{cat}.{pol}.{k1,kmax}[.ci_low|.ci_high]; passdiff.{cat}.{a}_vs_{b}.{k1,kmax} [effect];
+    gapwiden.{cat}.{a}_vs_{b} [effect] (diff at kmax minus diff at k_gap);
+    split.{cat}.{a}_vs_{b} [effect] (diff at kmax minus diff at k = 1: expansion minus efficiency);
+    interaction.{a}_vs_{b}.bridge_minus_comparison [effect] (diff at kmax on bridge minus on comparison; the
+    two categories are resampled independently, each paired across policies);
     crossover.{cat}.{a}_vs_{b}.{k,ci_low,ci_high,nan_frac}; saturation.{cat}.{pol}.{T_star,T_star_k1};
-    meta.{n,T_eval,temperature}, meta.n_problems.{cat}.
+    meta.{n,T_eval,temperature,ci,k_gap}, meta.n_problems.{cat}.
     """
     ks = np.sort(_check_ks(ks))
     kmax = int(ks.max())
-    if 1 not in ks or kmax % 2 or kmax // 2 not in ks:
-        raise ValueError(f"summarise: ks must contain 1, kmax and kmax/2, got {ks.tolist()}")
+    k_gap = min(8, kmax // 2)
+    if 1 not in ks or kmax % 2 or k_gap not in ks:
+        raise ValueError(f"summarise: ks must contain 1, kmax and k_gap = min(8, kmax/2), got {ks.tolist()}")
     check_counts(counts)
     warm = counts[np.isclose(counts["temperature"], temperature)]
     if warm.empty:
@@ -515,14 +539,17 @@ def summarise(
     boot = bootstrap_surface(ev, ks, pairs, n_boot=n_boot, seed=seed, ci=ci)
     sat_k = saturation_depth(pass_surface(warm, ks), kmax, eps)
     sat_1 = saturation_depth(pass_surface(warm, ks), 1, eps)
-    i1, imax, ihalf = (int(np.flatnonzero(ks == k)[0]) for k in (1, kmax, kmax // 2))
+    i1, imax, igap = (int(np.flatnonzero(ks == k)[0]) for k in (1, kmax, k_gap))
     n_values = ev["n"].unique()
 
     out: dict[str, float] = {
         "meta.n": float(n_values[0]) if len(n_values) == 1 else float("nan"),
         "meta.T_eval": float(T_eval),
         "meta.temperature": float(temperature),
+        "meta.ci": float(ci),
+        "meta.k_gap": float(k_gap),
     }
+    at_kmax: dict[tuple[str, str], tuple[float, np.ndarray]] = {}  # (cat, pair) -> diff at kmax and its replicates
     for cat in cats:
         rows = ev[ev["category"] == cat]
         universe = set(rows["problem_id"])
@@ -575,27 +602,11 @@ def summarise(
                 }
             )
             dest, dreps = boot.diff_curve(a, b, cat, temperature, depth[cat])
-            dlo, dhi = _percentiles(dreps, ci)
-            dp = bootstrap_p(dest, dreps)
             for tag, i in (("k1", i1), ("kmax", imax)):
-                pre = f"passdiff.{cat}.{name}.{tag}"
-                out.update(
-                    {
-                        pre: float(dest[i]),
-                        f"{pre}.ci_low": float(dlo[i]),
-                        f"{pre}.ci_high": float(dhi[i]),
-                        f"{pre}.p": float(dp[i]),
-                    }
-                )
-            gw = dreps[:, imax] - dreps[:, ihalf]
-            glo, ghi = _percentiles(gw[:, None], ci)
-            out.update(
-                {
-                    f"gapwiden.{cat}.{name}": float(dest[imax] - dest[ihalf]),
-                    f"gapwiden.{cat}.{name}.ci_low": float(glo[0]),
-                    f"gapwiden.{cat}.{name}.ci_high": float(ghi[0]),
-                }
-            )
+                out.update(effect(f"passdiff.{cat}.{name}.{tag}", dest[i], dreps[:, i], ci))
+            out.update(effect(f"gapwiden.{cat}.{name}", dest[imax] - dest[igap], dreps[:, imax] - dreps[:, igap], ci))
+            out.update(effect(f"split.{cat}.{name}", dest[imax] - dest[i1], dreps[:, imax] - dreps[:, i1], ci))
+            at_kmax[cat, name] = float(dest[imax]), dreps[:, imax]
             ea, ra = boot.curve(a, cat, temperature, depth[cat])
             eb, rb = boot.curve(b, cat, temperature, depth[cat])
             xo = crossover_interval(ra, rb, ks, ci)
@@ -605,4 +616,8 @@ def summarise(
                     **{f"crossover.{cat}.{name}.{key}": v for key, v in xo.items()},
                 }
             )
+    for (cat, name), (est, reps) in sorted(at_kmax.items()):
+        if cat == "bridge" and ("comparison", name) in at_kmax:
+            est_c, reps_c = at_kmax["comparison", name]
+            out.update(effect(f"interaction.{name}.bridge_minus_comparison", est - est_c, reps - reps_c, ci))
     return {key: float(v) for key, v in out.items()}

@@ -403,6 +403,13 @@ def _check_same_n(strats: dict[str, dict], base: str) -> int:
     return n
 
 
+def _half_novelty(per_problem: np.ndarray, n: int, W: np.ndarray) -> tuple[float, np.ndarray]:
+    """Novelty against base's reference half (columns 4, 5 of diversity's per-problem counts); NaN when n < 2."""
+    if n < 2:
+        return float("nan"), np.full(W.shape[0], np.nan)
+    return _ratio(per_problem[:, 4], per_problem[:, 5], W)
+
+
 def diversity(
     dfs_by_policy: dict[str, pd.DataFrame],
     n_boot: int = 1000,
@@ -443,19 +450,14 @@ def diversity(
         sel = np.ones(len(keys), bool) if cat == ALL else cats == cat
         W = resample_weights(_rng(seed, f"div:{cat}"), int(n_boot), int(sel.sum()))  # shared: paired
         ones = np.ones(int(sel.sum()))
-        def half_novelty(pol: str) -> tuple[float, np.ndarray]:
-            if n < 2:
-                return float("nan"), np.full(W.shape[0], np.nan)
-            return _ratio(per[pol][sel, 4], per[pol][sel, 5], W)
-
-        base_share, base_half = _ratio(per[base][sel, 0] / n, ones, W), half_novelty(base)
+        base_share, base_half = _ratio(per[base][sel, 0] / n, ones, W), _half_novelty(per[base][sel], n, W)
         for pol in sorted(per):
             u, nov_e, nov_u, eps = per[pol][sel, :4].T
             stats = {"unique": _ratio(u, ones, W), "novelty": _ratio(nov_e, eps, W)}
             stats["overlap"] = (1 - stats["novelty"][0], 1 - stats["novelty"][1])
             stats["novelty_unique"] = _ratio(nov_u, u, W)
             stats["unique_share"] = _ratio(u / n, ones, W)
-            stats["novelty_half"] = half_novelty(pol)
+            stats["novelty_half"] = _half_novelty(per[pol][sel], n, W)
             paired = {
                 "unique_share_diff": tuple(x - y for x, y in zip(stats["unique_share"], base_share, strict=True)),
                 "novelty_excess": tuple(x - y for x, y in zip(stats["novelty_half"], base_half, strict=True)),

@@ -153,6 +153,11 @@ def _rng_for(seed: int, category: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(str(category).encode())])
 
 
+def category_rng(seed: int, category: str) -> np.random.Generator:
+    """The generator :func:`bootstrap_surface` resamples ``category``'s problems with (for paired statistics)."""
+    return _rng_for(seed, category)
+
+
 def resample_weights(rng: np.random.Generator, n_boot: int, n_items: int) -> np.ndarray:
     """(n_boot x n_items) multiplicities of a with-replacement resample drawn as an index matrix."""
     idx = rng.integers(0, n_items, size=(n_boot, n_items))

@@ -316,6 +316,10 @@ def test_compare_reported_values():
     assert rows["ppl.rl.query"]["ours"] == pytest.approx(math.exp(0.73))
     assert rows["diversity_ratio.base_over_sft"]["ours_text"] == "not compared"
     assert "missing swap.bridge.share_plan" in rows["swap.plan"]["ours_text"]
+    s |= {"saturation.bridge.rl.T_star": 8.0, "saturation.bridge.rl.T_star.censored": 1.0}
+    s |= {"saturation.bridge.rl.T_star.ci_low": 3.0, "saturation.bridge.rl.T_star.ci_high": 8.0}
+    t = next(r for r in PN.compare_reported(s, NUMBERS) if r["id"] == "tstar.bridge.rl")
+    assert t["ours_text"].startswith("≥ 8") and (t["ci_low"], t["ci_high"]) == (3.0, 8.0) and "censored = 1" in t["raw"]
 
 
 # ----------------------------------------------------------------------------- calibration

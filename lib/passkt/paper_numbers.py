@@ -151,7 +151,10 @@ def _read(n: PaperNumber, stats) -> tuple[float, str, tuple[float, float] | None
         return v, C.fmt_number(v), (math.exp(ci[0]), math.exp(ci[1])) if ci else None, f"{C.fmt_number(stats[k])} nats/token"
     v = float(stats[k])
     extra = [f"{_label(e)} = {C.fmt_number(stats[e])}" for e in n.ours_keys[1:] if not C.first_missing(stats, (e,))]
-    return v, C.fmt_number(v, signed=k.endswith(".net")), _optional_interval(stats, k), "; ".join(extra)
+    text = C.fmt_number(v, signed=k.endswith(".net"))
+    if not C.first_missing(stats, (k + ".censored",)) and float(stats[k + ".censored"]) == 1:
+        text = f"≥ {text} (censored: the last grid value)"
+    return v, text, _optional_interval(stats, k), "; ".join(extra)
 
 
 def compare_reported(stats, numbers: tuple[PaperNumber, ...]) -> list[dict]:

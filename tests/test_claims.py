@@ -315,7 +315,8 @@ def test_compare_reported_values():
     assert sd["ours_text"] == "+3 / -17" and sd["ours"] == -14 and "p=0.001" in sd["raw"]
     assert rows["ppl.rl.query"]["ours"] == pytest.approx(math.exp(0.73))
     assert rows["diversity_ratio.base_over_sft"]["ours_text"] == "not compared"
-    assert "missing swap.bridge.share_plan" in rows["swap.plan"]["ours_text"]
+    assert "missing swap.bridge.plan_effect" in rows["swap.plan"]["ours_text"]
+    assert rows["swap.plan"]["paper_value"] is None  # a share next to an absolute part: shown, not compared
     s |= {"saturation.bridge.rl.T_star": 8.0, "saturation.bridge.rl.T_star.censored": 1.0}
     s |= {"saturation.bridge.rl.T_star.ci_low": 3.0, "saturation.bridge.rl.T_star.ci_high": 8.0}
     t = next(r for r in PN.compare_reported(s, NUMBERS) if r["id"] == "tstar.bridge.rl")

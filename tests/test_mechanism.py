@@ -295,9 +295,9 @@ def test_swap_grid_and_shares(env):
     assert g[("all", "base", "base")] == 0 and g[("all", "rl", "base")] == 1
     assert g[("all", "base", "rl")] == 1 and g[("all", "rl", "rl")] == 1
     sh = shares.set_index("category")
-    assert sh.loc["all", "share_plan"] == pytest.approx(0.5) and sh.loc[
-        "all", "share_reasoning"
-    ] == pytest.approx(0.5)
+    # gain 1 = plan ½[(1 - 0) + (1 - 1)] + reasoning ½[(1 - 0) + (1 - 1)]: two absolute parts, no ratio
+    assert sh.loc["all", "plan_effect"] == pytest.approx(0.5) and sh.loc["all", "reasoning_effect"] == pytest.approx(0.5)
+    assert sh.loc["all", "gain"] == pytest.approx(sh.loc["all", "plan_effect"] + sh.loc["all", "reasoning_effect"])
     assert set(sh.index) == {"bridge", "comparison", "all"}
 
 
@@ -306,12 +306,13 @@ def test_swap_reasoning_only_and_zero_gain(env):
     good = {"base": _reasoner(env, lambda c: False, []), "rl": _reasoner(env, lambda c: True, [])}
     out = mech.swap_experiment(plans, good, env, CFG, max_plans_per_problem=1, seed=0, progress=False)
     _, shares = mech.swap_summary(out, n_boot=50, seed=0)
-    assert shares.set_index("category").loc["all", "share_plan"] == 0.0
-    assert shares.set_index("category").loc["all", "share_reasoning"] == 1.0
+    assert shares.set_index("category").loc["all", "plan_effect"] == 0.0
+    assert shares.set_index("category").loc["all", "reasoning_effect"] == 1.0
     same = {"base": _reasoner(env, lambda c: True, []), "rl": _reasoner(env, lambda c: True, [])}
     out = mech.swap_experiment(plans, same, env, CFG, max_plans_per_problem=1, seed=0, progress=False)
     _, shares = mech.swap_summary(out, n_boot=50, seed=0)
-    assert math.isnan(shares.set_index("category").loc["all", "share_plan"])  # no gain to attribute
+    row = shares.set_index("category").loc["all"]  # no gain: both parts are 0, nothing divides by it
+    assert (row["plan_effect"], row["reasoning_effect"], row["gain"]) == (0.0, 0.0, 0.0)
 
 
 def test_select_plans_is_seeded_and_capped():
@@ -355,12 +356,8 @@ def test_flat_stats_key_names():
         [
             {
                 "category": "bridge",
-                "share_plan": 0.4,
-                "share_plan_ci_low": 0.1,
-                "share_plan_ci_high": 0.7,
-                "share_reasoning": 0.6,
-                "share_reasoning_ci_low": 0.3,
-                "share_reasoning_ci_high": 0.9,
+                **{f"{part}{s}": v for part in ("plan_effect", "reasoning_effect", "gain")
+                   for s, v in (("", 0.1), ("_ci_low", 0.0), ("_ci_high", 0.2))},
             }
         ]
     )
@@ -382,7 +379,7 @@ def test_flat_stats_key_names():
                 | ci(f"novelty_half.{cat}.{pol}.frac")
             )
         want |= effect(f"diversity_diff.{cat}.rl_vs_base.share") | effect(f"novelty_excess.{cat}.rl.frac")
-    want |= ci("swap.bridge.share_plan") | ci("swap.bridge.share_reasoning")
+    want |= ci("swap.bridge.plan_effect") | ci("swap.bridge.reasoning_effect") | ci("swap.bridge.gain")
     want |= {f"swap.bridge.plan_{p}.reason_{r}.success" for p in ("base", "rl") for r in ("base", "rl")}
     assert set(s) == want
     assert all(type(v) is float for v in s.values())

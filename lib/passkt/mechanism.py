@@ -586,16 +586,13 @@ def swap_experiment(
     )
 
 
-def shapley_plan_share(s_bb, s_rb, s_br, s_rr, eps: float = 1e-9):
-    """Share of the gain S(rl,rl) - S(base,base) due to the plan (Shapley average; S(plan, reasoner)).
-
-    share_plan = ½[(S(rl,base) - S(base,base)) + (S(rl,rl) - S(base,rl))] / (S(rl,rl) - S(base,base)),
-    NaN where |denominator| < eps. Works elementwise on arrays of replicates.
-    """
+def shapley_components(s_bb, s_rb, s_br, s_rr) -> tuple[np.ndarray, np.ndarray]:
+    """RL's gain S(rl,rl) - S(base,base) split into two absolute parts (Shapley average over the order of the
+    swaps; S(plan, reasoner)): plan = ½[(S(rl,base) - S(base,base)) + (S(rl,rl) - S(base,rl))], reasoning =
+    ½[(S(base,rl) - S(base,base)) + (S(rl,rl) - S(rl,base))]; plan + reasoning = the gain. No ratio: the gain can
+    be near 0. Works elementwise on arrays of replicates."""
     s_bb, s_rb, s_br, s_rr = (np.asarray(x, dtype=np.float64) for x in (s_bb, s_rb, s_br, s_rr))
-    den = s_rr - s_bb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.abs(den) < eps, np.nan, 0.5 * ((s_rb - s_bb) + (s_rr - s_br)) / den)
+    return 0.5 * ((s_rb - s_bb) + (s_rr - s_br)), 0.5 * ((s_br - s_bb) + (s_rr - s_rb))
 
 
 def swap_summary(
@@ -606,11 +603,12 @@ def swap_summary(
     base: str = "base",
     rl: str = "rl",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(grid, shares) from :func:`swap_experiment`'s rows, per category incl. "all".
+    """(grid, components) from :func:`swap_experiment`'s rows, per category incl. "all".
 
     grid: category, plan_policy, reasoner, success, success_ci_low, success_ci_high, n_problems, n_replays;
     success = mean over problems of the problem's success rate over its replayed plans.
-    shares: category, share_plan(+ci), share_reasoning(+ci), gain(+ci) with gain = S(rl,rl) - S(base,base).
+    components: category, plan_effect(+ci), reasoning_effect(+ci), gain(+ci) with gain = S(rl,rl) - S(base,base)
+    = plan_effect + reasoning_effect (:func:`shapley_components`).
     One bootstrap resample of problems per category is shared by all cells (paired).
     """
     grid_rows, share_rows = [], []
@@ -626,7 +624,7 @@ def swap_summary(
     ]
     share_cols = (
         ["category"]
-        + [f"{n}{s}" for n in ("share_plan", "share_reasoning", "gain") for s in ("", "_ci_low", "_ci_high")]
+        + [f"{n}{s}" for n in ("plan_effect", "reasoning_effect", "gain") for s in ("", "_ci_low", "_ci_high")]
         + ["n_problems"]
     )
     if replays.empty:
@@ -669,14 +667,12 @@ def swap_summary(
         if not all(c in cells for c in need):
             continue
         (e_bb, r_bb), (e_rb, r_rb), (e_br, r_br), (e_rr, r_rr) = (cells[c] for c in need)
-        share, share_reps = (
-            float(shapley_plan_share(e_bb, e_rb, e_br, e_rr)),
-            shapley_plan_share(r_bb, r_rb, r_br, r_rr),
-        )
-        row = {"category": cat, "share_plan": share, "share_reasoning": 1 - share, "gain": e_rr - e_bb}
+        plan, reasoning = (float(x) for x in shapley_components(e_bb, e_rb, e_br, e_rr))
+        plan_reps, reasoning_reps = shapley_components(r_bb, r_rb, r_br, r_rr)
+        row = {"category": cat, "plan_effect": plan, "reasoning_effect": reasoning, "gain": e_rr - e_bb}
         for name, reps in (
-            ("share_plan", share_reps),
-            ("share_reasoning", 1 - share_reps),
+            ("plan_effect", plan_reps),
+            ("reasoning_effect", reasoning_reps),
             ("gain", r_rr - r_bb),
         ):
             row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
@@ -717,8 +713,8 @@ def flat_stats(
     diversity.{cat}.{pol}.unique_share[+ci]; novelty_half.{cat}.{pol}.frac[+ci];
     diversity_diff.{cat}.{pol}_vs_base.share [effect]; novelty_excess.{cat}.{pol}.frac [effect] (policy's
     novelty against base's reference half minus base's held-out half's); ppl_did.{cat}.{a}_vs_{b}.nats [effect]
-    and ppl_did.{cat}.{pol}.gap.nats[+ci] (tags excluded); swap.{cat}.share_plan[+ci];
-    swap.{cat}.share_reasoning[+ci]; swap.{cat}.plan_{p}.reason_{r}.success; meta.mechanism_ci (the ``ci`` the
+    and ppl_did.{cat}.{pol}.gap.nats[+ci] (tags excluded); swap.{cat}.{plan_effect,reasoning_effect,gain}[+ci];
+    swap.{cat}.plan_{p}.reason_{r}.success; meta.mechanism_ci (the ``ci`` the
     intervals were computed at). "[effect]" = +ci, .tost_low/.tost_high, .p. Any input may be None (its keys
     are then absent).
     """
@@ -745,8 +741,8 @@ def flat_stats(
         _with_ci(out, f"ppl_did.{cat}.{a}.gap.nats", row, "gap_a")
         _with_ci(out, f"ppl_did.{cat}.{b}.gap.nats", row, "gap_b")
     for row in [] if swap_shares is None else swap_shares.to_dict("records"):
-        _with_ci(out, f"swap.{row['category']}.share_plan", row, "share_plan")
-        _with_ci(out, f"swap.{row['category']}.share_reasoning", row, "share_reasoning")
+        for part in ("plan_effect", "reasoning_effect", "gain"):
+            _with_ci(out, f"swap.{row['category']}.{part}", row, part)
     for row in [] if swap_grid is None else swap_grid.to_dict("records"):
         out[f"swap.{row['category']}.plan_{row['plan_policy']}.reason_{row['reasoner']}.success"] = float(
             row["success"]

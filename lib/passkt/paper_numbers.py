@@ -49,11 +49,12 @@ class PaperNumber:
     ours_at: str
     ours_how: str
     counts: dict = field(default_factory=dict)  # gained, lost, n_problems where the paper gives them
+    comparable: bool = True  # False: ours is shown next to the paper's but measures another thing (no "in interval")
 
     @property
     def compared_value(self) -> float | None:
         """The paper's value on our scale: boundary sizes as a share of the paper's problems."""
-        if self.value is None:
+        if self.value is None or not self.comparable:
             return None
         if self.ours_kind == "boundary":
             return float(self.value) / float(self.counts["n_problems"])
@@ -87,7 +88,7 @@ def load(path: str | Path) -> tuple[PaperNumber, ...]:
             PaperNumber(
                 e["id"], e["quantity"], str(e["text"]), None if e["value"] is None else float(e["value"]),
                 e["unit"], e["where"], e["source"], e["certainty"], ours["kind"], tuple(ours.get("keys") or ()),
-                ours.get("at", ""), ours.get("how", ""), counts,
+                ours.get("at", ""), ours.get("how", ""), counts, bool(e.get("comparable", True)),
             )
         )
     return tuple(out)

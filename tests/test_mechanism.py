@@ -250,14 +250,15 @@ def test_diversity_rejects_unequal_n_and_missing_base():
 # ----------------------------------------------------------------------------- swap
 
 
-def _plans(env, policy, n_queries):
+def _plans(env, policy, n_queries, empty=False):
     rows = []
     for pid in sorted(env.problems):
         p = env.problems[pid]
         for s in range(3):
             qs = [f"{p['entities'][i % len(p['entities'])]} {policy}" for i in range(n_queries)]
             rows.append({"problem_id": pid, "category": p["category"], "sample": s, "queries": qs})
-        rows.append({"problem_id": pid, "category": p["category"], "sample": 3, "queries": []})  # no plan
+        if empty:
+            rows.append({"problem_id": pid, "category": p["category"], "sample": 3, "queries": []})  # never searched
     return pd.DataFrame(rows)
 
 
@@ -320,8 +321,22 @@ def test_select_plans_is_seeded_and_capped():
         {"problem_id": "p", "category": "bridge", "sample": range(10), "queries": [["q"]] * 8 + [[], []]}
     )
     a = mech.select_plans(df, 3, seed=0, policy="rl")
-    assert len(a) == 3 and a["sample"].is_monotonic_increasing and a["sample"].max() < 8
+    assert len(a) == 3 and a["sample"].is_monotonic_increasing
     assert a["sample"].tolist() == mech.select_plans(df, 3, seed=0, policy="rl")["sample"].tolist()
+    every = mech.select_plans(df, 10, seed=0, policy="rl")  # episodes that never searched are plans too
+    assert every["sample"].tolist() == list(range(10)) and every["queries"].tolist()[-1] == []
+
+
+def test_the_empty_plan_is_kept_and_replayed_as_a_budget_0_episode(env):
+    pid = sorted(env.problems)[0]
+    ep = mech.replay_episode(env, pid, [], sample=0)
+    assert [seg[0] for seg in ep.segments] == ["prompt", "notice"] and ep.budget == 0 and ep.queries == []
+    plans = {"base": _plans(env, "base", 1, empty=True), "rl": _plans(env, "rl", 1, empty=True)}
+    reasoners = {"base": _reasoner(env, lambda c: "</search><information>" in c, []), "rl": _reasoner(env, lambda c: True, [])}
+    out = mech.swap_experiment(plans, reasoners, env, CFG, max_plans_per_problem=4, seed=0, progress=False)
+    assert (out["n_queries"] == 0).sum() == 2 * 2 * len(env.problems)  # one empty plan per problem, policy, reasoner
+    no_plan = out[(out["n_queries"] == 0) & (out["reasoner"] == "base")]
+    assert (no_plan["termination"] == "answered").all() and not no_plan["correct"].any()
 
 
 # ----------------------------------------------------------------------------- flat stats

@@ -480,10 +480,12 @@ def diversity(
 
 
 def select_plans(df: pd.DataFrame, max_plans_per_problem: int, seed: int, policy: str) -> pd.DataFrame:
-    """Up to m episodes per problem that issued >= 1 query (a seeded random subset, kept in sample order)."""
+    """Up to m episodes per problem (a seeded random subset, kept in sample order). Episodes that never searched
+    are plans too (the empty plan): dropping them would replay only the policy's searching episodes and bias the
+    swap toward plans that search."""
     if max_plans_per_problem < 1:
         raise ValueError(f"max_plans_per_problem must be >= 1, got {max_plans_per_problem}")
-    have = df[df["queries"].map(lambda q: q is not None and len(q) > 0)]
+    have = df.assign(queries=df["queries"].map(lambda q: [] if q is None else list(q)))
     out = []
     for pid, g in have.sort_values(["problem_id", "sample"]).groupby("problem_id", sort=True):
         if len(g) > max_plans_per_problem:
@@ -496,10 +498,9 @@ def select_plans(df: pd.DataFrame, max_plans_per_problem: int, seed: int, policy
 
 def replay_episode(env: Environment, problem_id: str, queries, sample: int) -> Episode:
     """An episode whose searches are already done: prompt, each "<search>q</search>" + its retrieved
-    information (rebuilt by ``env.info_ids``, so identical to what the plan's author saw), then the notice."""
-    queries = [str(q) for q in queries]
-    if not queries:
-        raise ValueError(f"replay_episode: problem {problem_id!r} sample {sample}: a plan needs >= 1 query")
+    information (rebuilt by ``env.info_ids``, so identical to what the plan's author saw), then the notice. The
+    empty plan gives prompt + notice, exactly a budget-0 episode of the engine."""
+    queries = [str(q) for q in (queries if queries is not None else ())]
     ep = Episode(problem_id, sample, budget=len(queries), ids=[])
     ep.add("prompt", env.prompt_ids(problem_id))
     for q in queries:
@@ -523,7 +524,7 @@ def swap_experiment(
 
     Protocol. Inputs are the plan policies' rollouts at T_eval and the evaluation temperature
     (``episodes_at``). For each problem and plan policy p, up to m = ``max_plans_per_problem`` of p's
-    episodes that issued >= 1 query are chosen (seeded random subset); the plan is its query sequence.
+    episodes are chosen (seeded random subset); the plan is its query sequence (empty when it never searched).
     Only problems where every plan policy has at least one plan are used, so all cells share one problem
     set. A replay's context is the prompt, then for each query "<search>q</search>" followed by the
     environment's information for it, then the notice that no searches remain (the plan author's own

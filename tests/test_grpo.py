@@ -139,6 +139,19 @@ def test_settings_reject_bad_values():
         GRPOSettings(vllm_mode="remote")
     with pytest.raises(ValueError, match="grad_accum"):
         GRPOSettings(prompts_per_step=1, group_size=3, grad_accum=2)
+    with pytest.raises(ValueError, match="scale_rewards"):
+        GRPOSettings(scale_rewards="std")
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "configs/paper.yaml", "configs/smoke.yaml"])
+def test_reward_scaling_is_explicit_and_keeps_the_bonus_size(tmp_path, profile):
+    """Every profile names the scaling; TRL gets it for the plain and the bonus run alike. "none" (advantage =
+    reward - group mean) is what keeps the bonus at its stated size; TRL's default "group" would not."""
+    section = yaml.safe_load((ROOT / profile).read_text())["04_grpo"]
+    assert section["grpo"]["scale_rewards"] == "none"
+    for bonus in (0.0, section["bonus"]):
+        cfg = grpo.build_config(GRPOSettings(**{**section["grpo"], "bonus": bonus}), tmp_path / "ck")
+        assert cfg.scale_rewards == "none"
 
 
 def _save_random_model(tok, path):

@@ -129,6 +129,47 @@ def test_exclude_tags_drops_exactly_the_tag_tokens(env, tiny_model):
     assert full["reasoning_tokens"] - bare["reasoning_tokens"] == 2 * 3 + 2  # 3 think blocks, 1 answer block
     with pytest.raises(ValueError, match="tokenizer"):
         mech.segment_surprisal(tiny_model, df, batch_size=2, exclude_tags=True, progress=False)
+    # the tag-free columns are there whatever exclude_tags says, and are the excluded sums
+    split = mech.segment_surprisal(tiny_model, df, batch_size=2, tokenizer=env.tok, progress=False).iloc[0]
+    for seg in ("query", "reasoning"):
+        assert split[f"{seg}_tokens"] == full[f"{seg}_tokens"]
+        assert split[f"{seg}_nats"] == pytest.approx(full[f"{seg}_nats"], rel=1e-5)
+        assert split[f"{seg}_notag_tokens"] == bare[f"{seg}_tokens"]
+        assert split[f"{seg}_notag_nats"] == pytest.approx(bare[f"{seg}_nats"], rel=1e-5)
+    assert math.isnan(full["query_notag_nats"])  # no tokenizer: no tag split
+
+
+def _did_frame(policy, rows):
+    """rows: (problem_id, query nats, query tokens, reasoning nats, reasoning tokens) per episode."""
+    return pd.DataFrame(
+        [
+            {"problem_id": pid, "category": "bridge", "policy": policy, "sample": i, "correct": True,
+             "query_notag_nats": qn, "query_notag_tokens": qt, "reasoning_notag_nats": rn,
+             "reasoning_notag_tokens": rt}
+            for i, (pid, qn, qt, rn, rt) in enumerate(rows)
+        ]
+    )
+
+
+def test_surprisal_did_on_known_sums():
+    rl = _did_frame("rl", [("p1", 1.0, 2, 6.0, 3), ("p2", 1.0, 2, 2.0, 1)])  # gap = 8/4 - 2/4 = 1.5
+    base = _did_frame("base", [("p1", 2.0, 2, 3.0, 3), ("p3", 0.0, 2, 2.0, 2)])  # gap = 5/5 - 2/4 = 0.5
+    d = mech.surprisal_did(pd.concat([rl, base]), n_boot=300, seed=0, ci=0.9).set_index("category")
+    row = d.loc["bridge"]
+    assert row["gap_a"] == pytest.approx(1.5) and row["gap_b"] == pytest.approx(0.5)
+    assert row["did"] == pytest.approx(1.0) and row["n_problems"] == 3
+    assert row["did_ci_low"] <= row["did_tost_low"] <= row["did_tost_high"] <= row["did_ci_high"]
+    assert d.loc["all", "did"] == pytest.approx(1.0)
+    flat = mech.flat_stats(did=d.reset_index())
+    assert flat["ppl_did.bridge.rl_vs_base.nats"] == pytest.approx(1.0)
+    assert flat["ppl_did.bridge.base.gap.nats"] == pytest.approx(0.5)
+    assert {"ppl_did.all.rl_vs_base.nats.tost_high", "ppl_did.all.rl_vs_base.nats.p"} <= set(flat)
+    # identical policies: a difference in differences of exactly 0 on every resample
+    same = mech.surprisal_did(pd.concat([rl, rl.assign(policy="base")]), n_boot=50).set_index("category")
+    assert same.loc["bridge", ["did", "did_ci_low", "did_ci_high"]].tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="notag"):
+        mech.surprisal_did(rl.drop(columns="query_notag_nats"), n_boot=10)
+    assert mech.surprisal_did(rl, n_boot=10).empty  # base absent
 
 
 def test_perplexity_summary_is_token_weighted():
@@ -184,6 +225,17 @@ def test_diversity_and_novelty_on_known_sequences():
     assert d.loc[("bridge", "base"), "novelty"] == 0.0
     assert d.loc[("all", "rl"), "novelty"] == pytest.approx(6 / 8)
     assert d.loc[("bridge", "rl"), "n_per_problem"] == 4
+    # the null: base's reference half = samples 0, 2; held-out half = samples 1, 3
+    # p1: reference {A, B}, held-out [A, ()] -> 1 novel; p2: reference {A}, held-out [A, A] -> 0 novel
+    assert d.loc[("bridge", "base"), "novelty_half"] == pytest.approx(1 / 4)
+    # rl against the reference halves: p1 ["alpha", C, C, D] -> 3 novel; p2 [A, B, B, B] -> 3 novel
+    assert d.loc[("bridge", "rl"), "novelty_half"] == pytest.approx(6 / 8)
+    assert d.loc[("bridge", "rl"), "novelty_excess"] == pytest.approx(6 / 8 - 1 / 4)
+    assert d.loc[("bridge", "rl"), "unique_share"] == pytest.approx((3 + 2) / 8)
+    assert d.loc[("bridge", "rl"), "unique_share_diff"] == pytest.approx((3 + 2) / 8 - (3 + 1) / 8)
+    row = d.loc[("bridge", "rl")]
+    assert row["novelty_excess_ci_low"] <= row["novelty_excess_tost_low"] <= row["novelty_excess_tost_high"]
+    assert d.loc[("bridge", "base"), "novelty_excess"] == 0.0
 
 
 def test_diversity_rejects_unequal_n_and_missing_base():
@@ -198,14 +250,15 @@ def test_diversity_rejects_unequal_n_and_missing_base():
 # ----------------------------------------------------------------------------- swap
 
 
-def _plans(env, policy, n_queries):
+def _plans(env, policy, n_queries, empty=False):
     rows = []
     for pid in sorted(env.problems):
         p = env.problems[pid]
         for s in range(3):
             qs = [f"{p['entities'][i % len(p['entities'])]} {policy}" for i in range(n_queries)]
             rows.append({"problem_id": pid, "category": p["category"], "sample": s, "queries": qs})
-        rows.append({"problem_id": pid, "category": p["category"], "sample": 3, "queries": []})  # no plan
+        if empty:
+            rows.append({"problem_id": pid, "category": p["category"], "sample": 3, "queries": []})  # never searched
     return pd.DataFrame(rows)
 
 
@@ -243,9 +296,9 @@ def test_swap_grid_and_shares(env):
     assert g[("all", "base", "base")] == 0 and g[("all", "rl", "base")] == 1
     assert g[("all", "base", "rl")] == 1 and g[("all", "rl", "rl")] == 1
     sh = shares.set_index("category")
-    assert sh.loc["all", "share_plan"] == pytest.approx(0.5) and sh.loc[
-        "all", "share_reasoning"
-    ] == pytest.approx(0.5)
+    # gain 1 = plan ½[(1 - 0) + (1 - 1)] + reasoning ½[(1 - 0) + (1 - 1)]: two absolute parts, no ratio
+    assert sh.loc["all", "plan_effect"] == pytest.approx(0.5) and sh.loc["all", "reasoning_effect"] == pytest.approx(0.5)
+    assert sh.loc["all", "gain"] == pytest.approx(sh.loc["all", "plan_effect"] + sh.loc["all", "reasoning_effect"])
     assert set(sh.index) == {"bridge", "comparison", "all"}
 
 
@@ -254,12 +307,13 @@ def test_swap_reasoning_only_and_zero_gain(env):
     good = {"base": _reasoner(env, lambda c: False, []), "rl": _reasoner(env, lambda c: True, [])}
     out = mech.swap_experiment(plans, good, env, CFG, max_plans_per_problem=1, seed=0, progress=False)
     _, shares = mech.swap_summary(out, n_boot=50, seed=0)
-    assert shares.set_index("category").loc["all", "share_plan"] == 0.0
-    assert shares.set_index("category").loc["all", "share_reasoning"] == 1.0
+    assert shares.set_index("category").loc["all", "plan_effect"] == 0.0
+    assert shares.set_index("category").loc["all", "reasoning_effect"] == 1.0
     same = {"base": _reasoner(env, lambda c: True, []), "rl": _reasoner(env, lambda c: True, [])}
     out = mech.swap_experiment(plans, same, env, CFG, max_plans_per_problem=1, seed=0, progress=False)
     _, shares = mech.swap_summary(out, n_boot=50, seed=0)
-    assert math.isnan(shares.set_index("category").loc["all", "share_plan"])  # no gain to attribute
+    row = shares.set_index("category").loc["all"]  # no gain: both parts are 0, nothing divides by it
+    assert (row["plan_effect"], row["reasoning_effect"], row["gain"]) == (0.0, 0.0, 0.0)
 
 
 def test_select_plans_is_seeded_and_capped():
@@ -267,8 +321,22 @@ def test_select_plans_is_seeded_and_capped():
         {"problem_id": "p", "category": "bridge", "sample": range(10), "queries": [["q"]] * 8 + [[], []]}
     )
     a = mech.select_plans(df, 3, seed=0, policy="rl")
-    assert len(a) == 3 and a["sample"].is_monotonic_increasing and a["sample"].max() < 8
+    assert len(a) == 3 and a["sample"].is_monotonic_increasing
     assert a["sample"].tolist() == mech.select_plans(df, 3, seed=0, policy="rl")["sample"].tolist()
+    every = mech.select_plans(df, 10, seed=0, policy="rl")  # episodes that never searched are plans too
+    assert every["sample"].tolist() == list(range(10)) and every["queries"].tolist()[-1] == []
+
+
+def test_the_empty_plan_is_kept_and_replayed_as_a_budget_0_episode(env):
+    pid = sorted(env.problems)[0]
+    ep = mech.replay_episode(env, pid, [], sample=0)
+    assert [seg[0] for seg in ep.segments] == ["prompt", "notice"] and ep.budget == 0 and ep.queries == []
+    plans = {"base": _plans(env, "base", 1, empty=True), "rl": _plans(env, "rl", 1, empty=True)}
+    reasoners = {"base": _reasoner(env, lambda c: "</search><information>" in c, []), "rl": _reasoner(env, lambda c: True, [])}
+    out = mech.swap_experiment(plans, reasoners, env, CFG, max_plans_per_problem=4, seed=0, progress=False)
+    assert (out["n_queries"] == 0).sum() == 2 * 2 * len(env.problems)  # one empty plan per problem, policy, reasoner
+    no_plan = out[(out["n_queries"] == 0) & (out["reasoner"] == "base")]
+    assert (no_plan["termination"] == "answered").all() and not no_plan["correct"].any()
 
 
 # ----------------------------------------------------------------------------- flat stats
@@ -303,18 +371,15 @@ def test_flat_stats_key_names():
         [
             {
                 "category": "bridge",
-                "share_plan": 0.4,
-                "share_plan_ci_low": 0.1,
-                "share_plan_ci_high": 0.7,
-                "share_reasoning": 0.6,
-                "share_reasoning_ci_low": 0.3,
-                "share_reasoning_ci_high": 0.9,
+                **{f"{part}{s}": v for part in ("plan_effect", "reasoning_effect", "gain")
+                   for s, v in (("", 0.1), ("_ci_low", 0.0), ("_ci_high", 0.2))},
             }
         ]
     )
-    s = mech.flat_stats(ppl, div, grid, shares)
+    s = mech.flat_stats(ppl, div, grid, shares, ci=0.9)
     ci = lambda k: {k, k + ".ci_low", k + ".ci_high"}  # noqa: E731
-    want = set()
+    effect = lambda k: ci(k) | {k + ".tost_low", k + ".tost_high", k + ".p"}  # noqa: E731
+    want = {"meta.mechanism_ci"}
     for cat in ("bridge", "comparison", "all"):
         for seg in ("query", "reasoning"):
             want |= ci(f"ppl.{cat}.rl.{seg}.nats") | ci(f"ppl.{cat}.rl.{seg}.ppl")
@@ -325,8 +390,11 @@ def test_flat_stats_key_names():
                 ci(f"diversity.{cat}.{pol}.unique")
                 | ci(f"novelty.{cat}.{pol}.frac")
                 | ci(f"overlap.{cat}.{pol}.frac")
+                | ci(f"diversity.{cat}.{pol}.unique_share")
+                | ci(f"novelty_half.{cat}.{pol}.frac")
             )
-    want |= ci("swap.bridge.share_plan") | ci("swap.bridge.share_reasoning")
+        want |= effect(f"diversity_diff.{cat}.rl_vs_base.share") | effect(f"novelty_excess.{cat}.rl.frac")
+    want |= ci("swap.bridge.plan_effect") | ci("swap.bridge.reasoning_effect") | ci("swap.bridge.gain")
     want |= {f"swap.bridge.plan_{p}.reason_{r}.success" for p in ("base", "rl") for r in ("base", "rl")}
     assert set(s) == want
     assert all(type(v) is float for v in s.values())

@@ -19,6 +19,8 @@ from passkt.metrics import (
     boundary,
     crossover_interval,
     crossover_k,
+    crossover_states,
+    effect,
     marginal_values,
     mcnemar_exact,
     net_boundary_ci,
@@ -328,13 +330,21 @@ def test_crossover_vectorised_and_interval():
     rows = np.array([crossover_k(a[i], b[i], KS4) for i in range(200)])
     np.testing.assert_array_equal(crossover_k(a, b, KS4), rows)
     iv = crossover_interval(a, b, KS4)
-    assert iv["nan_frac"] == pytest.approx(np.isnan(rows).mean())
-    assert 1 <= iv["ci_low"] <= iv["ci_high"] <= 8
+    states = crossover_states(a, b, KS4)
+    assert iv["never_frac"] + iv["already_frac"] + np.mean(~np.isnan(rows)) == pytest.approx(1.0)
+    assert iv["never_frac"] == pytest.approx(np.isinf(states).mean()) and iv["never_frac"] > 0.5
+    assert iv["ci_high_never"] == 1.0 and iv["ci_high"] == 8  # most random pairs never stay on top: "never"
+    # a on top everywhere: "already", the interval at the smallest k, nothing never crosses
     assert crossover_interval(b + 1, b, KS4) == {
-        "ci_low": pytest.approx(np.nan, nan_ok=True),
-        "ci_high": pytest.approx(np.nan, nan_ok=True),
-        "nan_frac": 1.0,
+        "ci_low": 1.0, "ci_high": 1.0, "ci_high_never": 0.0, "never_frac": 0.0, "already_frac": 1.0
     }
+    # b leads at k = 1 and a passes it at k = 4 in 90% of resamples, never in 10%: all resamples count
+    base = np.tile([0.5, 0.5, 0.5, 0.5], (100, 1))
+    rl = np.tile([0.4, 0.45, 0.55, 0.6], (100, 1))
+    rl[:10] = [0.4, 0.45, 0.48, 0.49]
+    iv = crossover_interval(rl, base, KS4, ci=0.95)
+    assert iv["never_frac"] == pytest.approx(0.1) and iv["ci_low"] == 4 and iv["ci_high_never"] == 1.0
+    assert crossover_interval(rl[10:], base[10:], KS4)["ci_high"] == 4  # without the never-crossing ones
     with pytest.raises(ValueError, match="shape"):
         crossover_k([0.1, 0.2], [0.1, 0.2, 0.3], [1, 2])
 
@@ -362,6 +372,25 @@ def test_saturation_depth_constructed():
     assert saturation_depth(surf, 4, eps=0.6).set_index("policy").loc["rl", "T_star"] == 0
     with pytest.raises(ValueError, match="k=16"):
         saturation_depth(surf, 16)
+    # base's T* = 2 is its last depth: saturation not seen within its grid, censored (">= 2"); rl's 2 is observed
+    c = saturation_depth(surf, 4, eps=0.01).set_index("policy")["censored"]
+    assert c["base"] == 1 and c["rl"] == 0
+    assert saturation_depth(surf, 4, eps=0.001).set_index("policy").loc["rl", "censored"] == 1  # still rising
+
+
+def test_summarise_t_star_censored_and_its_interval():
+    """A curve still rising at the last depth reports T* = last depth as censored in every resample; one flat
+    from T = 1 reports T* = 1 uncensored."""
+    P = 30
+    spec = {("rl", "bridge", 0): [0] * P, ("rl", "bridge", 1): [1] * 15 + [0] * 15, ("rl", "bridge", 2): [1] * P,
+            ("base", "bridge", 0): [0] * P, ("base", "bridge", 1): [2] * P, ("base", "bridge", 2): [2] * P}
+    spec |= {(pol, "comparison", T): [2] * P for pol in ("rl", "base") for T in (0, 1, 2)}
+    s = summarise(make_counts(spec, n=4), [1, 2, 4], 2, 0.7, [("rl", "base")], n_boot=100, seed=0)
+    assert s["saturation.bridge.rl.T_star"] == 2 and s["saturation.bridge.rl.T_star.censored"] == 1
+    assert s["saturation.bridge.rl.T_star.censored_frac"] == 1.0
+    assert s["saturation.bridge.base.T_star"] == 1 and s["saturation.bridge.base.T_star.censored"] == 0
+    assert s["saturation.bridge.base.T_star.ci_low"] == s["saturation.bridge.base.T_star.ci_high"] == 1
+    assert s["saturation.comparison.rl.T_star"] == 0 and s["saturation.comparison.rl.T_star.censored_frac"] == 0
 
 
 def test_marginal_values():
@@ -397,7 +426,8 @@ PAIRS = [("rl", "base"), ("sft", "base"), ("rl", "sft"), ("bonus", "base")]
 
 
 def expected_keys() -> set:
-    keys = {"meta.n", "meta.T_eval", "meta.temperature"}
+    keys = {"meta.n", "meta.T_eval", "meta.temperature", "meta.ci", "meta.k_gap"}
+    effect = ("", ".ci_low", ".ci_high", ".p", ".tost_low", ".tost_high")
     pols = {"math": ["base", "rl"], "comparison": ["base", "sft", "rl"], "bridge": ["base", "sft", "rl"]}
     for cat, ps in pols.items():
         keys.add(f"meta.n_problems.{cat}")
@@ -405,7 +435,8 @@ def expected_keys() -> set:
             keys |= {f"boundary.{cat}.{pol}.{s}" for s in ("size", "n_problems", "frac", "ci_low", "ci_high")}
             for tag in ("k1", "kmax"):
                 keys |= {f"pass.{cat}.{pol}.{tag}{s}" for s in ("", ".ci_low", ".ci_high")}
-            keys |= {f"saturation.{cat}.{pol}.T_star", f"saturation.{cat}.{pol}.T_star_k1"}
+            keys |= {f"saturation.{cat}.{pol}.{s}" for s in ("T_star", "T_star_k1", "T_star.censored", "T_star.ci_low",
+                                                              "T_star.ci_high", "T_star.censored_frac")}
         for a, b in PAIRS:
             if a in ps and b in ps:
                 nm = f"{a}_vs_{b}"
@@ -423,9 +454,13 @@ def expected_keys() -> set:
                     )
                 }
                 for tag in ("k1", "kmax"):
-                    keys |= {f"passdiff.{cat}.{nm}.{tag}{s}" for s in ("", ".ci_low", ".ci_high", ".p")}
-                keys |= {f"gapwiden.{cat}.{nm}{s}" for s in ("", ".ci_low", ".ci_high")}
-                keys |= {f"crossover.{cat}.{nm}.{s}" for s in ("k", "ci_low", "ci_high", "nan_frac")}
+                    keys |= {f"passdiff.{cat}.{nm}.{tag}{s}" for s in effect}
+                keys |= {f"gapwiden.{cat}.{nm}{s}" for s in effect}
+                keys |= {f"split.{cat}.{nm}{s}" for s in effect}
+                if cat == "bridge":
+                    keys |= {f"interaction.{nm}.bridge_minus_comparison{s}" for s in effect}
+                keys |= {f"crossover.{cat}.{nm}.{s}" for s in ("k", "never", "already", "ci_low", "ci_high",
+                                                               "ci_high_never", "never_frac", "already_frac")}
     return keys
 
 
@@ -457,7 +492,47 @@ def test_summarise_keys_and_values():
     assert s["gapwiden.bridge.rl_vs_base"] == pytest.approx(
         s["passdiff.bridge.rl_vs_base.kmax"] - (pass2["rl"] - pass2["base"])
     )
+    # expansion minus efficiency, and the bridge-minus-comparison interaction, from the same differences
+    assert s["split.bridge.rl_vs_base"] == pytest.approx(
+        s["passdiff.bridge.rl_vs_base.kmax"] - s["passdiff.bridge.rl_vs_base.k1"]
+    )
+    assert s["interaction.rl_vs_base.bridge_minus_comparison"] == pytest.approx(
+        s["passdiff.bridge.rl_vs_base.kmax"] - s["passdiff.comparison.rl_vs_base.kmax"]
+    )
+    assert s["meta.ci"] == 0.95 and s["meta.k_gap"] == 2
+    for key in ("split.bridge.rl_vs_base", "passdiff.comparison.sft_vs_base.kmax"):  # tost = the 90% interval
+        assert s[f"{key}.ci_low"] <= s[f"{key}.tost_low"] <= s[f"{key}.tost_high"] <= s[f"{key}.ci_high"]
     assert summarise(counts, [1, 2, 4], 2, 0.7, PAIRS, n_boot=200, seed=0) == pytest.approx(s, nan_ok=True)
+
+
+def test_effect_intervals_and_equivalence_on_known_replicates():
+    reps = np.linspace(-1.0, 1.0, 2001)  # quantiles are the probabilities mapped onto [-1, 1]
+    e = effect("x", 0.1, reps, ci=0.9)
+    assert e["x"] == 0.1
+    assert (e["x.ci_low"], e["x.ci_high"]) == pytest.approx((-0.9, 0.9))
+    assert (e["x.tost_low"], e["x.tost_high"]) == pytest.approx((-0.8, 0.8))  # the (2 ci - 1) = 80% interval
+    assert e["x.p"] == 1.0  # 1001 of 2001 replicates <= 0: doubled and capped at 1
+    assert effect("z", 0.7, reps + 0.7, ci=0.9)["z.p"] == pytest.approx(2 * 301 / 2001)  # 301 replicates <= 0
+    shifted = effect("y", 0.5, reps + 0.5, ci=0.95)
+    assert shifted["y.ci_low"] == pytest.approx(-0.45) and shifted["y.tost_high"] == pytest.approx(1.4)
+
+
+def test_summarise_split_detects_a_crossover_and_not_a_uniform_lead():
+    """RL behind at k = 1 but with a wider boundary (a crossover) gives a split interval above 0; RL ahead
+    by the same amount at every k gives a split of exactly 0."""
+    P = 60
+    base = [4] * 30 + [0] * 30  # solved reliably on half the problems: Pass@1 0.5, boundary 0.5
+    rl = [2] * 45 + [0] * 15  # solved half the time on 3/4 of them: Pass@1 0.375, boundary 0.75
+    counts = make_counts({("base", "bridge", 2): base, ("rl", "bridge", 2): rl,
+                          ("base", "comparison", 2): base, ("rl", "comparison", 2): base}, n=4)
+    s = summarise(counts, [1, 2, 4], 2, 0.7, [("rl", "base")], n_boot=400, seed=0)
+    assert s["passdiff.bridge.rl_vs_base.k1"] == pytest.approx(0.375 - 0.5)
+    assert s["split.bridge.rl_vs_base"] == pytest.approx(0.25 + 0.125)
+    assert s["split.bridge.rl_vs_base.ci_low"] > 0 and s["split.bridge.rl_vs_base.p"] < 0.05
+    assert s["interaction.rl_vs_base.bridge_minus_comparison.ci_low"] > 0
+    # comparison: identical policies, every effect exactly 0 with a degenerate interval
+    assert s["split.comparison.rl_vs_base"] == 0 and s["split.comparison.rl_vs_base.tost_high"] == 0
+    assert s["meta.n_problems.bridge"] == P
 
 
 def test_summarise_bad_input():

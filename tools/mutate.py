@@ -2,7 +2,7 @@
 
     python tools/mutate.py MUTATION [TEST ...]     (MUTATION: one of MUTATIONS, or "none" for the unmutated copy)
 
-Copies lib/, tests/, notebooks/, configs/ and the top-level files the tests read (never .venv, .git, data,
+Copies lib/, tests/, notebooks/, configs/, references/ and the top-level files the tests read (never .venv, .git, data,
 figures) to a temporary folder, applies the mutation there (a textual replace that must match exactly once), and
 runs pytest on TEST (default: tests/) in the copy with PYTHONPATH on the copy's lib/, after checking in a
 subprocess that the mutated module is imported from the copy and not from the installed (editable) package. Prints
@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY_DIRS = ("lib", "tests", "notebooks", "configs")
+COPY_DIRS = ("lib", "tests", "notebooks", "configs", "references")
 COPY_FILES = ("pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "Makefile", "requirements.txt",
               "requirements-dev.txt", "environment.yml", ".ci/run")
 
@@ -44,11 +44,11 @@ MUTATIONS = {
         "np.cumprod(1.0 - ks[None, :] / i, axis=0)",
         "np.cumprod(1.0 - (ks[None, :] - 1) / i, axis=0)",
     ),
-    # claim 7's "plain RL's net >= the bonus run's" turned round
+    # claim 1's "|split| larger than the margin" turned round
     "rule_flipped": (
         "lib/passkt/claims.py",
-        "if _expands(stats, _PLAIN) and plain >= bonus:",
-        "if _expands(stats, _PLAIN) and plain <= bonus:",
+        "and abs(e.estimate) > MARGIN_SPLIT",
+        "and abs(e.estimate) < MARGIN_SPLIT",
     ),
 }
 

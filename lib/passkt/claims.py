@@ -1,28 +1,38 @@
-"""The paper's seven claims, each with a decision rule fixed in advance, and the audit report (stage 07).
+"""The paper's seven claims: each one's decision rule, fixed in advance, written right above its ``Claim``.
 
-Input everywhere is one FLAT ``stats: dict[str, float]`` merged from the pipeline's metrics files (key
-names are the contract, e.g. ``passdiff.bridge.rl_vs_base.kmax.ci_low``). Intervals in ``stats`` are
-taken to be two-sided (1 - ALPHA) intervals; "CI excludes 0" is how significance is read unless a rule
-names a p-value (McNemar for paired boundary membership).
+Input everywhere is one FLAT ``stats: dict[str, float]`` merged from the pipeline's metrics files (key names
+are the contract, see ``metrics.summarise`` and ``mechanism.flat_stats``). Every rule tests the effect its
+claim states, not a significance label:
 
-Verdicts are computed, never typed: a claim's ``decide(stats)`` is a pure function that returns
-``not evaluated`` (naming the key) when a statistic it needs is missing or NaN. The rules below were
-written before any of our numbers existed; changing one is a change to the pre-registration and
-should be visible in review.
+- an effect is read with :func:`read_effect`: the estimate, its two-sided (1 - alpha) interval and its TOST
+  interval (the (1 - 2 alpha) interval: equivalence within a margin m at level alpha holds exactly when it lies
+  inside (-m, m));
+- alpha = 1 - ``meta.ci``: the level the pipeline's intervals were computed at (05's ``ci``); the mechanism
+  statistics (06) must have been computed at the same level (``meta.mechanism_ci``), or the claims that read
+  them are not evaluated;
+- "the interval contains 0" is never read as "no effect": no effect needs equivalence within the margin;
+- each margin is a constant next to its rule, fixed before any of our numbers existed, in the units of the
+  statistic (Pass is a share of problems; nats per token for surprisal).
 
-Pair convention: ``{a}_vs_{b}``; ``setdiff...gained`` = |B(a) minus B(b)|, ``lost`` = |B(b) minus B(a)|,
-``net`` = gained - lost; ``passdiff`` = Pass(a) - Pass(b).
+Verdicts are computed, never typed: ``decide(stats)`` is a pure function that returns ``not evaluated``
+(naming the key) when a statistic it needs is missing or NaN.
+
+Uncertainty included today: problems (paired bootstrap) and rollouts (through each problem's counts), for one
+training run per policy. Training seeds are not included. :func:`read_effect` takes a hierarchical interval
+(seeds x problems) under ``{key}.hier.*`` when the stats carry one, and :func:`uncertainty_level` says which
+level a verdict rests on; nothing else in a rule changes when those intervals arrive.
+
+Pair convention: ``{a}_vs_{b}``; ``setdiff...gained`` = |B(a) minus B(b)|, ``lost`` = |B(b) minus B(a)|;
+``passdiff`` = Pass(a) - Pass(b). At kmax = n, Pass@kmax is the boundary share, so passdiff.{cat}.{pair}.kmax
+is the paired boundary difference (net / problems) and its interval.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
-
-ALPHA = 0.05  # significance level of every rule; stats' intervals are read as (1 - ALPHA) intervals
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
@@ -31,14 +41,16 @@ NOT_EVALUATED = "not evaluated"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED)
 
 CATEGORIES = ("math", "comparison", "bridge")
-MECH_CAT = "bridge"  # category of the strategy diagnostics (diversity, novelty, swap): the paper's C
-PPL_CAT = "all"  # perplexity probe pools RL's successful trajectories across categories, as the paper
-PAPER_N = 64  # the paper's rollouts per (problem, policy, T); its Pass@(64,5) is our Pass@(kmax, T)
+# Our choices where the paper does not say (docs/decisions): the strategy diagnostics are read on bridge (the
+# paper's C, where the claims are about); the surprisal probe pools comparison and bridge ("all").
+MECH_CAT = "bridge"
+PPL_CAT = "all"
 
 Stats = Mapping[str, float]
+HIER = ".hier"  # infix of hierarchical (training seeds x problems) intervals, when the stats carry them
 
 
-# ----------------------------------------------------------------------------- verdicts and claims
+# ----------------------------------------------------------------------------- reading statistics
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,10 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    """One audited claim: what the paper says, what we compute, and the rule that turns it into a verdict."""
+    """One audited claim: what the paper says, what we compute, and the rule that turns it into a verdict.
+
+    ``paper_evidence`` is a template: "{id}" fields are filled from references/paper_numbers.yaml.
+    """
 
     id: int
     statement: str
@@ -78,32 +93,90 @@ def first_missing(stats: Stats, keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def alpha(stats: Stats) -> float:
+    """The significance level every rule uses: 1 - the ``ci`` the pipeline's intervals were computed at (rounded
+    to 12 digits, so ci = 0.95 gives alpha = 0.05 and not 0.050000000000000044)."""
+    return round(1.0 - float(stats["meta.ci"]), 12)
+
+
+def uncertainty_level(stats: Stats, key: str) -> str:
+    """Which sources of variation the interval of ``key`` includes."""
+    if first_missing(stats, (f"{key}{HIER}.ci_low",)) is None:
+        return "training seeds, problems and rollouts"
+    return "problems and rollouts (one training run)"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One effect: estimate, (1 - alpha) interval and TOST (1 - 2 alpha) interval."""
+
+    name: str
+    estimate: float
+    low: float
+    high: float
+    tost_low: float
+    tost_high: float
+
+    @property
+    def above_zero(self) -> bool:
+        return self.low > 0
+
+    @property
+    def below_zero(self) -> bool:
+        return self.high < 0
+
+    def equivalent(self, margin: float) -> bool:
+        """Two one-sided tests at alpha: the effect lies within (-margin, margin)."""
+        return -margin < self.tost_low and self.tost_high < margin
+
+    def not_below(self, margin: float) -> bool:
+        """One-sided test at alpha: the effect is above -margin (non-inferiority)."""
+        return self.tost_low > -margin
+
+    def not_above(self, margin: float) -> bool:
+        """One-sided test at alpha: the effect is below +margin (non-superiority)."""
+        return self.tost_high < margin
+
+    def text(self) -> str:
+        return f"{fmt_number(self.estimate, True)} {fmt_interval(self.low, self.high, True)}"
+
+
+EFFECT_PARTS = (".ci_low", ".ci_high", ".tost_low", ".tost_high")
+
+
+def effect_keys(*keys: str) -> tuple[str, ...]:
+    """The keys :func:`read_effect` needs for each effect (the per-run ones; hierarchical ones are optional)."""
+    return tuple(x for k in keys for x in (k, *(k + p for p in EFFECT_PARTS)))
+
+
+def read_effect(stats: Stats, key: str, name: str | None = None) -> Effect:
+    """The effect under ``key``; intervals from ``{key}.hier.*`` when present (seeds x problems)."""
+    src = key + HIER if first_missing(stats, tuple(key + HIER + p for p in EFFECT_PARTS)) is None else key
+    lo, hi, t_lo, t_hi = (float(stats[src + p]) for p in EFFECT_PARTS)
+    return Effect(name or key, float(stats[key]), lo, hi, t_lo, t_hi)
+
+
 def _guarded(keys: tuple[str, ...], rule: Callable[[Stats], Verdict]) -> Callable[[Stats], Verdict]:
-    """Wrap a rule so that a missing/NaN key gives 'not evaluated' naming that key, before any arithmetic."""
+    """Wrap a rule: a missing/NaN key gives 'not evaluated' naming it; so does a mechanism statistic computed at
+    another interval level than the pass statistics."""
 
     def decide(stats: Stats) -> Verdict:
         missing = first_missing(stats, keys)
         if missing is not None:
             return Verdict(NOT_EVALUATED, None, None, f"missing or NaN statistic: {missing}")
+        if "meta.mechanism_ci" in keys and float(stats["meta.mechanism_ci"]) != float(stats["meta.ci"]):
+            return Verdict(
+                NOT_EVALUATED,
+                None,
+                None,
+                f"intervals at two levels: meta.ci = {stats['meta.ci']}, meta.mechanism_ci = {stats['meta.mechanism_ci']}",
+            )
         return rule(stats)
 
     return decide
 
 
-def _ci(stats: Stats, key: str) -> tuple[float, float]:
-    return float(stats[key + ".ci_low"]), float(stats[key + ".ci_high"])
-
-
-def _with_ci(*keys: str) -> tuple[str, ...]:
-    return tuple(x for k in keys for x in (k, k + ".ci_low", k + ".ci_high"))
-
-
-def sig_sign(low: float, high: float) -> int:
-    """+1 if the interval lies above 0, -1 if below 0, 0 if it contains 0."""
-    return 1 if low > 0 else -1 if high < 0 else 0
-
-
-def _num(x: float | None, signed: bool = False) -> str:
+def fmt_number(x: float | None, signed: bool = False) -> str:
     """Short human number: integers as such, |x| >= 10 with one decimal, else three decimals."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "NaN"
@@ -114,317 +187,382 @@ def _num(x: float | None, signed: bool = False) -> str:
     return format(x, ("+" if signed else "") + spec)
 
 
-def _iv(low: float, high: float, signed: bool = False) -> str:
-    return f"[{_num(low, signed)}, {_num(high, signed)}]"
+def fmt_interval(low: float, high: float, signed: bool = False) -> str:
+    return f"[{fmt_number(low, signed)}, {fmt_number(high, signed)}]"
 
 
-def _p(p: float) -> str:
-    return f"p={p:.3g}"
+def fmt_p(p: float) -> str:
+    return f"p={float(p):.3g}"
 
 
-_SIG = {1: "sig. +", -1: "sig. -", 0: "n.s."}
+def _verdict(verdict: str, e: Effect, why: str) -> Verdict:
+    return Verdict(verdict, e.estimate, (e.low, e.high), why)
 
 
 # ----------------------------------------------------------------------------- claim 1
 
-
-def _k_axis_keys(cat: str) -> tuple[str, ...]:
-    base = f"passdiff.{cat}.rl_vs_base"
-    return _with_ci(base + ".k1", base + ".kmax")
-
-
-C1_KEYS = tuple(k for c in CATEGORIES for k in _k_axis_keys(c))
+# The paper's split: expansion = the boundary difference (Pass@kmax), efficiency = the Pass@1 difference. The
+# metric separates them where the two differ: split = dPass@kmax - dPass@1 (paired). RL ahead at both k by the
+# same amount is a uniform gain, not a failure of the metric.
+MARGIN_SPLIT = 0.05  # Pass units: a split smaller than 5 points of Pass is not a separation worth the name
 
 
-def _rule1(stats: Stats) -> Verdict:
-    changes, effects, parts = [], 0, []
-    for cat in CATEGORIES:
-        key = f"passdiff.{cat}.rl_vs_base"
-        s1, sk = sig_sign(*_ci(stats, key + ".k1")), sig_sign(*_ci(stats, key + ".kmax"))
-        effects += (s1 != 0) + (sk != 0)
-        if s1 != sk:
-            changes.append(cat)
-        parts.append(
-            f"{cat}: k=1 {_num(stats[key + '.k1'], True)} ({_SIG[s1]}) -> kmax {_num(stats[key + '.kmax'], True)} ({_SIG[sk]})"
-        )
-    value = f"{len(changes)}/{len(CATEGORIES)} categories change"
-    why = "; ".join(parts)
-    if changes:
-        return Verdict(SUPPORTED, value, None, f"k-axis changes the verdict on {', '.join(changes)}: {why}")
-    if effects:
-        return Verdict(CONTRADICTED, value, None, f"k=1 already tells the kmax story everywhere: {why}")
-    return Verdict(INCONCLUSIVE, value, None, f"no significant difference at either k: {why}")
+def _split_key(cat: str) -> str:
+    return f"split.{cat}.rl_vs_base"
 
 
-# ----------------------------------------------------------------------------- claim 2 (and 3's parts)
+C1_KEYS = ("meta.ci",) + tuple(
+    x for cat in CATEGORIES for x in effect_keys(_split_key(cat)) + (_split_key(cat) + ".p",)
+)
 
 
-def _expansion_keys(cat: str) -> tuple[str, ...]:
-    return _with_ci(f"passdiff.{cat}.rl_vs_base.kmax", f"gapwiden.{cat}.rl_vs_base")
-
-
-def expansion_sign(stats: Stats, cat: str) -> int:
-    """+1: RL above base at kmax (CI > 0) and gap not closing (gapwiden >= 0); -1: RL significantly below
-    base at kmax, or the gap significantly closing (gapwiden CI < 0); 0: neither."""
-    low, high = _ci(stats, f"passdiff.{cat}.rl_vs_base.kmax")
-    gap = float(stats[f"gapwiden.{cat}.rl_vs_base"])
-    _, gap_high = _ci(stats, f"gapwiden.{cat}.rl_vs_base")
-    if high < 0 or gap_high < 0:
-        return -1
-    if low > 0 and gap >= 0:
-        return 1
-    return 0
-
-
-def _expansion_text(stats: Stats, cat: str) -> str:
-    d, g = f"passdiff.{cat}.rl_vs_base.kmax", f"gapwiden.{cat}.rl_vs_base"
-    return (
-        f"{cat}: dPass@kmax {_num(stats[d], True)} {_iv(*_ci(stats, d), True)}, "
-        f"gap change {_num(stats[g], True)} {_iv(*_ci(stats, g), True)}"
+def separates_expansion_from_efficiency(stats: Stats) -> Verdict:
+    a = alpha(stats)
+    per_cat = {cat: read_effect(stats, _split_key(cat), cat) for cat in CATEGORIES}
+    bonferroni = a / len(CATEGORIES)  # "in some category": three tries
+    separated = [
+        cat
+        for cat, e in per_cat.items()
+        if float(stats[_split_key(cat) + ".p"]) < bonferroni and abs(e.estimate) > MARGIN_SPLIT
+    ]
+    why = "; ".join(
+        f"{cat}: dPass@kmax - dPass@1 = {e.text()} ({fmt_p(stats[_split_key(cat) + '.p'])})" for cat, e in per_cat.items()
     )
+    headline = per_cat["bridge"]
+    if separated:
+        return _verdict(SUPPORTED, headline, f"expansion and efficiency differ on {', '.join(separated)}: {why}")
+    if all(e.equivalent(MARGIN_SPLIT) for e in per_cat.values()):
+        return _verdict(CONTRADICTED, headline, f"equivalent within ±{MARGIN_SPLIT} in every category: {why}")
+    return _verdict(INCONCLUSIVE, headline, f"neither a separation nor equivalence: {why}")
 
 
-C2_KEYS = _expansion_keys("bridge")
+CLAIM_1 = Claim(
+    1,
+    "Pass@(k,T) separates capability expansion from efficiency gains.",
+    "C at T=5: base ahead at k=1 ({pass1.bridge.base} vs RL {pass1.bridge.rl}), RL ahead at k=64 "
+    "({pass64.bridge.rl} vs {pass64.bridge.base}); order flips near k {crossover.bridge.rl_vs_base}.",
+    "Per category: split = [Pass(RL) - Pass(base)] at k=kmax minus at k=1 (T=T_eval; math T=0), paired "
+    "bootstrap interval and p.",
+    f"Margin {MARGIN_SPLIT} (Pass). Supported if in some category the split has p < alpha/3 (Bonferroni over the "
+    f"three categories) and |split| > {MARGIN_SPLIT}; contradicted if the split is equivalent to 0 within "
+    f"±{MARGIN_SPLIT} (TOST at alpha) in every category; otherwise inconclusive. RL ahead by the same amount at "
+    "both k is a split of 0, not a contradiction by itself.",
+    C1_KEYS,
+    _guarded(C1_KEYS, separates_expansion_from_efficiency),
+)
 
 
-def _rule2(stats: Stats) -> Verdict:
-    s = expansion_sign(stats, "bridge")
-    key = "passdiff.bridge.rl_vs_base.kmax"
-    verdict = {1: SUPPORTED, -1: CONTRADICTED, 0: INCONCLUSIVE}[s]
-    tail = {
-        1: "RL significantly above base and the gap is not closing",
-        -1: "RL significantly below base, or the gap significantly closing",
-        0: "difference not significant or gap shrinking without significance",
-    }[s]
-    return Verdict(verdict, float(stats[key]), _ci(stats, key), f"{_expansion_text(stats, 'bridge')}: {tail}")
+# ----------------------------------------------------------------------------- claim 2
+
+# "RL's curve rises above base's and the gap widens instead of closing": RL above base at kmax, and the gap's
+# change from k_gap = min(8, kmax/2) to kmax is shown not to close by more than a small margin (Yue et al.'s
+# pattern is a closing gap). A significantly widening gap is reported but not required.
+MARGIN_GAP = 0.02  # Pass units: a gap closing by less than 2 points between k_gap and kmax counts as not closing
+MARGIN_RISE = 0.05  # Pass units: RL within ±5 points of base at kmax is "on top of", not "above"
+
+C2_BOUNDARY, C2_GAP = "passdiff.bridge.rl_vs_base.kmax", "gapwiden.bridge.rl_vs_base"
+C2_KEYS = ("meta.ci",) + effect_keys(C2_BOUNDARY, C2_GAP) + ("meta.k_gap",)
+
+
+def bridge_gap_widens(stats: Stats) -> Verdict:
+    d, g = read_effect(stats, C2_BOUNDARY, "dPass@kmax"), read_effect(stats, C2_GAP, "gap change")
+    why = (
+        f"bridge dPass@kmax {d.text()}; gap change from k={fmt_number(stats['meta.k_gap'])} to kmax {g.text()}"
+        f" ({'widening' if g.above_zero else 'closing' if g.below_zero else 'no significant change'})"
+    )
+    if d.above_zero and g.not_below(MARGIN_GAP):
+        return _verdict(SUPPORTED, d, f"RL above base and the gap is not closing: {why}")
+    if d.below_zero or g.below_zero or d.equivalent(MARGIN_RISE):
+        return _verdict(CONTRADICTED, d, f"RL not above base, or the gap closes: {why}")
+    return _verdict(INCONCLUSIVE, d, why)
+
+
+CLAIM_2 = Claim(
+    2,
+    "On C (bridge), RL's Pass@(k,T) curve rises above base's as k grows and the gap widens instead of closing.",
+    "C at k=64, T=5: RL {pass64.bridge.rl} vs base {pass64.bridge.base}, gap still widening; boundary "
+    "{setdiff.bridge.rl_vs_base} (net {net.bridge.rl_vs_base} of 100).",
+    "dPass@kmax = Pass@(kmax,T) RL - base on bridge; gap change = dPass at kmax minus at k_gap = min(8, kmax/2); "
+    "both paired bootstrap intervals.",
+    f"Margins {MARGIN_GAP} (gap change) and {MARGIN_RISE} (dPass@kmax), Pass units. Supported if the dPass@kmax "
+    f"interval lies above 0 and the gap change is shown above -{MARGIN_GAP} (one-sided at alpha); contradicted if "
+    f"the dPass@kmax interval lies below 0, the gap-change interval lies below 0 (closing), or dPass@kmax is "
+    f"equivalent to 0 within ±{MARGIN_RISE}; otherwise inconclusive.",
+    C2_KEYS,
+    _guarded(C2_KEYS, bridge_gap_widens),
+)
 
 
 # ----------------------------------------------------------------------------- claim 3
 
-C3_KEYS = (
-    _with_ci("passdiff.math.rl_vs_base.kmax") + _expansion_keys("comparison") + _expansion_keys("bridge")
-)
+# "Specific to compositional tasks": RL's boundary gain is larger on bridge than on comparison (an interaction,
+# not two separate significance labels) and RL is inert on math (equivalence, not "n.s.").
+MARGIN_TASK = 0.05  # Pass units: for the interaction and for "inert on math"
+
+C3_INTERACTION, C3_MATH = "interaction.rl_vs_base.bridge_minus_comparison", "passdiff.math.rl_vs_base.kmax"
+C3_COMPARISON = "passdiff.comparison.rl_vs_base.kmax"
+C3_KEYS = ("meta.ci",) + effect_keys(C3_INTERACTION, C3_MATH, C3_COMPARISON, C2_BOUNDARY)
 
 
-def _rule3(stats: Stats) -> Verdict:
-    m = "passdiff.math.rl_vs_base.kmax"
-    math_sig = sig_sign(*_ci(stats, m))
-    comp, bridge = expansion_sign(stats, "comparison"), expansion_sign(stats, "bridge")
-    value = (
-        f"math {_num(stats[m], True)}, comparison {_num(stats['passdiff.comparison.rl_vs_base.kmax'], True)}, "
-        f"bridge {_num(stats['passdiff.bridge.rl_vs_base.kmax'], True)}"
-    )
+def specific_to_compositional(stats: Stats) -> Verdict:
+    i = read_effect(stats, C3_INTERACTION, "interaction")
+    m = read_effect(stats, C3_MATH, "math")
+    c, b = read_effect(stats, C3_COMPARISON), read_effect(stats, C2_BOUNDARY)
+    math_inert = m.equivalent(MARGIN_TASK)
+    math_moves = m.low > MARGIN_TASK or m.high < -MARGIN_TASK
     why = (
-        f"math dPass@kmax {_num(stats[m], True)} {_iv(*_ci(stats, m), True)} ({_SIG[math_sig]}); "
-        f"{_expansion_text(stats, 'comparison')}; {_expansion_text(stats, 'bridge')}"
+        f"dPass@kmax bridge {b.text()} minus comparison {c.text()} = {i.text()}; math {m.text()} "
+        f"({'equivalent within ±' + str(MARGIN_TASK) if math_inert else 'not shown inert'})"
     )
-    if math_sig != 0:
-        return Verdict(CONTRADICTED, value, None, f"RL not inert on math: {why}")
-    if comp == 1:
-        return Verdict(CONTRADICTED, value, None, f"comparison expands too, not specific: {why}")
-    if bridge == -1:
-        return Verdict(CONTRADICTED, value, None, f"no bridge expansion: {why}")
-    if bridge == 1:
-        return Verdict(SUPPORTED, value, None, f"math inert, only bridge expands: {why}")
-    return Verdict(INCONCLUSIVE, value, None, f"bridge expansion not significant: {why}")
+    if i.above_zero and math_inert:
+        return _verdict(SUPPORTED, i, f"bridge gains more than comparison and math is inert: {why}")
+    if i.below_zero or i.equivalent(MARGIN_TASK) or math_moves:
+        return _verdict(CONTRADICTED, i, f"no bridge-specific gain, or RL moves math: {why}")
+    return _verdict(INCONCLUSIVE, i, why)
+
+
+CLAIM_3 = Claim(
+    3,
+    "The expansion is specific to compositional tasks: on A (math) RL is inert; on B (comparison) it behaves "
+    "as prior work.",
+    "Boundaries base vs RL: A {boundary.math.base} vs {boundary.math.rl} ({setdiff.math.rl_vs_base}); "
+    "B {boundary.comparison.base} vs {boundary.comparison.rl} ({setdiff.comparison.rl_vs_base}); "
+    "C {boundary.bridge.base} vs {boundary.bridge.rl} ({setdiff.bridge.rl_vs_base}).",
+    "Interaction = (RL - base on bridge) - (RL - base on comparison) at kmax, bootstrap interval (categories "
+    "resampled independently, policies paired); RL - base on math at kmax with its TOST interval.",
+    f"Margin {MARGIN_TASK} (Pass). Supported if the interaction interval lies above 0 and math is equivalent to 0 "
+    f"within ±{MARGIN_TASK} (TOST at alpha); contradicted if the interaction interval lies below 0, the "
+    f"interaction is equivalent to 0 within ±{MARGIN_TASK}, or math's interval lies entirely beyond ±"
+    f"{MARGIN_TASK}; otherwise inconclusive.",
+    C3_KEYS,
+    _guarded(C3_KEYS, specific_to_compositional),
+)
 
 
 # ----------------------------------------------------------------------------- claim 4
 
-_SFT, _RVS = "setdiff.bridge.sft_vs_base", "setdiff.bridge.rl_vs_sft"
-C4_KEYS = tuple(
-    f"{_SFT}.{s}" for s in ("net", "net_ci_low", "net_ci_high", "gained", "lost", "mcnemar_p")
-) + tuple(f"{_RVS}.{s}" for s in ("gained", "lost", "mcnemar_p"))
+# "SFT shrinks the boundary on C; RL vs SFT is lopsided": two paired boundary comparisons, each by McNemar on
+# the discordant problems; "SFT does not shrink it" is shown by equivalence of the boundary difference.
+MARGIN_BOUNDARY = 0.05  # share of problems: boundaries within ±5% of the problems are "the same size"
+
+C4_SFT, C4_RVS = "setdiff.bridge.sft_vs_base", "setdiff.bridge.rl_vs_sft"
+C4_SFT_PASS, C4_RVS_PASS = "passdiff.bridge.sft_vs_base.kmax", "passdiff.bridge.rl_vs_sft.kmax"
+C4_KEYS = (
+    ("meta.ci",)
+    + tuple(f"{p}.{s}" for p in (C4_SFT, C4_RVS) for s in ("gained", "lost", "mcnemar_p"))
+    + effect_keys(C4_SFT_PASS, C4_RVS_PASS)
+)
 
 
-def _rule4(stats: Stats) -> Verdict:
-    net, p_sft = float(stats[f"{_SFT}.net"]), float(stats[f"{_SFT}.mcnemar_p"])
-    gain, loss = float(stats[f"{_RVS}.gained"]), float(stats[f"{_RVS}.lost"])
-    p_rvs = float(stats[f"{_RVS}.mcnemar_p"])
-    shrink = 1 if (net < 0 and p_sft < ALPHA) else -1 if (net > 0 and p_sft < ALPHA) else 0
-    lopsided = 1 if (gain > loss and p_rvs < ALPHA) else -1 if (gain < loss and p_rvs < ALPHA) else 0
-    why = (
-        f"SFT vs base +{_num(stats[f'{_SFT}.gained'])}/-{_num(stats[f'{_SFT}.lost'])} (net {_num(net, True)}, "
-        f"McNemar {_p(p_sft)}); RL vs SFT {_num(gain)}/{_num(loss)} (McNemar {_p(p_rvs)})"
+def _direction(stats: Stats, prefix: str) -> int:
+    """+1: a's boundary significantly larger (gained > lost, McNemar p < alpha); -1: smaller; 0: neither."""
+    gain, loss = float(stats[prefix + ".gained"]), float(stats[prefix + ".lost"])
+    if float(stats[prefix + ".mcnemar_p"]) >= alpha(stats) or gain == loss:
+        return 0
+    return 1 if gain > loss else -1
+
+
+def _setdiff_text(stats: Stats, prefix: str) -> str:
+    return (
+        f"+{fmt_number(stats[prefix + '.gained'])}/-{fmt_number(stats[prefix + '.lost'])} (McNemar {fmt_p(stats[prefix + '.mcnemar_p'])})"
     )
-    interval = (float(stats[f"{_SFT}.net_ci_low"]), float(stats[f"{_SFT}.net_ci_high"]))
-    if shrink == 1 and lopsided == 1:
-        return Verdict(SUPPORTED, net, interval, f"SFT shrinks and RL vs SFT lopsided: {why}")
-    if shrink == -1 or lopsided == -1:
-        return Verdict(CONTRADICTED, net, interval, f"a part is significantly reversed: {why}")
-    return Verdict(INCONCLUSIVE, net, interval, f"not both parts significant: {why}")
+
+
+def sft_shrinks_rl_lopsided(stats: Stats) -> Verdict:
+    sft, rvs = _direction(stats, C4_SFT), _direction(stats, C4_RVS)
+    d_sft, d_rvs = read_effect(stats, C4_SFT_PASS, "SFT - base"), read_effect(stats, C4_RVS_PASS, "RL - SFT")
+    why = (
+        f"SFT vs base {_setdiff_text(stats, C4_SFT)}, boundary difference {d_sft.text()}; RL vs SFT "
+        f"{_setdiff_text(stats, C4_RVS)}, {d_rvs.text()}"
+    )
+    if sft == -1 and rvs == 1:
+        return _verdict(SUPPORTED, d_sft, f"SFT shrinks and RL vs SFT is lopsided: {why}")
+    if sft == 1 or rvs == -1 or d_sft.equivalent(MARGIN_BOUNDARY) or d_rvs.equivalent(MARGIN_BOUNDARY):
+        return _verdict(CONTRADICTED, d_sft, f"a part is reversed or shown equivalent: {why}")
+    return _verdict(INCONCLUSIVE, d_sft, f"not both parts significant: {why}")
+
+
+CLAIM_4 = Claim(
+    4,
+    "Under matched data SFT shrinks the boundary on C; the RL vs SFT set difference is lopsided.",
+    "C boundaries: SFT {boundary.bridge.sft} vs base {boundary.bridge.base} ({setdiff.bridge.sft_vs_base}); "
+    "RL vs SFT {setdiff.bridge.rl_vs_sft}.",
+    "Boundary set differences on bridge: SFT vs base and RL vs SFT, gained / lost with exact McNemar p, and the "
+    "paired boundary difference (Pass@kmax at kmax = n) with its intervals.",
+    f"Margin {MARGIN_BOUNDARY} (share of problems). Supported if SFT loses more than it gains vs base with McNemar "
+    f"p < alpha AND RL gains more than it loses vs SFT with McNemar p < alpha; contradicted if either is "
+    f"significant in the opposite direction or either boundary difference is equivalent to 0 within "
+    f"±{MARGIN_BOUNDARY} (TOST); otherwise inconclusive.",
+    C4_KEYS,
+    _guarded(C4_KEYS, sft_shrinks_rl_lopsided),
+)
 
 
 # ----------------------------------------------------------------------------- claim 5
 
-_NOV = f"novelty.{MECH_CAT}.%s.frac"
-_DIV = f"diversity.{MECH_CAT}.%s.unique"
-C5_KEYS = _with_ci(_NOV % "rl", _NOV % "sft", _DIV % "base", _DIV % "rl", _DIV % "sft")
+# "RL reweights the base strategy distribution, SFT replaces it": novelty is measured against a null (base's
+# held-out half against its reference half: what sampling alone makes "novel" at this n), diversity as the
+# paired difference in unique strategies per sample.
+MARGIN_STRATEGY = 0.05  # share of episodes (novelty) and of samples (unique strategies / n)
+
+C5_NOV = f"novelty_excess.{MECH_CAT}.%s.frac"
+C5_DIV = f"diversity_diff.{MECH_CAT}.%s_vs_base.share"
+C5_KEYS = (
+    ("meta.ci",) + effect_keys(C5_NOV % "rl", C5_NOV % "sft", C5_DIV % "rl", C5_DIV % "sft") + ("meta.mechanism_ci",)
+)
 
 
-def _below(stats: Stats, a: str, b: str) -> bool:
-    """a's interval lies entirely below b's (non-overlapping CIs: a conservative test of a < b)."""
-    return _ci(stats, a)[1] < _ci(stats, b)[0]
-
-
-def _rule5(stats: Stats) -> Verdict:
-    nrl, nsft = _NOV % "rl", _NOV % "sft"
-    dbase, drl, dsft = _DIV % "base", _DIV % "rl", _DIV % "sft"
-    novelty_low = _below(stats, nrl, nsft)
-    rl_kept = not _below(stats, drl, dbase)
-    sft_collapse = _below(stats, dsft, dbase)
+def rl_reweights_sft_replaces(stats: Stats) -> Verdict:
+    nov_rl, nov_sft = read_effect(stats, C5_NOV % "rl", "RL"), read_effect(stats, C5_NOV % "sft", "SFT")
+    div_rl, div_sft = read_effect(stats, C5_DIV % "rl", "RL"), read_effect(stats, C5_DIV % "sft", "SFT")
+    m = MARGIN_STRATEGY
     why = (
-        f"novelty RL {_num(stats[nrl])} {_iv(*_ci(stats, nrl))} vs SFT {_num(stats[nsft])} {_iv(*_ci(stats, nsft))}; "
-        f"unique/problem base {_num(stats[dbase])} {_iv(*_ci(stats, dbase))}, RL {_num(stats[drl])} "
-        f"{_iv(*_ci(stats, drl))}, SFT {_num(stats[dsft])} {_iv(*_ci(stats, dsft))}"
+        f"novelty beyond base's own held-out half: RL {nov_rl.text()}, SFT {nov_sft.text()}; unique strategies "
+        f"per sample minus base's: RL {div_rl.text()}, SFT {div_sft.text()}"
     )
-    value, interval = float(stats[nrl]), _ci(stats, nrl)
-    if novelty_low and rl_kept and sft_collapse:
-        return Verdict(SUPPORTED, value, interval, f"RL reweights, SFT replaces: {why}")
-    if _below(stats, nsft, nrl) or not rl_kept or _below(stats, dbase, dsft):
-        return Verdict(CONTRADICTED, value, interval, f"a part is significantly reversed: {why}")
-    return Verdict(INCONCLUSIVE, value, interval, f"intervals overlap: {why}")
+    if nov_rl.not_above(m) and div_rl.not_below(m) and nov_sft.above_zero and div_sft.below_zero:
+        return _verdict(SUPPORTED, nov_rl, f"RL reweights, SFT replaces: {why}")
+    if nov_rl.low > m or div_rl.high < -m or nov_sft.not_above(m) or div_sft.not_below(m):
+        return _verdict(CONTRADICTED, nov_rl, f"RL replaces or collapses, or SFT does not: {why}")
+    return _verdict(INCONCLUSIVE, nov_rl, why)
+
+
+CLAIM_5 = Claim(
+    5,
+    "RL reweights the base strategy distribution (low novelty vs base, diversity kept); SFT replaces it.",
+    "Unique query sequences per problem: base {unique.base}, RL {unique.rl}, SFT {unique.sft}; novelty vs base: "
+    "SFT {novelty.sft}, RL {novelty.rl} (novelty or overlap: ambiguous in the sources).",
+    f"On {MECH_CAT} (our choice): novelty excess = share of a policy's episodes whose query sequence is not in base's "
+    "reference half minus the same share for base's held-out half (paired); diversity difference = unique "
+    "sequences per sample, policy minus base (paired).",
+    f"Margin {MARGIN_STRATEGY} (share). Supported if RL's novelty excess is shown below +{MARGIN_STRATEGY} and RL's "
+    f"diversity difference above -{MARGIN_STRATEGY} (one-sided tests at alpha), SFT's novelty excess interval lies "
+    f"above 0 and SFT's diversity difference interval below 0; contradicted if RL's novelty excess interval lies "
+    f"above +{MARGIN_STRATEGY}, RL's diversity difference interval below -{MARGIN_STRATEGY}, SFT's novelty excess is "
+    f"shown below +{MARGIN_STRATEGY}, or SFT's diversity difference shown above -{MARGIN_STRATEGY}; otherwise "
+    "inconclusive.",
+    C5_KEYS,
+    _guarded(C5_KEYS, rl_reweights_sft_replaces),
+)
 
 
 # ----------------------------------------------------------------------------- claim 6
 
-_PPL = f"ppl.{PPL_CAT}.rl"
-C6_KEYS = _with_ci(f"{_PPL}.reasoning_minus_query.nats") + (f"{_PPL}.query.nats", f"{_PPL}.reasoning.nats")
+# "The gain concentrates on integrating retrieved information": reasoning minus query surprisal on RL's successes
+# is dominated by token type (queries copy names, tags are easy), so the rule compares it with the same contrast
+# on base's own successes (a difference in differences), with tag tokens excluded.
+MARGIN_SURPRISAL = 0.05  # nats per token
+
+C6_DID = f"ppl_did.{PPL_CAT}.rl_vs_base.nats"
+C6_KEYS = (
+    ("meta.ci",)
+    + effect_keys(C6_DID)
+    + tuple(f"ppl_did.{PPL_CAT}.{p}.gap.nats" for p in ("rl", "base"))
+    + ("meta.mechanism_ci",)
+)
 
 
-def _rule6(stats: Stats) -> Verdict:
-    key = f"{_PPL}.reasoning_minus_query.nats"
-    d, (low, high) = float(stats[key]), _ci(stats, key)
+def gain_in_integration(stats: Stats) -> Verdict:
+    d = read_effect(stats, C6_DID, "difference in differences")
     why = (
-        f"base-model nats/token on RL successes: reasoning {_num(stats[f'{_PPL}.reasoning.nats'])} vs query "
-        f"{_num(stats[f'{_PPL}.query.nats'])}, difference {_num(d, True)} {_iv(low, high, True)}"
+        f"(reasoning - query) nats/token under the base model, tags excluded: RL's successes "
+        f"{fmt_number(stats[f'ppl_did.{PPL_CAT}.rl.gap.nats'], True)}, base's successes "
+        f"{fmt_number(stats[f'ppl_did.{PPL_CAT}.base.gap.nats'], True)}; difference {d.text()}"
     )
-    verdict = {1: SUPPORTED, -1: CONTRADICTED, 0: INCONCLUSIVE}[sig_sign(low, high)]
-    return Verdict(verdict, d, (low, high), why)
+    if d.above_zero:
+        return _verdict(SUPPORTED, d, f"RL's reasoning is more surprising to base than its queries, beyond base's own: {why}")
+    if d.below_zero or d.equivalent(MARGIN_SURPRISAL):
+        return _verdict(CONTRADICTED, d, f"no excess reasoning surprisal: {why}")
+    return _verdict(INCONCLUSIVE, d, why)
+
+
+CLAIM_6 = Claim(
+    6,
+    "RL's gain concentrates on integrating retrieved information (reasoning perplexity > query perplexity).",
+    "Base-model perplexity of RL's successful trajectories: query {ppl.rl.query} ({nats.rl.query} nats/token) vs "
+    "reasoning {ppl.rl.reasoning} ({nats.rl.reasoning} nats/token).",
+    f"Difference in differences ({PPL_CAT}: comparison and bridge pooled, our choice): [reasoning - query] "
+    "base-model nats/token on RL's successes minus the same on base's successes, tag tokens excluded, one paired "
+    "resample of problems.",
+    f"Margin {MARGIN_SURPRISAL} nats/token. Supported if the interval lies above 0; contradicted if it lies below 0 "
+    f"or the difference is equivalent to 0 within ±{MARGIN_SURPRISAL} (TOST); otherwise inconclusive.",
+    C6_KEYS,
+    _guarded(C6_KEYS, gain_in_integration),
+)
 
 
 # ----------------------------------------------------------------------------- claim 7
 
-_PLAIN, _BONUS = "setdiff.bridge.rl_vs_base", "setdiff.bridge.rl_bonus_vs_base"
-C7_KEYS = tuple(f"{p}.{s}" for p in (_PLAIN, _BONUS) for s in ("net", "mcnemar_p"))
+# "An explicit exploration bonus is not needed": plain RL expands on its own, and the bonus run is not shown
+# better than plain RL (paired: McNemar on their boundaries and the paired Pass@kmax difference).
+MARGIN_BONUS = 0.05  # Pass units: the bonus adding less than 5 points of Pass@kmax counts as not needed
+
+C7_PLAIN, C7_VS_BONUS = "setdiff.bridge.rl_vs_base", "setdiff.bridge.rl_vs_rl_bonus"
+C7_PASS = "passdiff.bridge.rl_vs_rl_bonus.kmax"
+C7_KEYS = (
+    ("meta.ci",)
+    + tuple(f"{p}.{s}" for p in (C7_PLAIN, C7_VS_BONUS) for s in ("gained", "lost", "mcnemar_p"))
+    + effect_keys(C7_PASS)
+)
 
 
-def _expands(stats: Stats, prefix: str) -> bool:
-    return float(stats[prefix + ".net"]) > 0 and float(stats[prefix + ".mcnemar_p"]) < ALPHA
-
-
-def _rule7(stats: Stats) -> Verdict:
-    plain, bonus = float(stats[f"{_PLAIN}.net"]), float(stats[f"{_BONUS}.net"])
+def bonus_not_needed(stats: Stats) -> Verdict:
+    plain, vs_bonus = _direction(stats, C7_PLAIN), _direction(stats, C7_VS_BONUS)
+    d = read_effect(stats, C7_PASS, "plain - bonus")
     why = (
-        f"net boundary gain vs base on bridge: plain RL {_num(plain, True)} (McNemar {_p(stats[f'{_PLAIN}.mcnemar_p'])}), "
-        f"RL+bonus {_num(bonus, True)} (McNemar {_p(stats[f'{_BONUS}.mcnemar_p'])})"
+        f"plain RL vs base {_setdiff_text(stats, C7_PLAIN)}; plain RL vs RL + bonus {_setdiff_text(stats, C7_VS_BONUS)}, "
+        f"dPass@kmax (plain - bonus) {d.text()}"
     )
-    value = plain - bonus
-    if _expands(stats, _PLAIN) and plain >= bonus:
-        return Verdict(
-            SUPPORTED, value, None, f"plain RL expands on its own and the bonus adds nothing: {why}"
-        )
-    if _expands(stats, _BONUS) and not _expands(stats, _PLAIN):
-        return Verdict(CONTRADICTED, value, None, f"only the bonus run expands significantly: {why}")
-    return Verdict(INCONCLUSIVE, value, None, why)
+    if plain == 1 and vs_bonus != -1 and d.not_below(MARGIN_BONUS):
+        return _verdict(SUPPORTED, d, f"plain RL expands and the bonus adds less than {MARGIN_BONUS}: {why}")
+    if plain != 1 and (vs_bonus == -1 or d.below_zero):
+        return _verdict(CONTRADICTED, d, f"only the bonus run is ahead: {why}")
+    return _verdict(INCONCLUSIVE, d, why)
+
+
+CLAIM_7 = Claim(
+    7,
+    "An explicit exploration bonus is not needed for the expansion.",
+    "C: RL + bonus {pass64.bridge.rl_bonus} (net {net.bridge.rl_bonus_vs_base}) vs plain RL {pass64.bridge.rl} "
+    "(net {net.bridge.rl_vs_base}).",
+    "Bridge boundaries: plain RL vs base (McNemar), plain RL vs RL + bonus (McNemar) and their paired Pass@kmax "
+    "difference (plain - bonus). Both runs use the same reward scaling (see the report's settings).",
+    f"Margin {MARGIN_BONUS} (Pass). Supported if plain RL's boundary is larger than base's (gained > lost, McNemar "
+    f"p < alpha), RL + bonus is not significantly larger than plain RL (McNemar), and plain - bonus is shown above "
+    f"-{MARGIN_BONUS} (one-sided at alpha); contradicted if plain RL does not expand significantly while RL + bonus "
+    "is significantly ahead of it (McNemar, or the paired interval below 0); otherwise inconclusive.",
+    C7_KEYS,
+    _guarded(C7_KEYS, bonus_not_needed),
+)
 
 
 # ----------------------------------------------------------------------------- the registry
 
-CLAIMS: tuple[Claim, ...] = (
-    Claim(
-        1,
-        "Pass@(k,T) separates capability expansion from efficiency gains.",
-        "C at T=5: base ahead at k=1 (0.363 vs RL 0.335), RL ahead at k=64 (0.81 vs 0.77); order flips near k≈4.",
-        "Pass(RL) - Pass(base) at k=1 and at k=kmax (T=T_eval) on math, comparison and bridge, each with its CI.",
-        "For each category classify each difference as sig. +, sig. - or n.s. (CI vs 0). Supported if in at least "
-        "one category the k=1 and kmax classes differ (an efficiency gain that is not an expansion, or the "
-        "reverse); contradicted if they agree everywhere and at least one is significant (k=1 already tells the "
-        "story); inconclusive if nothing is significant.",
-        C1_KEYS,
-        _guarded(C1_KEYS, _rule1),
-    ),
-    Claim(
-        2,
-        "On C (bridge), RL's Pass@(k,T) curve rises above base's as k grows and the gap widens instead of closing.",
-        "C at k=64, T=5: RL 0.81 vs base 0.77, gap still widening; boundary +5/-1 (net +4 of 100).",
-        "dPass@kmax = Pass@(kmax,T) RL - base on bridge (CI); gap change = dPass at kmax minus at kmax/2 (CI).",
-        "Supported if the dPass@kmax CI lies above 0 and gap change >= 0; contradicted if the dPass@kmax CI lies "
-        "below 0 or the gap-change CI lies below 0 (the gap is significantly closing, Yue et al.'s pattern); "
-        "otherwise inconclusive.",
-        C2_KEYS,
-        _guarded(C2_KEYS, _rule2),
-    ),
-    Claim(
-        3,
-        "The expansion is specific to compositional tasks: on A (math) RL is inert; on B (comparison) it behaves "
-        "as prior work.",
-        "Boundaries base vs RL: A 84 vs 84 (+3/-3); B 82 vs 86 (+5/-1); C 77 vs 81 (+5/-1).",
-        "dPass@kmax RL - base on math (CI), and claim 2's expansion test on comparison and on bridge.",
-        "Supported if the math CI contains 0, bridge passes claim 2's test and comparison does not; "
-        "contradicted if the math CI excludes 0, or comparison passes claim 2's test, or bridge fails it "
-        "significantly; otherwise inconclusive.",
-        C3_KEYS,
-        _guarded(C3_KEYS, _rule3),
-    ),
-    Claim(
-        4,
-        "Under matched data SFT shrinks the boundary on C; the RL vs SFT set difference is lopsided.",
-        "C boundaries: SFT 73 vs base 77 (+3/-7); RL vs SFT 9 / 1.",
-        "Boundary set differences on bridge: SFT vs base net (CI, McNemar p); RL vs SFT gained / lost (McNemar p).",
-        f"Supported if SFT vs base net < 0 with McNemar p < {ALPHA} AND RL vs SFT gained > lost with McNemar "
-        f"p < {ALPHA}; contradicted if either is significant in the opposite direction; otherwise inconclusive.",
-        C4_KEYS,
-        _guarded(C4_KEYS, _rule4),
-    ),
-    Claim(
-        5,
-        "RL reweights the base strategy distribution (low novelty vs base, diversity kept); SFT replaces it.",
-        "Unique query sequences per problem: base 40.1, RL 45.5, SFT 14.7; novelty vs base: SFT 97.7%, RL 83.9% "
-        "(novelty or overlap: ambiguous in the sources).",
-        f"On {MECH_CAT}: share of query sequences never seen in base's samples (novelty) for RL and SFT; mean "
-        "unique query sequences per problem for base, RL, SFT; each with its CI.",
-        "Supported if RL's novelty CI lies below SFT's, RL's diversity CI does not lie below base's, and SFT's "
-        "diversity CI lies below base's; contradicted if SFT's novelty CI lies below RL's, RL's diversity CI "
-        "lies below base's, or SFT's diversity CI lies above base's; otherwise inconclusive.",
-        C5_KEYS,
-        _guarded(C5_KEYS, _rule5),
-    ),
-    Claim(
-        6,
-        "RL's gain concentrates on integrating retrieved information (reasoning perplexity > query perplexity).",
-        "Base-model perplexity of RL's successful trajectories: query 2.07 (0.73 nats/token) vs reasoning 3.08 "
-        "(1.12 nats/token).",
-        f"Base-model nats/token on RL's successful trajectories ({PPL_CAT}), reasoning minus query tokens (CI).",
-        "Supported if the CI of reasoning minus query lies above 0; contradicted if it lies below 0; "
-        "otherwise inconclusive.",
-        C6_KEYS,
-        _guarded(C6_KEYS, _rule6),
-    ),
-    Claim(
-        7,
-        "An explicit exploration bonus is not needed for the expansion.",
-        "C: RL + bonus 0.78 (net +1) vs plain RL 0.81 (net +4).",
-        "Net boundary gain vs base on bridge for plain RL and for RL + bonus (McNemar p each); value = plain - bonus.",
-        f"Supported if plain RL's net > 0 with McNemar p < {ALPHA} and plain net >= bonus net; contradicted if "
-        f"RL + bonus expands significantly (net > 0, p < {ALPHA}) while plain RL does not; otherwise inconclusive "
-        "(incl. plain RL expanding but the bonus adding more).",
-        C7_KEYS,
-        _guarded(C7_KEYS, _rule7),
-    ),
-)
+CLAIMS: tuple[Claim, ...] = (CLAIM_1, CLAIM_2, CLAIM_3, CLAIM_4, CLAIM_5, CLAIM_6, CLAIM_7)
 
 
-def evaluate(stats: Stats, claims: tuple[Claim, ...] = CLAIMS) -> list[dict]:
-    """One row per claim for the claims table: the claim's texts plus its verdict, value, interval and why."""
+_FIELD = re.compile(r"\{([^{}]+)\}")
+
+
+def fill_evidence(template: str, paper: Mapping[str, str]) -> str:
+    """A claim's evidence text with each "{id}" replaced by the paper's number; KeyError names an unknown id."""
+    return _FIELD.sub(lambda m: paper[m.group(1)], template)
+
+
+def evaluate(stats: Stats, claims: tuple[Claim, ...] = CLAIMS, paper: Mapping[str, str] | None = None) -> list[dict]:
+    """One row per claim for the claims table: the claim's texts plus its verdict, value, interval and why.
+
+    paper: id -> display text of the paper's numbers (``paper_numbers.display``) to fill the evidence templates.
+    """
     rows = []
     for c in claims:
         v = c.decide(stats)
+        level = uncertainty_level(stats, next(k for k in c.keys if not k.startswith("meta.")))
         rows.append(
             {
                 "id": c.id,
                 "statement": c.statement,
-                "paper_evidence": c.paper_evidence,
+                "paper_evidence": fill_evidence(c.paper_evidence, paper) if paper is not None else c.paper_evidence,
                 "statistic": c.statistic,
                 "rule": c.rule,
                 "keys": list(c.keys),
@@ -433,530 +571,7 @@ def evaluate(stats: Stats, claims: tuple[Claim, ...] = CLAIMS) -> list[dict]:
                 "ci_low": v.interval[0] if v.interval else None,
                 "ci_high": v.interval[1] if v.interval else None,
                 "explanation": v.explanation,
+                "uncertainty": level if v.verdict != NOT_EVALUATED else "",
             }
         )
     return rows
-
-
-# ----------------------------------------------------------------------------- reported numbers
-
-
-@dataclass(frozen=True)
-class Reported:
-    """One number the paper reports and how ours is read from stats.
-
-    kind: "boundary" (keys[0] = boundary prefix; ours = size / n_problems), "setdiff" (keys[0] = setdiff
-    prefix; ours = +gained / -lost), "value" (ours = stats[keys[0]] with its CI), "exp" (ours =
-    exp(stats[keys[0]]), CI exponentiated), "ratio" (ours = keys[0] / keys[1]). Extra keys of "value"
-    rows are shown alongside. ``at`` says where ours is measured; "{n}" / "{T}" are filled from meta.
-    """
-
-    quantity: str
-    paper: str
-    paper_value: float | None
-    kind: str
-    keys: tuple[str, ...]
-    at: str
-    how: str
-
-
-def _boundary(cat: str, pol: str, size: int) -> Reported:
-    return Reported(
-        f"boundary size, {cat}, {pol}",
-        f"{size}/100",
-        size / 100,
-        "boundary",
-        (f"boundary.{cat}.{pol}",),
-        "n={n}, T=0" if cat == "math" else "n={n}, T={T}",
-        "solved at least once in n rollouts, as a fraction (CI of the fraction)",
-    )
-
-
-def _setdiff(cat: str, pair: str, paper: str, net: int) -> Reported:
-    return Reported(
-        f"set difference, {cat}, {pair}",
-        paper,
-        net,
-        "setdiff",
-        (f"setdiff.{cat}.{pair}",),
-        "n={n}",
-        "+|B(a) minus B(b)| / -|B(b) minus B(a)|; net with CI and McNemar p",
-    )
-
-
-def _value(quantity: str, paper: str, pv: float | None, key: str, at: str, how: str, *extra: str) -> Reported:
-    return Reported(quantity, paper, pv, "value", (key, *extra), at, how)
-
-
-_PASS_KMAX = "Pass@(kmax, T): paper's k=64; ours at k = our n"
-REPORTED: tuple[Reported, ...] = (
-    _boundary("math", "base", 84),
-    _boundary("math", "rl", 84),
-    _boundary("comparison", "base", 82),
-    _boundary("comparison", "rl", 86),
-    _boundary("comparison", "sft", 85),
-    _boundary("bridge", "base", 77),
-    _boundary("bridge", "rl", 81),
-    _boundary("bridge", "sft", 73),
-    _setdiff("math", "rl_vs_base", "+3 / -3", 0),
-    _setdiff("comparison", "rl_vs_base", "+5 / -1", 4),
-    _setdiff("bridge", "rl_vs_base", "+5 / -1", 4),
-    _setdiff("bridge", "sft_vs_base", "+3 / -7", -4),
-    _setdiff("bridge", "rl_vs_sft", "9 / 1", 8),
-    *(
-        _value(
-            f"Pass@(64,5), {cat}, {pol}", f"{v:.2f}", v, f"pass.{cat}.{pol}.kmax", "k={n}, T={T}", _PASS_KMAX
-        )
-        for cat, pol, v in (
-            ("comparison", "base", 0.82),
-            ("comparison", "rl", 0.86),
-            ("comparison", "sft", 0.85),
-            ("bridge", "base", 0.77),
-            ("bridge", "rl", 0.81),
-            ("bridge", "sft", 0.73),
-        )
-    ),
-    _value("Pass@(1,5), bridge, base", "0.363", 0.363, "pass.bridge.base.k1", "k=1, T={T}", "Pass@(1, T)"),
-    _value("Pass@(1,5), bridge, rl", "0.335", 0.335, "pass.bridge.rl.k1", "k=1, T={T}", "Pass@(1, T)"),
-    _value(
-        "crossover k, bridge, RL vs base",
-        "≈4",
-        4.0,
-        "crossover.bridge.rl_vs_base.k",
-        "T={T}",
-        "smallest k where RL's curve passes base's (with its CI)",
-        "crossover.bridge.rl_vs_base.nan_frac",
-    ),
-    *(
-        _value(
-            f"saturation depth T*, {cat}, {pol}",
-            "2",
-            2.0,
-            f"saturation.{cat}.{pol}.T_star",
-            "k={n}",
-            "depth beyond which more rounds stop helping (at kmax; T* at k=1 alongside)",
-            f"saturation.{cat}.{pol}.T_star_k1",
-        )
-        for cat in ("comparison", "bridge")
-        for pol in ("base", "sft", "rl")
-    ),
-    Reported(
-        "perplexity, RL successes, query tokens",
-        "2.07",
-        2.07,
-        "exp",
-        (f"{_PPL}.query.nats",),
-        "base model",
-        "exp(mean base-model nats/token)",
-    ),
-    Reported(
-        "perplexity, RL successes, reasoning tokens",
-        "3.08",
-        3.08,
-        "exp",
-        (f"{_PPL}.reasoning.nats",),
-        "base model",
-        "exp(mean base-model nats/token)",
-    ),
-    _value(
-        "nats/token, RL successes, query", "0.73", 0.73, f"{_PPL}.query.nats", "base model", "mean nats/token"
-    ),
-    _value(
-        "nats/token, RL successes, reasoning",
-        "1.12",
-        1.12,
-        f"{_PPL}.reasoning.nats",
-        "base model",
-        "mean nats/token",
-    ),
-    *(
-        _value(
-            f"unique query sequences per problem, {pol}",
-            str(v),
-            v,
-            _DIV % pol,
-            "n={n} samples",
-            "mean over problems (grows with n: compare at equal n only)",
-        )
-        for pol, v in (("base", 40.1), ("rl", 45.5), ("sft", 14.7))
-    ),
-    Reported(
-        "diversity ratio base / SFT",
-        "~2.7-3x",
-        2.7,
-        "ratio",
-        (_DIV % "base", _DIV % "sft"),
-        "n={n} samples",
-        "unique per problem, base / SFT",
-    ),
-    _value(
-        "novelty of query sequences vs base, SFT",
-        "97.7%",
-        0.977,
-        _NOV % "sft",
-        "n={n} samples",
-        "share of SFT's query sequences never in base's samples",
-        f"overlap.{MECH_CAT}.sft.frac",
-    ),
-    _value(
-        "novelty of query sequences vs base, RL",
-        "83.9% (novelty or overlap?)",
-        0.839,
-        _NOV % "rl",
-        "n={n} samples",
-        "share of RL's query sequences never in base's samples",
-        f"overlap.{MECH_CAT}.rl.frac",
-    ),
-    _value(
-        "swap: share of RL's gain from the search plan",
-        "~half",
-        0.5,
-        f"swap.{MECH_CAT}.share_plan",
-        "T={T}",
-        "cross-policy swap (see mechanism)",
-    ),
-    _value(
-        "swap: share of RL's gain from the reasoning",
-        "~half",
-        0.5,
-        f"swap.{MECH_CAT}.share_reasoning",
-        "T={T}",
-        "cross-policy swap (see mechanism)",
-    ),
-    _value(
-        "ablation Pass@(64,5), bridge, RL + bonus",
-        "0.78",
-        0.78,
-        "pass.bridge.rl_bonus.kmax",
-        "k={n}, T={T}",
-        _PASS_KMAX,
-    ),
-    _value(
-        "ablation Pass@(64,5), bridge, plain RL",
-        "0.81",
-        0.81,
-        "pass.bridge.rl.kmax",
-        "k={n}, T={T}",
-        _PASS_KMAX,
-    ),
-    _value(
-        "ablation net boundary gain, RL + bonus vs base",
-        "+1",
-        1.0,
-        "setdiff.bridge.rl_bonus_vs_base.net",
-        "n={n}",
-        "gained - lost vs base",
-        "setdiff.bridge.rl_bonus_vs_base.mcnemar_p",
-    ),
-    _value(
-        "ablation net boundary gain, plain RL vs base",
-        "+4",
-        4.0,
-        "setdiff.bridge.rl_vs_base.net",
-        "n={n}",
-        "gained - lost vs base",
-        "setdiff.bridge.rl_vs_base.mcnemar_p",
-    ),
-)
-
-
-def _at(template: str, stats: Stats) -> str:
-    """Fill "{n}" and "{T}" from meta (or "?"), so a reader sees our k / n next to the paper's 64."""
-
-    def meta(key: str) -> str:
-        return "?" if first_missing(stats, (key,)) else _num(float(stats[key]))
-
-    return template.replace("{n}", meta("meta.n")).replace("{T}", meta("meta.T_eval"))
-
-
-def _opt_ci(
-    stats: Stats, key: str, low: str = ".ci_low", high: str = ".ci_high"
-) -> tuple[float, float] | None:
-    if first_missing(stats, (key + low, key + high)):
-        return None
-    return float(stats[key + low]), float(stats[key + high])
-
-
-def _label(key: str) -> str:
-    """Short name of an alongside statistic: its last component ("T_star_k1"), or its family for ".frac"."""
-    parts = key.split(".")
-    return parts[0] if parts[-1] == "frac" else parts[-1]
-
-
-def _read(r: Reported, stats: Stats) -> tuple[float, str, tuple[float, float] | None, str]:
-    """Our value, its display text, interval and raw/alongside text; raises KeyError naming a missing key."""
-
-    def need(*keys: str) -> None:
-        missing = first_missing(stats, keys)
-        if missing:
-            raise KeyError(missing)
-
-    k = r.keys[0]
-    if r.kind == "boundary":
-        need(k + ".size", k + ".n_problems")
-        size, n = float(stats[k + ".size"]), float(stats[k + ".n_problems"])
-        frac = size / n if n else float("nan")
-        return frac, _num(frac), _opt_ci(stats, k), f"{_num(size)}/{_num(n)}"
-    if r.kind == "setdiff":
-        need(k + ".gained", k + ".lost", k + ".net")
-        gain, loss, net = (float(stats[f"{k}.{s}"]) for s in ("gained", "lost", "net"))
-        text = f"+{_num(gain)} / -{_num(loss)}"
-        ci = _opt_ci(stats, k, ".net_ci_low", ".net_ci_high")
-        raw = f"net {_num(net, True)}" + (
-            f", McNemar {_p(stats[k + '.mcnemar_p'])}"
-            if not first_missing(stats, (k + ".mcnemar_p",))
-            else ""
-        )
-        return net, text, ci, raw
-    if r.kind == "ratio":
-        need(*r.keys)
-        v = float(stats[r.keys[0]]) / float(stats[r.keys[1]])
-        return v, f"{_num(v)}x", None, f"{_num(stats[r.keys[0]])} / {_num(stats[r.keys[1]])}"
-    need(k)
-    if r.kind == "exp":
-        ci = _opt_ci(stats, k)
-        v = math.exp(float(stats[k]))
-        return v, _num(v), (math.exp(ci[0]), math.exp(ci[1])) if ci else None, f"{_num(stats[k])} nats/token"
-    v = float(stats[k])
-    text = _num(v, signed=k.endswith(".net"))
-    extra = [f"{_label(e)} = {_num(stats[e])}" for e in r.keys[1:] if not first_missing(stats, (e,))]
-    return v, text, _opt_ci(stats, k), "; ".join(extra)
-
-
-def compare_reported(stats: Stats, reported: tuple[Reported, ...] = REPORTED) -> list[dict]:
-    """One row per paper number: the paper's value next to ours (with interval, raw counts and where measured)."""
-    rows = []
-    for r in reported:
-        row = {
-            "quantity": r.quantity,
-            "paper": r.paper,
-            "paper_value": r.paper_value,
-            "at": _at(r.at, stats),
-            "how": r.how,
-            "keys": list(r.keys),
-        }
-        try:
-            v, text, ci, raw = _read(r, stats)
-            inside = None if ci is None or r.paper_value is None else ci[0] <= r.paper_value <= ci[1]
-            row.update(
-                ours=v,
-                ours_text=text,
-                ci_low=ci[0] if ci else None,
-                ci_high=ci[1] if ci else None,
-                raw=raw,
-                paper_in_ci=inside,
-            )
-        except KeyError as e:
-            row.update(
-                ours=None,
-                ours_text=f"not available (missing {e.args[0]})",
-                ci_low=None,
-                ci_high=None,
-                raw="",
-                paper_in_ci=None,
-            )
-        rows.append(row)
-    return rows
-
-
-# ----------------------------------------------------------------------------- rendering
-
-
-def _cell(x: object) -> str:
-    """Markdown table cell text: backslash-escape the characters our converter (and GitHub) treat specially."""
-    s = "" if x is None else str(x)
-    s = s.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
-    return " ".join(s.split())
-
-
-def _value_text(v: float | str | None) -> str:
-    if v is None:
-        return "–"
-    return v if isinstance(v, str) else _num(v, False)
-
-
-def _interval_text(low: float | None, high: float | None) -> str:
-    return "–" if low is None or high is None else _iv(low, high)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
-
-
-def render_markdown(
-    claim_rows: list[dict],
-    reported_rows: list[dict],
-    profile: str,
-    settings: dict,
-    figures: list[tuple[str, str]],
-) -> str:
-    """The audit report as markdown: header (profile, settings), claims table, reported numbers, figures."""
-    out = [
-        "# Claims audit: Pass@(k,T) reproduction of arXiv 2604.14877",
-        "",
-        f"Produced by profile **{_cell(profile)}**. Verdicts are computed by the rules below (fixed in advance, "
-        f"alpha = {ALPHA}); intervals are the pipeline's (1 - alpha) intervals.",
-        "",
-        "## Settings",
-        "",
-        *_table(["setting", "value"], [[_cell(k), _cell(v)] for k, v in settings.items()]),
-        "",
-        "## Claims",
-        "",
-        *_table(
-            [
-                "#",
-                "Claim",
-                "Paper evidence",
-                "Statistic",
-                "Rule (fixed in advance)",
-                "Ours",
-                "Interval",
-                "Verdict",
-                "Why",
-            ],
-            [
-                [
-                    str(r["id"]),
-                    _cell(r["statement"]),
-                    _cell(r["paper_evidence"]),
-                    _cell(r["statistic"]),
-                    _cell(r["rule"]),
-                    _cell(_value_text(r["value"])),
-                    _interval_text(r["ci_low"], r["ci_high"]),
-                    f"**{r['verdict']}**",
-                    _cell(r["explanation"]),
-                ]
-                for r in claim_rows
-            ],
-        ),
-        "",
-        "## Reported numbers",
-        "",
-        f"The paper uses n = {PAPER_N} rollouts and 100 problems per category. Boundary sizes are compared as "
-        "fractions (ours = size / n_problems, raw counts alongside); where our n differs, the paper's "
-        "Pass@(64, T) is our Pass@(kmax, T) and diversity counts are at our n (column 'Ours at').",
-        "",
-        *_table(
-            [
-                "Quantity",
-                "Paper",
-                "Ours",
-                "Interval",
-                "Paper in our interval",
-                "Ours at",
-                "Raw / alongside",
-                "Computed as",
-            ],
-            [
-                [
-                    _cell(r["quantity"]),
-                    _cell(r["paper"]),
-                    _cell(r["ours_text"]),
-                    _interval_text(r["ci_low"], r["ci_high"]),
-                    {True: "yes", False: "no", None: "–"}[r["paper_in_ci"]],
-                    _cell(r["at"]),
-                    _cell(r["raw"]),
-                    _cell(r["how"]),
-                ]
-                for r in reported_rows
-            ],
-        ),
-        "",
-    ]
-    if figures:
-        out += ["## Figures", ""]
-        for caption, path in figures:
-            out += [f"![{_cell(caption).replace(']', ')')}]({path})", ""]
-    return "\n".join(out)
-
-
-# Placeholders for backslash-escaped characters (Unicode private use area), so they survive table splitting
-# and bold matching and come back as literal characters.
-_ESC = {"\\": "\ue000", "|": "\ue001", "*": "\ue002"}
-
-
-def _unescape_md(text: str) -> str:
-    return re.sub(r"\\([\\|*])", lambda m: _ESC[m.group(1)], text)
-
-
-def _inline(text: str) -> str:
-    """Escape HTML, then turn **bold** into <strong>; placeholders come back as their characters."""
-    s = html.escape(text, quote=True)
-    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-    for ch, ph in _ESC.items():
-        s = s.replace(ph, ch)
-    return s
-
-
-def _html_table(lines: list[str]) -> str:
-    def cells(line: str) -> list[str]:
-        return [c.strip() for c in line.strip().strip("|").split("|")]
-
-    head = "".join(f"<th>{_inline(c)}</th>" for c in cells(lines[0]))
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells(line)) + "</tr>\n" for line in lines[2:]
-    )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
-
-
-_IMAGE = re.compile(r"^!\[(.*)\]\((.*)\)$")
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:2em;max-width:110em}"
-    "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-    "th,td{border:1px solid #bbb;padding:4px 6px;vertical-align:top;text-align:left}"
-    "th{background:#eee}img{max-width:48em}"
-)
-
-
-def render_html(markdown_text: str, title: str = "Claims audit") -> str:
-    """A standalone HTML page from the markdown render_markdown emits (headers, paragraphs, pipe tables,
-    images, bold). Not a general markdown converter: anything else is shown as escaped paragraph text."""
-    lines = [_unescape_md(line) for line in markdown_text.splitlines()]
-    blocks, i = [], 0
-    while i < len(lines):
-        line = lines[i].strip()
-        if not line:
-            i += 1
-        elif line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")), 6)
-            blocks.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
-            i += 1
-        elif line.startswith("|"):
-            j = i
-            while j < len(lines) and lines[j].strip().startswith("|"):
-                j += 1
-            blocks.append(_html_table([x.strip() for x in lines[i:j]]))
-            i = j
-        elif _IMAGE.match(line):
-            alt, src = _IMAGE.match(line).groups()
-            alt_h, src_h = _inline(alt), html.escape(src, quote=True)
-            blocks.append(
-                f'<figure><img src="{src_h}" alt="{alt_h}"><figcaption>{alt_h}</figcaption></figure>'
-            )
-            i += 1
-        else:
-            j = i
-            while j < len(lines) and lines[j].strip() and not lines[j].strip().startswith(("#", "|", "![")):
-                j += 1
-            blocks.append("<p>" + _inline(" ".join(x.strip() for x in lines[i:j])) + "</p>")
-            i = j
-    body = "\n".join(blocks)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-        f"<style>{_STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
-
-
-def verdicts_json(claim_rows: list[dict]) -> dict:
-    """For `dvc metrics`: claim id -> {verdict, value} (NaN/non-finite as null) and a count per verdict."""
-
-    def clean(v: float | str | None) -> float | str | None:
-        if isinstance(v, (int, float)):
-            return float(v) if math.isfinite(v) else None
-        return v
-
-    claims = {str(r["id"]): {"verdict": r["verdict"], "value": clean(r["value"])} for r in claim_rows}
-    counts = {v.replace(" ", "_"): sum(r["verdict"] == v for r in claim_rows) for v in VERDICTS}
-    return {"claims": claims, "counts": counts}

@@ -36,6 +36,7 @@ from passkt.scoring import normalize_answer, score_answer
 
 ENV_SEGMENTS = ("information", "notice")  # token segments the environment wrote (env_mask 0)
 VLLM_MODES = ("colocate", "server")
+SCALE_REWARDS = ("none", "group", "batch")  # TRL 1.16 also accepts True / False for "group" / "none"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,13 @@ class GRPOSettings:
     (an upper bound on the completion, which includes retrieved text). ``prompts_per_step`` distinct problems
     × ``group_size`` episodes make one optimiser step, split into ``grad_accum`` micro-batches; one generation
     per step (on-policy, TRL's ``num_iterations`` = 1). ``bonus`` > 0 is the exploration-bonus ablation.
+
+    ``scale_rewards`` is TRL's reward scaling when it forms advantages (trl 1.16 ``GRPOConfig.scale_rewards``):
+    "none" = reward minus its group mean, so the bonus keeps its stated size (an advantage of at most ``bonus``
+    next to correctness's 1); "group" (TRL's default) divides by the group's standard deviation, which turns a
+    0.1 bonus in an all-wrong group into full-size advantages (e.g. +0.72 / -1.2 with 5 of 8 plans unique);
+    "batch" divides by the batch's standard deviation (one scale for both reward terms). Plain and bonus runs
+    use the same value, so the ablation changes the reward only.
     """
 
     epochs: int = 10
@@ -73,6 +81,7 @@ class GRPOSettings:
     bf16: bool = False  # CPU: False
     gradient_checkpointing: bool = False
     loss_type: str = "dapo"  # TRL's default: token-level loss normalised by active tokens in the batch
+    scale_rewards: str = "none"  # "none" | "group" | "batch": advantage = reward - group mean [/ std]
     gen_batch_size: int = 256  # episodes per engine batch (HF backend)
 
     def __post_init__(self):
@@ -98,6 +107,8 @@ class GRPOSettings:
         for name in ("lr", "beta", "epsilon", "bonus"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"GRPOSettings.{name}={getattr(self, name)}: must be >= 0")
+        if self.scale_rewards not in SCALE_REWARDS:
+            raise ValueError(f"GRPOSettings.scale_rewards={self.scale_rewards!r}: must be one of {SCALE_REWARDS}")
         if self.vllm_mode not in VLLM_MODES:
             raise ValueError(f"GRPOSettings.vllm_mode={self.vllm_mode!r}: must be one of {VLLM_MODES}")
 
@@ -388,6 +399,7 @@ def build_config(settings: GRPOSettings, output_dir: str | Path, n_processes: in
         gradient_accumulation_steps=settings.grad_accum, num_generations=G,
         max_completion_length=settings.max_total_tokens, temperature=settings.temperature, top_p=settings.top_p,
         beta=settings.beta, epsilon=settings.epsilon, loss_type=settings.loss_type,
+        scale_rewards=settings.scale_rewards,
         reward_weights=make_reward_funcs(settings)[1], seed=settings.seed, data_seed=settings.seed,
         save_strategy="steps", save_steps=settings.save_steps, logging_steps=settings.logging_steps,
         report_to=[], bf16=settings.bf16, activation_checkpointing=settings.gradient_checkpointing,

@@ -11,6 +11,10 @@ Three analyses at one evaluation point (T_eval, temperature), on rollout frames 
    are easy to predict and weigh more in short query segments). The paper scores RL's *successful*
    trajectories: callers pass ``episodes_at(..., correct_only=True)``.
    Mean nats/token of a group = sum of nats / sum of tokens (token-weighted); perplexity = exp(nats/token).
+   Tag tokens are always also summed apart (``*_notag_*`` columns), so :func:`surprisal_did` can compare
+   reasoning with query tokens without them: a difference in differences, RL's successes minus base's own
+   successes, (reasoning - query) nats/token, paired on one resample of problems. The plain reasoning - query
+   contrast on RL alone mixes what RL changed with token type (queries copy names from the question).
 
 2. Strategy diversity (:func:`diversity`). An episode's strategy is the tuple of its normalised queries
    (:func:`normalize_query`: lowercase, collapsed whitespace); an episode that never searched has the empty
@@ -20,6 +24,12 @@ Three analyses at one evaluation point (T_eval, temperature), on rollout frames 
    among base's episodes of the same problem, pooled over problems; ``overlap`` = 1 - novelty.
    ``novelty_unique`` (the unique-sequence-weighted variant; the paper's wording fits either) = share of the
    policy's distinct (problem, strategy) pairs that base never produced. Base's novelty is 0 by definition.
+   A null for novelty: base's episodes of a problem are split by sample order into a reference half (even
+   positions) and a held-out half (odd positions). ``novelty_half`` = share of a policy's episodes whose strategy
+   is not in base's reference half; for base itself the held-out half is scored, so base's ``novelty_half`` is
+   what sampling noise alone gives at this n. ``novelty_excess`` = novelty_half(policy) - novelty_half(base),
+   paired on one resample: "novel" means more than base is novel against itself. ``unique_share`` = unique / n
+   (scale-free) and ``unique_share_diff`` = unique_share(policy) - unique_share(base), paired.
 
 3. Cross-policy swap (:func:`swap_experiment`, :func:`swap_summary`); protocol in swap_experiment's docstring.
 
@@ -38,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from passkt.detok import decode_offsets
-from passkt.metrics import resample_weights
+from passkt.metrics import bootstrap_p, resample_weights
 from passkt.rollout import Environment, Episode, SamplingConfig, continue_episodes
 from passkt.scoring import score_answer
 
@@ -46,6 +56,12 @@ ALL = "all"  # the pooled category
 QUERY_TYPES = ("query",)
 REASONING_TYPES = ("reasoning", "answer")
 _TAG_RE = re.compile(r"</?(?:think|search|answer|information)>")
+
+
+def _tost_interval(reps: np.ndarray, ci: float) -> tuple[float, float]:
+    """The (2 ci - 1) percentile interval: equivalence within a margin m at level 1 - ci when it lies in (-m, m)
+    (two one-sided tests; see ``metrics.effect``)."""
+    return _interval(reps, 2 * ci - 1)
 
 
 def _rng(seed: int, tag: str) -> np.random.Generator:
@@ -130,7 +146,8 @@ def token_kinds(record, tokenizer=None, exclude_tags: bool = False, cache: dict 
 def _batch_nll(
     model, seqs: list[list[int]], kinds: list[np.ndarray], device, chunk: int = 4096
 ) -> np.ndarray:
-    """(len(seqs), 2) summed NLL of query / reasoning tokens for one padded batch (right padding).
+    """(len(seqs), 4) summed NLL of query / reasoning / query-tag / reasoning-tag tokens (codes 1-4) for one padded
+    batch (right padding).
 
     Logits are computed only at scored positions: decoder hidden state at t-1 -> output head -> NLL of token t.
     """
@@ -144,7 +161,7 @@ def _batch_nll(
         ids[r, : len(s)] = torch.as_tensor(np.asarray(s, dtype=np.int64))
         mask[r, : len(s)] = 1
     rows, pos = np.nonzero(np.stack([np.pad(k, (0, width - len(k))) for k in kinds]))
-    out = np.zeros((len(seqs), 2))
+    out = np.zeros((len(seqs), 4))
     if rows.size == 0:
         return out
     hidden = model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
@@ -173,7 +190,9 @@ def segment_surprisal(
 
     Padded batches of length-sorted episodes, ``torch.no_grad``, NLL in nats. Returns one row per episode:
     problem_id, category, policy, T, temperature, sample, correct, query_nats, query_tokens, reasoning_nats,
-    reasoning_tokens (same order as ``records_df``).
+    reasoning_tokens (same order as ``records_df``; tags included unless ``exclude_tags``) and, given the
+    tokenizer, query_notag_nats, query_notag_tokens, reasoning_notag_nats, reasoning_notag_tokens (tags never
+    included; NaN without the tokenizer).
     """
     import torch
     from tqdm.auto import tqdm
@@ -184,11 +203,19 @@ def segment_surprisal(
     recs = records_df.reset_index(drop=True)
     cache: dict = {}
     seqs = [list(map(int, x)) for x in recs["token_ids"]]
-    kinds = [token_kinds(r, tokenizer, exclude_tags, cache) for r in recs.to_dict("records")]
+    if exclude_tags and tokenizer is None:
+        raise ValueError("exclude_tags=True needs the tokenizer that wrote token_ids")
+    kinds = []  # codes: 1 query, 2 reasoning, 3 a query's tag token, 4 a reasoning segment's tag token
+    for r in recs.to_dict("records"):
+        full = token_kinds(r, None, False, cache)
+        if tokenizer is not None:
+            bare = token_kinds(r, tokenizer, True, cache)
+            full = np.where((full > 0) & (bare == 0), full + 2, full).astype(np.int8)
+        kinds.append(full)
     for i, (s, k) in enumerate(zip(seqs, kinds, strict=True)):
         if len(s) != len(k):
             raise ValueError(f"record {i}: segments end at {len(k)} but token_ids has {len(s)} tokens")
-    nats = np.zeros((len(seqs), 2))
+    nats = np.zeros((len(seqs), 4))
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     was_training = model.training
     model.eval()
@@ -202,9 +229,13 @@ def segment_surprisal(
         c for c in ("problem_id", "category", "policy", "T", "temperature", "sample", "correct") if c in recs
     ]
     out = recs[cols].copy()
-    out["query_nats"], out["reasoning_nats"] = nats[:, 0], nats[:, 1]
-    out["query_tokens"] = [int((k == 1).sum()) for k in kinds]
-    out["reasoning_tokens"] = [int((k == 2).sum()) for k in kinds]
+    tokens = np.array([[(k == code).sum() for code in (1, 2, 3, 4)] for k in kinds], dtype=np.int64).reshape(-1, 4)
+    keep_tags = 0 if exclude_tags else 1
+    for i, seg in enumerate(("query", "reasoning")):
+        out[f"{seg}_nats"] = nats[:, i] + keep_tags * nats[:, i + 2]
+        out[f"{seg}_tokens"] = tokens[:, i] + keep_tags * tokens[:, i + 2]
+        out[f"{seg}_notag_nats"] = nats[:, i] if tokenizer is not None else np.nan
+        out[f"{seg}_notag_tokens"] = tokens[:, i] if tokenizer is not None else np.nan
     return out
 
 
@@ -279,6 +310,55 @@ def perplexity_summary(
     return pd.DataFrame(rows, columns=PPL_COLUMNS)
 
 
+DID_COLUMNS = [
+    "category",
+    "a",
+    "b",
+    *(f"{n}{s}" for n in ("gap_a", "gap_b") for s in ("", "_ci_low", "_ci_high")),
+    *(f"did{s}" for s in ("", "_ci_low", "_ci_high", "_tost_low", "_tost_high", "_p")),
+    "n_problems",
+]
+
+
+def surprisal_did(
+    per_episode: pd.DataFrame, a: str = "rl", b: str = "base", n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
+    """Difference in differences of base-model surprisal, tags excluded, per category incl. "all".
+
+    gap(p) = reasoning nats/token - query nats/token over policy p's scored episodes (``*_notag_*`` columns of
+    :func:`segment_surprisal`: tag tokens never count); did = gap(a) - gap(b). Both policies are resampled with
+    one index matrix over the union of their problems (a problem one policy has no episode for adds nothing to
+    that policy's sums), so the difference is paired. did carries a percentile interval, a TOST interval
+    (:func:`_tost_interval`) and a bootstrap p. Empty when either policy is absent.
+    """
+    need = ["query_notag_nats", "query_notag_tokens", "reasoning_notag_nats", "reasoning_notag_tokens"]
+    if not set(need) <= set(per_episode.columns) or per_episode[need].isna().any().any():
+        raise ValueError("surprisal_did needs the *_notag_* columns (segment_surprisal with the tokenizer)")
+    rows = []
+    if not {a, b} <= set(per_episode["policy"]):
+        return pd.DataFrame(rows, columns=DID_COLUMNS)
+    for cat, sub in _by_category(per_episode[per_episode["policy"].isin([a, b])]):
+        pids = np.array(sorted(sub["problem_id"].unique()))
+        W = resample_weights(_rng(seed, f"did:{cat}"), int(n_boot), len(pids))
+        gaps = {}
+        for pol in (a, b):
+            per = sub[sub["policy"] == pol].groupby("problem_id")[need].sum().reindex(pids, fill_value=0.0)
+            q = _ratio(per["query_notag_nats"].to_numpy(float), per["query_notag_tokens"].to_numpy(float), W)
+            r = _ratio(per["reasoning_notag_nats"].to_numpy(float), per["reasoning_notag_tokens"].to_numpy(float), W)
+            gaps[pol] = (r[0] - q[0], r[1] - q[1])
+        did, did_reps = gaps[a][0] - gaps[b][0], gaps[a][1] - gaps[b][1]
+        row = {"category": cat, "a": a, "b": b, "did": did, "n_problems": len(pids)}
+        for name, (est, reps) in (("gap_a", gaps[a]), ("gap_b", gaps[b])):
+            row[name] = est
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
+        row["did_ci_low"], row["did_ci_high"] = _interval(did_reps, ci)
+        row["did_tost_low"], row["did_tost_high"] = _tost_interval(did_reps, ci)
+        finite = did_reps[np.isfinite(did_reps)]
+        row["did_p"] = float(bootstrap_p(np.array([did]), finite[:, None])[0]) if finite.size else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=DID_COLUMNS)
+
+
 # ----------------------------------------------------------------------------- 2. strategy diversity
 
 
@@ -295,6 +375,8 @@ def strategy(queries) -> tuple[str, ...]:
 def _strategies(df: pd.DataFrame, policy: str) -> dict[tuple[str, str], list[tuple]]:
     """(category, problem_id) -> list of episode strategies of one policy."""
     out: dict[tuple[str, str], list[tuple]] = {}
+    if "sample" in df:  # sample order fixes base's reference / held-out halves
+        df = df.sort_values(["problem_id", "sample"], kind="stable")
     for cat, pid, qs in zip(df["category"], df["problem_id"], df["queries"], strict=True):
         out.setdefault((cat, pid), []).append(strategy(qs))
     if not out:
@@ -321,6 +403,13 @@ def _check_same_n(strats: dict[str, dict], base: str) -> int:
     return n
 
 
+def _half_novelty(per_problem: np.ndarray, n: int, W: np.ndarray) -> tuple[float, np.ndarray]:
+    """Novelty against base's reference half (columns 4, 5 of diversity's per-problem counts); NaN when n < 2."""
+    if n < 2:
+        return float("nan"), np.full(W.shape[0], np.nan)
+    return _ratio(per_problem[:, 4], per_problem[:, 5], W)
+
+
 def diversity(
     dfs_by_policy: dict[str, pd.DataFrame],
     n_boot: int = 1000,
@@ -332,7 +421,9 @@ def diversity(
 
     Frames must already be at one (T, temperature) (see :func:`episodes_at`); definitions in the module
     docstring. Columns: category, policy, n_problems, n_per_problem, unique(+_ci_low/_ci_high),
-    novelty(+ci), overlap(+ci), novelty_unique(+ci).
+    novelty(+ci), overlap(+ci), novelty_unique(+ci), unique_share(+ci), novelty_half(+ci) and, paired against
+    base on one resample, unique_share_diff and novelty_excess (each +ci, +_tost_low/_tost_high, +_p).
+    novelty_half and novelty_excess are NaN when n < 2 (no held-out half).
     """
     if base not in dfs_by_policy:
         raise ValueError(
@@ -341,13 +432,17 @@ def diversity(
     strats = {pol: _strategies(df, pol) for pol, df in dfs_by_policy.items()}
     n = _check_same_n(strats, base)
     keys = sorted(strats[base])
-    per = {}  # policy -> (P, 4): unique, novel episodes, novel unique, episodes
+    per = {}  # policy -> (P, 6): unique, novel episodes, novel unique, episodes, novel vs half, episodes scored
     for pol, s in strats.items():
         m = []
         for key in keys:
-            seen = set(strats[base][key])
+            seen, ref = set(strats[base][key]), set(strats[base][key][0::2])
+            scored = strats[base][key][1::2] if pol == base else s[key]
             uniq = set(s[key])
-            m.append([len(uniq), sum(x not in seen for x in s[key]), len(uniq - seen), len(s[key])])
+            m.append(
+                [len(uniq), sum(x not in seen for x in s[key]), len(uniq - seen), len(s[key]),
+                 sum(x not in ref for x in scored), len(scored)]
+            )
         per[pol] = np.array(m, dtype=np.float64)
     cats = np.array([c for c, _ in keys])
     rows = []
@@ -355,15 +450,28 @@ def diversity(
         sel = np.ones(len(keys), bool) if cat == ALL else cats == cat
         W = resample_weights(_rng(seed, f"div:{cat}"), int(n_boot), int(sel.sum()))  # shared: paired
         ones = np.ones(int(sel.sum()))
+        base_share, base_half = _ratio(per[base][sel, 0] / n, ones, W), _half_novelty(per[base][sel], n, W)
         for pol in sorted(per):
-            u, nov_e, nov_u, eps = per[pol][sel].T
+            u, nov_e, nov_u, eps = per[pol][sel, :4].T
             stats = {"unique": _ratio(u, ones, W), "novelty": _ratio(nov_e, eps, W)}
             stats["overlap"] = (1 - stats["novelty"][0], 1 - stats["novelty"][1])
             stats["novelty_unique"] = _ratio(nov_u, u, W)
+            stats["unique_share"] = _ratio(u / n, ones, W)
+            stats["novelty_half"] = _half_novelty(per[pol][sel], n, W)
+            paired = {
+                "unique_share_diff": tuple(x - y for x, y in zip(stats["unique_share"], base_share, strict=True)),
+                "novelty_excess": tuple(x - y for x, y in zip(stats["novelty_half"], base_half, strict=True)),
+            }
             row = {"category": cat, "policy": pol, "n_problems": int(sel.sum()), "n_per_problem": n}
-            for name, (est, reps) in stats.items():
+            for name, (est, reps) in {**stats, **paired}.items():
                 row[name] = est
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
+            for name, (est, reps) in paired.items():
+                row[f"{name}_tost_low"], row[f"{name}_tost_high"] = _tost_interval(reps, ci)
+                finite = reps[np.isfinite(reps)]
+                row[f"{name}_p"] = (
+                    float(bootstrap_p(np.array([est]), finite[:, None])[0]) if finite.size else float("nan")
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -372,10 +480,12 @@ def diversity(
 
 
 def select_plans(df: pd.DataFrame, max_plans_per_problem: int, seed: int, policy: str) -> pd.DataFrame:
-    """Up to m episodes per problem that issued >= 1 query (a seeded random subset, kept in sample order)."""
+    """Up to m episodes per problem (a seeded random subset, kept in sample order). Episodes that never searched
+    are plans too (the empty plan): dropping them would replay only the policy's searching episodes and bias the
+    swap toward plans that search."""
     if max_plans_per_problem < 1:
         raise ValueError(f"max_plans_per_problem must be >= 1, got {max_plans_per_problem}")
-    have = df[df["queries"].map(lambda q: q is not None and len(q) > 0)]
+    have = df.assign(queries=df["queries"].map(lambda q: [] if q is None else list(q)))
     out = []
     for pid, g in have.sort_values(["problem_id", "sample"]).groupby("problem_id", sort=True):
         if len(g) > max_plans_per_problem:
@@ -388,10 +498,9 @@ def select_plans(df: pd.DataFrame, max_plans_per_problem: int, seed: int, policy
 
 def replay_episode(env: Environment, problem_id: str, queries, sample: int) -> Episode:
     """An episode whose searches are already done: prompt, each "<search>q</search>" + its retrieved
-    information (rebuilt by ``env.info_ids``, so identical to what the plan's author saw), then the notice."""
-    queries = [str(q) for q in queries]
-    if not queries:
-        raise ValueError(f"replay_episode: problem {problem_id!r} sample {sample}: a plan needs >= 1 query")
+    information (rebuilt by ``env.info_ids``, so identical to what the plan's author saw), then the notice. The
+    empty plan gives prompt + notice, exactly a budget-0 episode of the engine."""
+    queries = [str(q) for q in (queries if queries is not None else ())]
     ep = Episode(problem_id, sample, budget=len(queries), ids=[])
     ep.add("prompt", env.prompt_ids(problem_id))
     for q in queries:
@@ -415,7 +524,7 @@ def swap_experiment(
 
     Protocol. Inputs are the plan policies' rollouts at T_eval and the evaluation temperature
     (``episodes_at``). For each problem and plan policy p, up to m = ``max_plans_per_problem`` of p's
-    episodes that issued >= 1 query are chosen (seeded random subset); the plan is its query sequence.
+    episodes are chosen (seeded random subset); the plan is its query sequence (empty when it never searched).
     Only problems where every plan policy has at least one plan are used, so all cells share one problem
     set. A replay's context is the prompt, then for each query "<search>q</search>" followed by the
     environment's information for it, then the notice that no searches remain (the plan author's own
@@ -478,16 +587,13 @@ def swap_experiment(
     )
 
 
-def shapley_plan_share(s_bb, s_rb, s_br, s_rr, eps: float = 1e-9):
-    """Share of the gain S(rl,rl) - S(base,base) due to the plan (Shapley average; S(plan, reasoner)).
-
-    share_plan = ½[(S(rl,base) - S(base,base)) + (S(rl,rl) - S(base,rl))] / (S(rl,rl) - S(base,base)),
-    NaN where |denominator| < eps. Works elementwise on arrays of replicates.
-    """
+def shapley_components(s_bb, s_rb, s_br, s_rr) -> tuple[np.ndarray, np.ndarray]:
+    """RL's gain S(rl,rl) - S(base,base) split into two absolute parts (Shapley average over the order of the
+    swaps; S(plan, reasoner)): plan = ½[(S(rl,base) - S(base,base)) + (S(rl,rl) - S(base,rl))], reasoning =
+    ½[(S(base,rl) - S(base,base)) + (S(rl,rl) - S(rl,base))]; plan + reasoning = the gain. No ratio: the gain can
+    be near 0. Works elementwise on arrays of replicates."""
     s_bb, s_rb, s_br, s_rr = (np.asarray(x, dtype=np.float64) for x in (s_bb, s_rb, s_br, s_rr))
-    den = s_rr - s_bb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.abs(den) < eps, np.nan, 0.5 * ((s_rb - s_bb) + (s_rr - s_br)) / den)
+    return 0.5 * ((s_rb - s_bb) + (s_rr - s_br)), 0.5 * ((s_br - s_bb) + (s_rr - s_rb))
 
 
 def swap_summary(
@@ -498,11 +604,12 @@ def swap_summary(
     base: str = "base",
     rl: str = "rl",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(grid, shares) from :func:`swap_experiment`'s rows, per category incl. "all".
+    """(grid, components) from :func:`swap_experiment`'s rows, per category incl. "all".
 
     grid: category, plan_policy, reasoner, success, success_ci_low, success_ci_high, n_problems, n_replays;
     success = mean over problems of the problem's success rate over its replayed plans.
-    shares: category, share_plan(+ci), share_reasoning(+ci), gain(+ci) with gain = S(rl,rl) - S(base,base).
+    components: category, plan_effect(+ci), reasoning_effect(+ci), gain(+ci) with gain = S(rl,rl) - S(base,base)
+    = plan_effect + reasoning_effect (:func:`shapley_components`).
     One bootstrap resample of problems per category is shared by all cells (paired).
     """
     grid_rows, share_rows = [], []
@@ -518,7 +625,7 @@ def swap_summary(
     ]
     share_cols = (
         ["category"]
-        + [f"{n}{s}" for n in ("share_plan", "share_reasoning", "gain") for s in ("", "_ci_low", "_ci_high")]
+        + [f"{n}{s}" for n in ("plan_effect", "reasoning_effect", "gain") for s in ("", "_ci_low", "_ci_high")]
         + ["n_problems"]
     )
     if replays.empty:
@@ -561,14 +668,12 @@ def swap_summary(
         if not all(c in cells for c in need):
             continue
         (e_bb, r_bb), (e_rb, r_rb), (e_br, r_br), (e_rr, r_rr) = (cells[c] for c in need)
-        share, share_reps = (
-            float(shapley_plan_share(e_bb, e_rb, e_br, e_rr)),
-            shapley_plan_share(r_bb, r_rb, r_br, r_rr),
-        )
-        row = {"category": cat, "share_plan": share, "share_reasoning": 1 - share, "gain": e_rr - e_bb}
+        plan, reasoning = (float(x) for x in shapley_components(e_bb, e_rb, e_br, e_rr))
+        plan_reps, reasoning_reps = shapley_components(r_bb, r_rb, r_br, r_rr)
+        row = {"category": cat, "plan_effect": plan, "reasoning_effect": reasoning, "gain": e_rr - e_bb}
         for name, reps in (
-            ("share_plan", share_reps),
-            ("share_reasoning", 1 - share_reps),
+            ("plan_effect", plan_reps),
+            ("reasoning_effect", reasoning_reps),
             ("gain", r_rr - r_bb),
         ):
             row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
@@ -586,20 +691,35 @@ def _with_ci(out: dict, key: str, row, col: str) -> None:
     out[f"{key}.ci_high"] = float(row[f"{col}_ci_high"])
 
 
+def _effect(out: dict, key: str, row, col: str) -> None:
+    """An effect's flat keys (as ``metrics.effect``): estimate, .ci_low/.ci_high, .tost_low/.tost_high, .p."""
+    _with_ci(out, key, row, col)
+    out[f"{key}.tost_low"] = float(row[f"{col}_tost_low"])
+    out[f"{key}.tost_high"] = float(row[f"{col}_tost_high"])
+    out[f"{key}.p"] = float(row[f"{col}_p"])
+
+
 def flat_stats(
     ppl: pd.DataFrame | None = None,
     div: pd.DataFrame | None = None,
     swap_grid: pd.DataFrame | None = None,
     swap_shares: pd.DataFrame | None = None,
+    did: pd.DataFrame | None = None,
+    ci: float | None = None,
 ) -> dict[str, float]:
     """Flat dict of python floats for the claims audit (key names are a contract).
 
     ppl.{cat}.{pol}.{query,reasoning}.{nats,ppl}[.ci_low|.ci_high]; ppl.{cat}.{pol}.reasoning_minus_query.nats[+ci];
     diversity.{cat}.{pol}.unique[+ci]; novelty.{cat}.{pol}.frac[+ci]; overlap.{cat}.{pol}.frac[+ci];
-    swap.{cat}.share_plan[+ci]; swap.{cat}.share_reasoning[+ci]; swap.{cat}.plan_{p}.reason_{r}.success.
-    Any input may be None (its keys are then absent).
+    diversity.{cat}.{pol}.unique_share[+ci]; novelty_half.{cat}.{pol}.frac[+ci];
+    diversity_diff.{cat}.{pol}_vs_base.share [effect]; novelty_excess.{cat}.{pol}.frac [effect] (policy's
+    novelty against base's reference half minus base's held-out half's); ppl_did.{cat}.{a}_vs_{b}.nats [effect]
+    and ppl_did.{cat}.{pol}.gap.nats[+ci] (tags excluded); swap.{cat}.{plan_effect,reasoning_effect,gain}[+ci];
+    swap.{cat}.plan_{p}.reason_{r}.success; meta.mechanism_ci (the ``ci`` the
+    intervals were computed at). "[effect]" = +ci, .tost_low/.tost_high, .p. Any input may be None (its keys
+    are then absent).
     """
-    out: dict[str, float] = {}
+    out: dict[str, float] = {} if ci is None else {"meta.mechanism_ci": float(ci)}
     for row in [] if ppl is None else ppl.to_dict("records"):
         pre = f"ppl.{row['category']}.{row['policy']}.{row['segment']}"
         _with_ci(out, f"{pre}.nats", row, "nats")
@@ -610,9 +730,20 @@ def flat_stats(
         _with_ci(out, f"diversity.{cat}.{pol}.unique", row, "unique")
         _with_ci(out, f"novelty.{cat}.{pol}.frac", row, "novelty")
         _with_ci(out, f"overlap.{cat}.{pol}.frac", row, "overlap")
+        if "unique_share" in row:
+            _with_ci(out, f"diversity.{cat}.{pol}.unique_share", row, "unique_share")
+            _with_ci(out, f"novelty_half.{cat}.{pol}.frac", row, "novelty_half")
+        if "unique_share" in row and pol != "base":  # base against itself is 0 by construction
+            _effect(out, f"diversity_diff.{cat}.{pol}_vs_base.share", row, "unique_share_diff")
+            _effect(out, f"novelty_excess.{cat}.{pol}.frac", row, "novelty_excess")
+    for row in [] if did is None else did.to_dict("records"):
+        cat, a, b = row["category"], row["a"], row["b"]
+        _effect(out, f"ppl_did.{cat}.{a}_vs_{b}.nats", row, "did")
+        _with_ci(out, f"ppl_did.{cat}.{a}.gap.nats", row, "gap_a")
+        _with_ci(out, f"ppl_did.{cat}.{b}.gap.nats", row, "gap_b")
     for row in [] if swap_shares is None else swap_shares.to_dict("records"):
-        _with_ci(out, f"swap.{row['category']}.share_plan", row, "share_plan")
-        _with_ci(out, f"swap.{row['category']}.share_reasoning", row, "share_reasoning")
+        for part in ("plan_effect", "reasoning_effect", "gain"):
+            _with_ci(out, f"swap.{row['category']}.{part}", row, part)
     for row in [] if swap_grid is None else swap_grid.to_dict("records"):
         out[f"swap.{row['category']}.plan_{row['plan_policy']}.reason_{row['reasoner']}.success"] = float(
             row["success"]

@@ -153,6 +153,11 @@ def _rng_for(seed: int, category: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(str(category).encode())])
 
 
+def category_rng(seed: int, category: str) -> np.random.Generator:
+    """The generator :func:`bootstrap_surface` resamples ``category``'s problems with (for paired statistics)."""
+    return _rng_for(seed, category)
+
+
 def resample_weights(rng: np.random.Generator, n_boot: int, n_items: int) -> np.ndarray:
     """(n_boot x n_items) multiplicities of a with-replacement resample drawn as an index matrix."""
     idx = rng.integers(0, n_items, size=(n_boot, n_items))
@@ -165,6 +170,25 @@ def _percentiles(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     q = [(1 - ci) / 2, (1 + ci) / 2]
     lo, hi = (np.nanquantile if np.isnan(reps).any() else np.quantile)(reps, q, axis=0)
     return lo, hi
+
+
+def effect(key: str, estimate: float, reps: np.ndarray, ci: float) -> dict[str, float]:
+    """Flat keys of one effect from its bootstrap replicates: ``key`` (the estimate), ``.ci_low``/``.ci_high``
+    (the two-sided ``ci`` percentile interval), ``.p`` (:func:`bootstrap_p`) and ``.tost_low``/``.tost_high``:
+    the (2 ci - 1) interval, i.e. quantiles (1 - ci, ci). Equivalence within a margin m at level alpha = 1 - ci
+    (two one-sided tests) holds exactly when -m < tost_low and tost_high < m; the margin belongs to the rule
+    that reads the effect, not to this function."""
+    reps = np.asarray(reps, dtype=np.float64).reshape(-1, 1)
+    lo, hi = _percentiles(reps, ci)
+    t_lo, t_hi = _percentiles(reps, 2 * ci - 1)
+    return {
+        key: float(estimate),
+        f"{key}.ci_low": float(lo[0]),
+        f"{key}.ci_high": float(hi[0]),
+        f"{key}.p": float(bootstrap_p(np.array([estimate]), reps)[0]),
+        f"{key}.tost_low": float(t_lo[0]),
+        f"{key}.tost_high": float(t_hi[0]),
+    }
 
 
 def bootstrap_p(estimate: np.ndarray, reps: np.ndarray) -> np.ndarray:
@@ -412,15 +436,33 @@ def crossover_k(curve_a, curve_b, ks) -> float | np.ndarray:
     return float(out) if out.ndim == 0 else out
 
 
+def crossover_states(curve_a, curve_b, ks) -> np.ndarray:
+    """Every curve pair placed on one ordered scale: ks[0] where a is level or ahead from the smallest k on
+    (no crossover needed), the crossover k where b led first, +inf where a never stays on top within the grid."""
+    ks = _check_ks(ks)
+    a, b = np.asarray(curve_a, dtype=np.float64), np.asarray(curve_b, dtype=np.float64)
+    cross = np.atleast_1d(crossover_k(a, b, ks))
+    ge = np.atleast_2d(a >= b)
+    stays = np.logical_and.reduce(ge, axis=-1)
+    return np.where(np.isnan(cross), np.where(stays, float(ks[0]), np.inf), cross)
+
+
 def crossover_interval(reps_a, reps_b, ks, ci: float = 0.95) -> dict[str, float]:
-    """Percentile interval of replicate crossovers (NaN replicates ignored) and their NaN share."""
-    ks_ = crossover_k(reps_a, reps_b, ks)
-    ks_ = np.atleast_1d(ks_)
-    nan = np.isnan(ks_)
-    if nan.all():
-        return {"ci_low": float("nan"), "ci_high": float("nan"), "nan_frac": 1.0}
-    lo, hi = _percentiles(ks_[~nan][:, None], ci)
-    return {"ci_low": float(lo[0]), "ci_high": float(hi[0]), "nan_frac": float(nan.mean())}
+    """Interval of the crossover over ALL resamples (:func:`crossover_states`: "already on top" counts as the
+    smallest k, "never within the grid" as beyond the largest), by the inverted-CDF percentile so the ends are
+    grid values. ci_high_never = 1 when the upper end is "never within k <= max(ks)" (ci_high is then max(ks));
+    never_frac / already_frac: shares of resamples that never cross / are on top from the smallest k."""
+    ks = _check_ks(ks)
+    states = crossover_states(reps_a, reps_b, ks)
+    lo, hi = np.quantile(states, [(1 - ci) / 2, (1 + ci) / 2], method="inverted_cdf")
+    never = bool(np.isinf(hi))
+    return {
+        "ci_low": float(ks.max()) if np.isinf(lo) else float(lo),
+        "ci_high": float(ks.max()) if never else float(hi),
+        "ci_high_never": float(never),
+        "never_frac": float(np.isinf(states).mean()),
+        "already_frac": float((states == ks[0]).mean()),  # a crossover is never at ks[0]: b must lead there
+    }
 
 
 # ----------------------------------------------------------------------------- marginal values, saturation
@@ -451,7 +493,7 @@ def saturation_depth(surface_df: pd.DataFrame, k: int, eps: float = 0.01) -> pd.
     """T*(k) per (policy, category, temperature): smallest T with all later gains < eps.
 
     surface_df: output of :func:`pass_surface`. Returns columns policy, category, temperature, T_star
-    (NaN for curves with fewer than two depths).
+    (NaN for curves with fewer than two depths) and censored (1 where T* is the curve's last depth: "≥ T*").
     """
     sub = surface_df[surface_df["k"] == k]
     if sub.empty:
@@ -462,19 +504,47 @@ def saturation_depth(surface_df: pd.DataFrame, k: int, eps: float = 0.01) -> pd.
         index=["policy", "category", "temperature"], columns="T", values="pass", aggfunc="first"
     )
     Ts, p = grid.columns.to_numpy(), grid.to_numpy()
+    out = grid.index.to_frame(index=False)
+    out["T_star"] = t_star_of_curves(p, Ts, eps)
+    last = np.array([Ts[np.flatnonzero(~np.isnan(row))[-1]] if (~np.isnan(row)).any() else np.nan for row in p])
+    out["censored"] = (out["T_star"].to_numpy() == last).astype(float)
+    return out
+
+
+def t_star_of_curves(curves, Ts, eps: float = 0.01) -> np.ndarray:
+    """T* of each row of ``curves`` (rows x len(Ts), NaN where a depth is missing): the smallest grid T after
+    which no later grid T gains eps or more. NaN with fewer than two depths. T* = the last depth is censored:
+    saturation was not observed within the grid (the curve may still be rising), read it as ">= that T"."""
+    p = np.atleast_2d(np.asarray(curves, dtype=np.float64))
+    Ts = np.asarray(Ts)
     have = ~np.isnan(p)
     later_max = np.flip(np.maximum.accumulate(np.flip(np.where(have, p, -np.inf), 1), axis=1), 1)
     later_max = np.concatenate([later_max[:, 1:], np.full((len(p), 1), -np.inf)], axis=1)  # max over T' > T
     ok = have & (later_max - p < eps)
-    t_star = np.where(
-        ok.any(axis=1) & (have.sum(axis=1) >= 2), Ts[np.argmax(ok, axis=1)].astype(float), np.nan
-    )
-    out = grid.index.to_frame(index=False)
-    out["T_star"] = t_star
-    return out
+    return np.where(ok.any(axis=1) & (have.sum(axis=1) >= 2), Ts[np.argmax(ok, axis=1)].astype(float), np.nan)
 
 
 # ----------------------------------------------------------------------------- the flat summary
+
+
+def _t_star_interval(boot_T, pol, cat, temperature, imax, eps, ci, prefix, nan) -> dict[str, float]:
+    """T*'s censoring and bootstrap interval from the resampled pass-vs-T curves at kmax."""
+    keys = ("T_star.censored", "T_star.ci_low", "T_star.ci_high", "T_star.censored_frac")
+    if nan or boot_T is None:
+        return {f"{prefix}.{k}": float("nan") for k in keys}
+    pts = boot_T.points
+    sel = (pts["policy"] == pol) & (pts["category"] == cat) & np.isclose(pts["temperature"], temperature)
+    Ts = np.sort(pts.loc[sel, "T"].unique())
+    est = np.array([boot_T.curve(pol, cat, temperature, int(T))[0][imax] for T in Ts])
+    reps = np.stack([boot_T.curve(pol, cat, temperature, int(T))[1][:, imax] for T in Ts], axis=1)
+    t_est, t_reps = t_star_of_curves(est, Ts, eps)[0], t_star_of_curves(reps, Ts, eps)
+    lo, hi = np.quantile(t_reps, [(1 - ci) / 2, (1 + ci) / 2], method="inverted_cdf")
+    return {
+        f"{prefix}.T_star.censored": float(t_est == Ts[-1]),
+        f"{prefix}.T_star.ci_low": float(lo),
+        f"{prefix}.T_star.ci_high": float(hi),
+        f"{prefix}.T_star.censored_frac": float(np.mean(t_reps == Ts[-1])),
+    }
 
 
 def summarise(
@@ -490,18 +560,28 @@ def summarise(
 ) -> dict[str, float]:
     """Flat dict of python floats for the claims audit (key names are a contract, see below).
 
-    Keys (kmax = max(ks); "math" is evaluated at T = 0, every other category at T_eval):
+    Keys (kmax = max(ks); k_gap = min(8, kmax/2); "math" is evaluated at T = 0, every other category at
+    T_eval; "[effect]" = the estimate with .ci_low, .ci_high, .p, .tost_low, .tost_high, see :func:`effect`):
     boundary.{cat}.{pol}.{size,n_problems,frac,ci_low,ci_high};
     setdiff.{cat}.{a}_vs_{b}.{gained,lost,both,neither,net,net_ci_low,net_ci_high,mcnemar_p};
-    pass.{cat}.{pol}.{k1,kmax}[.ci_low|.ci_high]; passdiff.{cat}.{a}_vs_{b}.{k1,kmax}[.ci_low|.ci_high|.p];
-    gapwiden.{cat}.{a}_vs_{b}[.ci_low|.ci_high] (diff at kmax minus diff at kmax/2);
-    crossover.{cat}.{a}_vs_{b}.{k,ci_low,ci_high,nan_frac}; saturation.{cat}.{pol}.{T_star,T_star_k1};
-    meta.{n,T_eval,temperature}, meta.n_problems.{cat}.
+    pass.{cat}.{pol}.{k1,kmax}[.ci_low|.ci_high]; passdiff.{cat}.{a}_vs_{b}.{k1,kmax} [effect];
+    gapwiden.{cat}.{a}_vs_{b} [effect] (diff at kmax minus diff at k_gap);
+    split.{cat}.{a}_vs_{b} [effect] (diff at kmax minus diff at k = 1: expansion minus efficiency);
+    interaction.{a}_vs_{b}.bridge_minus_comparison [effect] (diff at kmax on bridge minus on comparison; the
+    two categories are resampled independently, each paired across policies);
+    crossover.{cat}.{a}_vs_{b}.{k,never,already,ci_low,ci_high,ci_high_never,never_frac,already_frac} (k NaN when
+    the estimate has no crossover: never = 1 if RL never stays on top, already = 1 if on top from k = 1; the
+    interval is over all resamples, see :func:`crossover_interval`);
+    saturation.{cat}.{pol}.{T_star,T_star_k1,T_star.censored,T_star.ci_low,T_star.ci_high,T_star.censored_frac}
+    (at kmax; censored = 1: ">= T_star", saturation not reached within the T grid; the interval is the
+    inverted-CDF percentile interval of T* over the problem resamples of the pass statistics);
+    meta.{n,T_eval,temperature,ci,k_gap}, meta.n_problems.{cat}.
     """
     ks = np.sort(_check_ks(ks))
     kmax = int(ks.max())
-    if 1 not in ks or kmax % 2 or kmax // 2 not in ks:
-        raise ValueError(f"summarise: ks must contain 1, kmax and kmax/2, got {ks.tolist()}")
+    k_gap = min(8, kmax // 2)
+    if 1 not in ks or kmax % 2 or k_gap not in ks:
+        raise ValueError(f"summarise: ks must contain 1, kmax and k_gap = min(8, kmax/2), got {ks.tolist()}")
     check_counts(counts)
     warm = counts[np.isclose(counts["temperature"], temperature)]
     if warm.empty:
@@ -514,15 +594,20 @@ def summarise(
             raise ValueError(f"summarise: no counts for category {cat!r} at T={depth[cat]}")
     boot = bootstrap_surface(ev, ks, pairs, n_boot=n_boot, seed=seed, ci=ci)
     sat_k = saturation_depth(pass_surface(warm, ks), kmax, eps)
+    deep = warm[(warm["category"] != "math").to_numpy()]
+    boot_T = bootstrap_surface(deep, ks, (), n_boot=n_boot, seed=seed, ci=ci) if len(deep) else None
     sat_1 = saturation_depth(pass_surface(warm, ks), 1, eps)
-    i1, imax, ihalf = (int(np.flatnonzero(ks == k)[0]) for k in (1, kmax, kmax // 2))
+    i1, imax, igap = (int(np.flatnonzero(ks == k)[0]) for k in (1, kmax, k_gap))
     n_values = ev["n"].unique()
 
     out: dict[str, float] = {
         "meta.n": float(n_values[0]) if len(n_values) == 1 else float("nan"),
         "meta.T_eval": float(T_eval),
         "meta.temperature": float(temperature),
+        "meta.ci": float(ci),
+        "meta.k_gap": float(k_gap),
     }
+    at_kmax: dict[tuple[str, str], tuple[float, np.ndarray]] = {}  # (cat, pair) -> diff at kmax and its replicates
     for cat in cats:
         rows = ev[ev["category"] == cat]
         universe = set(rows["problem_id"])
@@ -556,6 +641,7 @@ def summarise(
             nan = cat == "math" or t_k.empty
             out[f"saturation.{cat}.{pol}.T_star"] = float("nan") if nan else float(t_k.iloc[0])
             out[f"saturation.{cat}.{pol}.T_star_k1"] = float("nan") if nan else float(t_1.iloc[0])
+            out.update(_t_star_interval(boot_T, pol, cat, temperature, imax, eps, ci, f"saturation.{cat}.{pol}", nan))
         for a, b in pairs:
             if a not in solved or b not in solved:
                 continue
@@ -575,34 +661,25 @@ def summarise(
                 }
             )
             dest, dreps = boot.diff_curve(a, b, cat, temperature, depth[cat])
-            dlo, dhi = _percentiles(dreps, ci)
-            dp = bootstrap_p(dest, dreps)
             for tag, i in (("k1", i1), ("kmax", imax)):
-                pre = f"passdiff.{cat}.{name}.{tag}"
-                out.update(
-                    {
-                        pre: float(dest[i]),
-                        f"{pre}.ci_low": float(dlo[i]),
-                        f"{pre}.ci_high": float(dhi[i]),
-                        f"{pre}.p": float(dp[i]),
-                    }
-                )
-            gw = dreps[:, imax] - dreps[:, ihalf]
-            glo, ghi = _percentiles(gw[:, None], ci)
-            out.update(
-                {
-                    f"gapwiden.{cat}.{name}": float(dest[imax] - dest[ihalf]),
-                    f"gapwiden.{cat}.{name}.ci_low": float(glo[0]),
-                    f"gapwiden.{cat}.{name}.ci_high": float(ghi[0]),
-                }
-            )
+                out.update(effect(f"passdiff.{cat}.{name}.{tag}", dest[i], dreps[:, i], ci))
+            out.update(effect(f"gapwiden.{cat}.{name}", dest[imax] - dest[igap], dreps[:, imax] - dreps[:, igap], ci))
+            out.update(effect(f"split.{cat}.{name}", dest[imax] - dest[i1], dreps[:, imax] - dreps[:, i1], ci))
+            at_kmax[cat, name] = float(dest[imax]), dreps[:, imax]
             ea, ra = boot.curve(a, cat, temperature, depth[cat])
             eb, rb = boot.curve(b, cat, temperature, depth[cat])
             xo = crossover_interval(ra, rb, ks, ci)
+            state = float(crossover_states(ea, eb, ks)[0])
             out.update(
                 {
                     f"crossover.{cat}.{name}.k": crossover_k(ea, eb, ks),
+                    f"crossover.{cat}.{name}.never": float(np.isinf(state)),
+                    f"crossover.{cat}.{name}.already": float(state == ks[0]),
                     **{f"crossover.{cat}.{name}.{key}": v for key, v in xo.items()},
                 }
             )
+    for (cat, name), (est, reps) in sorted(at_kmax.items()):
+        if cat == "bridge" and ("comparison", name) in at_kmax:
+            est_c, reps_c = at_kmax["comparison", name]
+            out.update(effect(f"interaction.{name}.bridge_minus_comparison", est - est_c, reps - reps_c, ci))
     return {key: float(v) for key, v in out.items()}

@@ -107,6 +107,11 @@ class Paths:
         return self.data("05_pass_at_k") / "counts.parquet"
 
     @property
+    def paper_numbers(self) -> Path:
+        """The paper's reported numbers as data (value, unit, figure/table, source quality, certainty)."""
+        return self.root / "references" / "paper_numbers.yaml"
+
+    @property
     def mechanism_metrics(self) -> Path:
         return self.data("06_mechanism") / "metrics.json"
 

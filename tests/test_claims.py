@@ -79,7 +79,7 @@ PLAIN, VS_BONUS, D_BONUS = "setdiff.bridge.rl_vs_base", "setdiff.bridge.rl_vs_rl
 ALL_EQUIV = eff(SPLIT_B, 0.0, 0.02, p=1.0)  # with math and comparison: the split equivalent to 0 everywhere
 
 CASES = [
-    # claim 1: the k axis separates expansion (kmax) from efficiency (k = 1)
+    # claim 1: expansion (dPass@kmax) separates from efficiency (dPass@1 on the problems both solve)
     (1, {}, S),
     (1, ALL_EQUIV, X),
     (1, eff(SPLIT_B, 0.04, 0.05, p=0.1), INC),

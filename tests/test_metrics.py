@@ -17,6 +17,7 @@ from passkt.metrics import (
     bootstrap_p,
     bootstrap_surface,
     boundary,
+    category_rng,
     crossover_interval,
     crossover_k,
     crossover_states,
@@ -29,6 +30,7 @@ from passkt.metrics import (
     resample_weights,
     saturation_depth,
     set_difference,
+    shared_pass1_diff,
     summarise,
     wilson_interval,
 )
@@ -457,6 +459,7 @@ def expected_keys() -> set:
                     keys |= {f"passdiff.{cat}.{nm}.{tag}{s}" for s in effect}
                 keys |= {f"gapwiden.{cat}.{nm}{s}" for s in effect}
                 keys |= {f"split.{cat}.{nm}{s}" for s in effect}
+                keys |= {f"efficiency.{cat}.{nm}{s}" for s in effect + (".n_shared", ".none_drawn_frac")}
                 if cat == "bridge":
                     keys |= {f"interaction.{nm}.bridge_minus_comparison{s}" for s in effect}
                 keys |= {f"crossover.{cat}.{nm}.{s}" for s in ("k", "never", "already", "ci_low", "ci_high",
@@ -492,9 +495,13 @@ def test_summarise_keys_and_values():
     assert s["gapwiden.bridge.rl_vs_base"] == pytest.approx(
         s["passdiff.bridge.rl_vs_base.kmax"] - (pass2["rl"] - pass2["base"])
     )
-    # expansion minus efficiency, and the bridge-minus-comparison interaction, from the same differences
+    # efficiency: the Pass@1 difference on the problems both solve; split = expansion (dPass@kmax) minus it
+    c_rl, c_base = (br.loc[br["policy"] == pol, "c"].to_numpy() for pol in ("rl", "base"))
+    both = (c_rl > 0) & (c_base > 0)
+    assert s["efficiency.bridge.rl_vs_base"] == pytest.approx((c_rl[both] - c_base[both]).mean() / 4)
+    assert s["efficiency.bridge.rl_vs_base.n_shared"] == both.sum()
     assert s["split.bridge.rl_vs_base"] == pytest.approx(
-        s["passdiff.bridge.rl_vs_base.kmax"] - s["passdiff.bridge.rl_vs_base.k1"]
+        s["passdiff.bridge.rl_vs_base.kmax"] - s["efficiency.bridge.rl_vs_base"]
     )
     assert s["interaction.rl_vs_base.bridge_minus_comparison"] == pytest.approx(
         s["passdiff.bridge.rl_vs_base.kmax"] - s["passdiff.comparison.rl_vs_base.kmax"]
@@ -527,12 +534,68 @@ def test_summarise_split_detects_a_crossover_and_not_a_uniform_lead():
                           ("base", "comparison", 2): base, ("rl", "comparison", 2): base}, n=4)
     s = summarise(counts, [1, 2, 4], 2, 0.7, [("rl", "base")], n_boot=400, seed=0)
     assert s["passdiff.bridge.rl_vs_base.k1"] == pytest.approx(0.375 - 0.5)
-    assert s["split.bridge.rl_vs_base"] == pytest.approx(0.25 + 0.125)
+    assert s["efficiency.bridge.rl_vs_base"] == pytest.approx(0.5 - 1.0)  # on the 30 problems both solve
+    assert s["split.bridge.rl_vs_base"] == pytest.approx(0.25 + 0.5)
     assert s["split.bridge.rl_vs_base.ci_low"] > 0 and s["split.bridge.rl_vs_base.p"] < 0.05
     assert s["interaction.rl_vs_base.bridge_minus_comparison.ci_low"] > 0
     # comparison: identical policies, every effect exactly 0 with a degenerate interval
     assert s["split.comparison.rl_vs_base"] == 0 and s["split.comparison.rl_vs_base.tost_high"] == 0
     assert s["meta.n_problems.bridge"] == P
+
+
+def test_shared_pass1_diff_by_hand():
+    c_a, c_b, n = np.array([2, 0, 4, 1]), np.array([1, 3, 0, 1]), np.full(4, 4)
+    W = np.array([[1, 1, 1, 1], [0, 2, 2, 0], [2, 0, 0, 2], [3, 0, 0, 1]], dtype=float)
+    est, reps, shared = shared_pass1_diff(c_a, n, c_b, n, W)
+    assert shared.tolist() == [True, False, False, True]  # problems 1 and 2 are solved by one policy only
+    assert est == pytest.approx((0.25 + 0.0) / 2)
+    assert reps.tolist() == pytest.approx([0.125, 0.0, 0.125, 3 * 0.25 / 4])  # row 2 draws no shared problem: 0
+    # a problem the pair lacks (NaN) is never shared; no shared problem at all gives 0 everywhere
+    est, reps, shared = shared_pass1_diff([2.0, np.nan], [4.0, np.nan], [1.0, np.nan], [4.0, np.nan], W[:, :2])
+    assert est == pytest.approx(0.25) and shared.tolist() == [True, False]
+    est, reps, shared = shared_pass1_diff(c_a, n, np.zeros(4), n, W)
+    assert est == 0.0 and not reps.any() and not shared.any()
+
+
+def _correlated_counts() -> tuple[pd.DataFrame, dict]:
+    """n = 8, kmax = 4 < n: on shared problems a larger Pass@1 lead is a larger Pass@4 lead (positive correlation)."""
+    rl = [8] * 20 + [1] * 20 + [3] * 10 + [0] * 10
+    base = [1] * 20 + [1] * 20 + [0] * 10 + [2] * 10
+    return make_counts({("rl", "bridge", 2): rl, ("base", "bridge", 2): base}, n=8), {"rl": rl, "base": base}
+
+
+def test_summarise_split_is_one_joint_resample():
+    """split's replicates are dPass@kmax - efficiency under the SAME problem resample (category_rng(seed, cat)),
+    which on a positively correlated example is narrower than drawing the efficiency independently."""
+    counts, cs = _correlated_counts()
+    n_boot, seed, ci = 2000, 0, 0.95
+    s = summarise(counts, [1, 2, 4], 2, 0.7, [("rl", "base")], n_boot=n_boot, seed=seed, ci=ci)
+    order = np.argsort([f"bridge-{j}" for j in range(60)])  # the resample's columns: problem ids sorted
+    c_rl, c_base = (np.asarray(cs[p])[order] for p in ("rl", "base"))
+    n = np.full(60, 8)
+    d4 = (pass_at_k(n, c_rl, [4]) - pass_at_k(n, c_base, [4]))[:, 0]
+    W = resample_weights(category_rng(seed, "bridge"), n_boot, 60)
+    est, e_reps, _ = shared_pass1_diff(c_rl, n, c_base, n, W)
+    joint = W @ d4 / 60 - e_reps
+    q = [(1 - ci) / 2, (1 + ci) / 2]
+    assert [s["split.bridge.rl_vs_base.ci_low"], s["split.bridge.rl_vs_base.ci_high"]] == pytest.approx(
+        np.quantile(joint, q)
+    )
+    W2 = resample_weights(np.random.default_rng(99), n_boot, 60)
+    independent = W @ d4 / 60 - shared_pass1_diff(c_rl, n, c_base, n, W2)[1]
+    assert np.ptp(np.quantile(joint, q)) < 0.9 * np.ptp(np.quantile(independent, q))
+    assert s["efficiency.bridge.rl_vs_base"] == pytest.approx(est) == pytest.approx(7 / 8 / 2)
+    assert s["efficiency.bridge.rl_vs_base.none_drawn_frac"] == 0
+
+
+def test_summarise_split_without_shared_problems():
+    """No problem solved by both: efficiency 0 in the estimate and in every replicate, split = expansion."""
+    counts = make_counts({("rl", "bridge", 2): [2] * 6 + [0] * 6, ("base", "bridge", 2): [0] * 6 + [3] * 3 + [0] * 3}, n=4)
+    s = summarise(counts, [1, 2, 4], 2, 0.7, [("rl", "base")], n_boot=300, seed=1)
+    e, sp, d = "efficiency.bridge.rl_vs_base", "split.bridge.rl_vs_base", "passdiff.bridge.rl_vs_base.kmax"
+    assert s[e] == 0 and s[e + ".ci_low"] == s[e + ".ci_high"] == 0 and s[e + ".p"] == 1
+    assert s[e + ".n_shared"] == 0 and s[e + ".none_drawn_frac"] == 1
+    assert all(s[sp + x] == pytest.approx(s[d + x]) for x in ("", ".ci_low", ".ci_high", ".tost_low", ".tost_high"))
 
 
 def test_summarise_bad_input():

@@ -30,7 +30,7 @@ other side), doubled and capped at 1 (an estimate of exactly 0 gets p = 1).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -216,6 +216,8 @@ class BootstrapSurface:
     points: policy, category, temperature, T, k, pass, se, ci_low, ci_high.
     diffs: a, b, category, temperature, T, k, diff, se, ci_low, ci_high, p   (diff = a - b).
     point_reps / diff_reps: (n_boot x rows) replicates, column j belongs to row j of the frame.
+    resamples: category -> (problem ids in column order, the (n_boot x P) weights every replicate of that
+    category was drawn with), for statistics that must share the resample (paired with the ones here).
     """
 
     ks: np.ndarray
@@ -223,6 +225,7 @@ class BootstrapSurface:
     diffs: pd.DataFrame
     point_reps: np.ndarray
     diff_reps: np.ndarray
+    resamples: dict = field(default_factory=dict)
 
     def _columns(self, frame: pd.DataFrame, where: dict) -> np.ndarray:
         mask = np.ones(len(frame), dtype=bool)
@@ -303,11 +306,12 @@ def bootstrap_surface(
         raise ValueError(f"ci must lie in (0, 1), got {ci}")
     n_boot, K = int(n_boot), ks.size
     keys, mat = _problem_matrix(counts, ks)
-    pt_frames, pt_reps, df_frames, df_reps = [], [], [], []
+    pt_frames, pt_reps, df_frames, df_reps, resamples = [], [], [], [], {}
     for cat in sorted(keys["category"].unique()):
         sel = (keys["category"] == cat).to_numpy()
         groups, pids, cube = _category_cube(keys[sel], mat[sel])  # cube: (G, P, K)
         W = resample_weights(_rng_for(seed, cat), n_boot, len(pids))
+        resamples[cat] = pids, W
         have = ~np.isnan(cube[:, :, 0])
         frame = groups.loc[np.repeat(groups.index, K)].reset_index(drop=True)
         frame.insert(1, "category", cat)
@@ -328,7 +332,7 @@ def bootstrap_surface(
             df_reps.append(_resampled_means(W, d, have[ia]))
     points, point_reps = _finish(pt_frames, pt_reps, "pass", ci, n_boot)
     diffs, diff_reps = _finish(df_frames, df_reps, "diff", ci, n_boot)
-    return BootstrapSurface(ks, points, diffs, point_reps, diff_reps)
+    return BootstrapSurface(ks, points, diffs, point_reps, diff_reps, resamples)
 
 
 # ----------------------------------------------------------------------------- capability boundary
@@ -411,6 +415,25 @@ def net_boundary_ci(
     reps = resample_weights(_rng_for(seed, category), int(n_boot), d.size) @ d
     lo, hi = _percentiles(reps[:, None], ci)
     return float(d.sum()), float(lo[0]), float(hi[0])
+
+
+def shared_pass1_diff(c_a, n_a, c_b, n_b, W: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Efficiency: mean over the problems both policies solve at least once (c > 0 for both) of Pass@1(a) -
+    Pass@1(b) = c_a/n_a - c_b/n_b, and its replicates under the problem resample W (n_boot x P, columns aligned
+    with the per-problem arrays; NaN counts mark problems the pair lacks and are never shared).
+
+    The shared set is fixed on the full sample; a replicate re-weights its members by W, so with the W of
+    :func:`bootstrap_surface` the replicates are paired with its Pass@k differences. With no shared problem the
+    efficiency is 0 (no problem on which the two can be compared), and so is a replicate that draws none of the
+    shared problems (0 counts as the other side of any estimate, so this can only raise the bootstrap p).
+    Returns (estimate, replicates (n_boot,), shared mask (P,)).
+    """
+    c_a, n_a, c_b, n_b = (np.asarray(x, dtype=np.float64) for x in (c_a, n_a, c_b, n_b))
+    shared = (c_a > 0) & (c_b > 0)
+    d = np.where(shared, c_a / np.where(shared, n_a, 1.0) - c_b / np.where(shared, n_b, 1.0), 0.0)
+    w = W[:, shared].sum(axis=1)
+    reps = np.divide(W @ d, w, out=np.zeros(len(W)), where=w > 0)
+    return (float(d[shared].mean()) if shared.any() else 0.0), reps, shared
 
 
 # ----------------------------------------------------------------------------- crossover
@@ -566,7 +589,11 @@ def summarise(
     setdiff.{cat}.{a}_vs_{b}.{gained,lost,both,neither,net,net_ci_low,net_ci_high,mcnemar_p};
     pass.{cat}.{pol}.{k1,kmax}[.ci_low|.ci_high]; passdiff.{cat}.{a}_vs_{b}.{k1,kmax} [effect];
     gapwiden.{cat}.{a}_vs_{b} [effect] (diff at kmax minus diff at k_gap);
-    split.{cat}.{a}_vs_{b} [effect] (diff at kmax minus diff at k = 1: expansion minus efficiency);
+    efficiency.{cat}.{a}_vs_{b} [effect] (the Pass@1 difference, c/n, averaged over the problems both policies
+    solve at least once; see :func:`shared_pass1_diff`), with .n_shared (how many) and .none_drawn_frac (share of
+    resamples that drew none of them: efficiency 0 there); expansion is passdiff.{cat}.{a}_vs_{b}.kmax;
+    split.{cat}.{a}_vs_{b} [effect] (expansion minus efficiency; one problem resample per replicate for both, so
+    the interval is paired);
     interaction.{a}_vs_{b}.bridge_minus_comparison [effect] (diff at kmax on bridge minus on comparison; the
     two categories are resampled independently, each paired across policies);
     crossover.{cat}.{a}_vs_{b}.{k,never,already,ci_low,ci_high,ci_high_never,never_frac,already_frac} (k NaN when
@@ -611,6 +638,8 @@ def summarise(
     for cat in cats:
         rows = ev[ev["category"] == cat]
         universe = set(rows["problem_id"])
+        pids, W = boot.resamples[cat]  # the resample of every Pass statistic of this category
+        c_by, n_by = (rows.pivot(index="problem_id", columns="policy", values=v).reindex(pids) for v in ("c", "n"))
         out[f"meta.n_problems.{cat}"] = float(len(universe))
         solved = {pol: set(g.loc[g["c"] > 0, "problem_id"]) for pol, g in rows.groupby("policy", sort=True)}
         sizes = rows.groupby("policy", sort=True).size()
@@ -664,7 +693,11 @@ def summarise(
             for tag, i in (("k1", i1), ("kmax", imax)):
                 out.update(effect(f"passdiff.{cat}.{name}.{tag}", dest[i], dreps[:, i], ci))
             out.update(effect(f"gapwiden.{cat}.{name}", dest[imax] - dest[igap], dreps[:, imax] - dreps[:, igap], ci))
-            out.update(effect(f"split.{cat}.{name}", dest[imax] - dest[i1], dreps[:, imax] - dreps[:, i1], ci))
+            e_est, e_reps, shared = shared_pass1_diff(c_by[a], n_by[a], c_by[b], n_by[b], W)
+            out.update(effect(f"efficiency.{cat}.{name}", e_est, e_reps, ci))
+            out[f"efficiency.{cat}.{name}.n_shared"] = float(shared.sum())
+            out[f"efficiency.{cat}.{name}.none_drawn_frac"] = float(np.mean(W[:, shared].sum(axis=1) == 0))
+            out.update(effect(f"split.{cat}.{name}", dest[imax] - e_est, dreps[:, imax] - e_reps, ci))
             at_kmax[cat, name] = float(dest[imax]), dreps[:, imax]
             ea, ra = boot.curve(a, cat, temperature, depth[cat])
             eb, rb = boot.curve(b, cat, temperature, depth[cat])

@@ -339,6 +339,45 @@ def test_the_empty_plan_is_kept_and_replayed_as_a_budget_0_episode(env):
     assert (no_plan["termination"] == "answered").all() and not no_plan["correct"].any()
 
 
+def _own_and_replays(broken: bool) -> tuple[dict, pd.DataFrame]:
+    """rl's own rollouts (4 episodes on each of 40 problems) and replays of 2 of its plans per problem by rl and
+    base. broken=False: each replay scores as the episode it replays; broken=True: every replay fails (a replay
+    context the policy cannot use)."""
+    rng = np.random.default_rng(3)
+    own = pd.DataFrame(
+        [(f"p{i:02d}", s, bool(rng.random() < (i % 5) / 4)) for i in range(40) for s in range(4)],
+        columns=["problem_id", "sample", "correct"],
+    )
+    plans = own[own["sample"] < 2]
+    rows = [
+        {"problem_id": r.problem_id, "plan_policy": "rl", "reasoner": reasoner, "plan_sample": r.sample,
+         "correct": r.correct and not broken and reasoner == "rl"}
+        for r in plans.itertuples() for reasoner in ("rl", "base")
+    ]
+    return {"rl": own}, pd.DataFrame(rows)
+
+
+def test_swap_diagonal_check_passes_a_consistent_replay_and_flags_an_inconsistent_one():
+    dfs, good = _own_and_replays(broken=False)
+    chk = mech.swap_diagonal_check(good, dfs, n_boot=500, seed=0)
+    row = chk.set_index("policy").loc["rl"]
+    assert list(chk["policy"]) == ["rl"] and row["n_problems"] == 40  # base is no plan policy: no diagonal
+    assert row["own"] == pytest.approx(dfs["rl"]["correct"].mean())
+    assert row["replay"] == pytest.approx(good[good["reasoner"] == "rl"]["correct"].mean())
+    assert row["diff"] == pytest.approx(row["replay"] - row["own"])
+    assert row["diff_ci_low"] <= 0 <= row["diff_ci_high"] and not row["flagged"]
+    dfs, bad = _own_and_replays(broken=True)
+    row = mech.swap_diagonal_check(bad, dfs, n_boot=500, seed=0).set_index("policy").loc["rl"]
+    assert row["replay"] == 0 and row["diff"] == -row["own"] and row["flagged"] and row["diff_ci_high"] < 0
+    flat = mech.flat_stats(swap_diagonal=mech.swap_diagonal_check(bad, dfs, n_boot=500, seed=0))
+    assert set(flat) == {"swap.diagonal.rl.diff", "swap.diagonal.rl.ci_low", "swap.diagonal.rl.ci_high"}
+    assert flat["swap.diagonal.rl.diff"] == pytest.approx(row["diff"])
+    with pytest.raises(ValueError, match="no rollouts for policy 'rl'"):
+        mech.swap_diagonal_check(good, {"base": dfs["rl"]}, n_boot=10)
+    with pytest.raises(ValueError, match="no rollouts for problem 'p39'"):
+        mech.swap_diagonal_check(good, {"rl": dfs["rl"][dfs["rl"]["problem_id"] != "p39"]}, n_boot=10)
+
+
 # ----------------------------------------------------------------------------- flat stats
 
 

@@ -32,6 +32,7 @@ Three analyses at one evaluation point (T_eval, temperature), on rollout frames 
    (scale-free) and ``unique_share_diff`` = unique_share(policy) - unique_share(base), paired.
 
 3. Cross-policy swap (:func:`swap_experiment`, :func:`swap_summary`); protocol in swap_experiment's docstring.
+   :func:`swap_diagonal_check`: the diagonal (a policy's plans with its own reasoning) against its own Pass@1.
 
 Uncertainty: percentile bootstrap over problems (``metrics.resample_weights``); within a category one
 resample is shared by all policies in diversity and by all (plan, reasoner) cells in the swap (paired).
@@ -682,6 +683,38 @@ def swap_summary(
     return pd.DataFrame(grid_rows, columns=grid_cols), pd.DataFrame(share_rows, columns=share_cols)
 
 
+def swap_diagonal_check(
+    replays: pd.DataFrame, dfs: dict[str, pd.DataFrame], n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
+    """Does the replay reproduce a policy? For each policy p that is both a plan policy and a reasoner, the diagonal
+    cell (p's plans, p's reasoning) against p's own Pass@1 on the same problems.
+
+    dfs: p -> p's rollouts at the swap's evaluation point (``episodes_at``, the frames the plans came from). Per
+    problem: replay = mean success of p's replays of p's plans, own = mean ``correct`` over all of p's episodes;
+    diff = mean over the replayed problems of replay - own, with a percentile bootstrap over problems. The replay
+    drops the plan author's reasoning text, so a difference is possible in principle; ``flagged`` = the interval
+    excludes 0 (the replay does not reproduce the policy: look at the protocol before reading the swap). No flag
+    is not a proof of equality.
+    Columns: policy, replay, own, diff, diff_ci_low, diff_ci_high, n_problems, flagged.
+    """
+    cols = ["policy", "replay", "own", "diff", "diff_ci_low", "diff_ci_high", "n_problems", "flagged"]
+    rows = []
+    diag = replays[replays["plan_policy"] == replays["reasoner"]]
+    for pol, g in diag.groupby("plan_policy", sort=True):
+        if pol not in dfs:
+            raise ValueError(f"swap_diagonal_check: no rollouts for policy {pol!r} (have {sorted(dfs)})")
+        replay = g.groupby("problem_id")["correct"].mean()
+        own = dfs[pol].groupby("problem_id")["correct"].mean().reindex(replay.index)
+        if own.isna().any():
+            raise ValueError(f"swap_diagonal_check: policy {pol!r} has no rollouts for problem {own.index[own.isna()][0]!r}")
+        d = replay.to_numpy(float) - own.to_numpy(float)
+        W = resample_weights(_rng(seed, f"swap_diagonal:{pol}"), int(n_boot), d.size)
+        lo, hi = _interval(W @ d / d.size, ci)
+        row = {"policy": pol, "replay": replay.mean(), "own": own.mean(), "diff": d.mean(), "diff_ci_low": lo}
+        rows.append(row | {"diff_ci_high": hi, "n_problems": d.size, "flagged": bool(lo > 0 or hi < 0)})
+    return pd.DataFrame(rows, columns=cols)
+
+
 # ----------------------------------------------------------------------------- 4. the flat summary
 
 
@@ -706,6 +739,7 @@ def flat_stats(
     swap_shares: pd.DataFrame | None = None,
     did: pd.DataFrame | None = None,
     ci: float | None = None,
+    swap_diagonal: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Flat dict of python floats for the claims audit (key names are a contract).
 
@@ -715,7 +749,8 @@ def flat_stats(
     diversity_diff.{cat}.{pol}_vs_base.share [effect]; novelty_excess.{cat}.{pol}.frac [effect] (policy's
     novelty against base's reference half minus base's held-out half's); ppl_did.{cat}.{a}_vs_{b}.nats [effect]
     and ppl_did.{cat}.{pol}.gap.nats[+ci] (tags excluded); swap.{cat}.{plan_effect,reasoning_effect,gain}[+ci];
-    swap.{cat}.plan_{p}.reason_{r}.success; meta.mechanism_ci (the ``ci`` the
+    swap.{cat}.plan_{p}.reason_{r}.success; swap.diagonal.{pol}.{diff,ci_low,ci_high} (replay minus own Pass@1,
+    :func:`swap_diagonal_check`); meta.mechanism_ci (the ``ci`` the
     intervals were computed at). "[effect]" = +ci, .tost_low/.tost_high, .p. Any input may be None (its keys
     are then absent).
     """
@@ -748,4 +783,8 @@ def flat_stats(
         out[f"swap.{row['category']}.plan_{row['plan_policy']}.reason_{row['reasoner']}.success"] = float(
             row["success"]
         )
+    for row in [] if swap_diagonal is None else swap_diagonal.to_dict("records"):
+        pre = f"swap.diagonal.{row['policy']}"
+        out |= {f"{pre}.diff": float(row["diff"]), f"{pre}.ci_low": float(row["diff_ci_low"]),
+                f"{pre}.ci_high": float(row["diff_ci_high"])}
     return out

@@ -80,10 +80,10 @@ def results_block() -> str:
 
 def render(text: str) -> str:
     for name, block in (("results", results_block()), ("walltime", wall_block())):
-        pat = re.compile(rf"(<!-- {name}:begin[^>]*-->\n).*?(\n<!-- {name}:end -->)", re.S)
+        pat = re.compile(rf"(<!-- {name}:begin[^>]*-->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
         if not pat.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:begin --> … <!-- {name}:end --> block")
-        text = pat.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
+        text = pat.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text)
     return text
 
 

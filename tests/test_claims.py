@@ -220,7 +220,7 @@ THRESHOLDS = [
     # claim 2
     *_around(2, "dpass.ci_low", 0.0, (INC, INC, S), _set(D_KMAX, ".ci_low")),
     *_around(2, "gap.tost_low", -M2, (INC, INC, S), _set(GAP, ".tost_low")),
-    *_around(2, "gap.ci_high", 0.0, (X, INC, INC), _set(GAP, ".ci_high", eff(GAP, -0.01, 0.03))),
+    *_around(2, "gap.ci_high", -M2, (X, INC, INC), _set(GAP, ".ci_high", eff(GAP, -0.04, 0.03))),
     # claim 3
     *_around(3, "interaction.ci_low", 0.0, (INC, INC, S), _set(INTER, ".ci_low")),
     *_around(3, "math.tost_high", M3, (S, INC, INC), _set(MATH, ".tost_high")),
@@ -241,6 +241,23 @@ THRESHOLDS = [
     *_around(7, "bonus.tost_low", -C.MARGIN_BONUS, (INC, INC, S), _set(D_BONUS, ".tost_low")),
     *_around(7, "plain.p", 0.05, (S, INC, INC), _set(PLAIN, ".mcnemar_p")),
 ]
+
+
+# Where a support and a contradiction condition both hold, the rule says contradicted (claims.PRECEDENCE): an
+# effect significantly away from 0 but shown smaller than its margin is not the effect the claim states.
+OVERLAPS = [
+    pytest.param(2, eff(GAP, -0.03, 0.005, 0.004), id="claim2-gap-closes-beyond-its-margin"),
+    pytest.param(3, eff(INTER, 0.025, 0.015, 0.012), id="claim3-interaction-significant-but-within-margin"),
+    pytest.param(5, eff(NOV_SFT, 0.025, 0.015, 0.012), id="claim5-sft-novelty-significant-but-within-margin"),
+    pytest.param(6, eff(DID, 0.02, 0.015, 0.012), id="claim6-significant-but-within-margin"),
+]
+
+
+@pytest.mark.parametrize("cid,changes", OVERLAPS)
+def test_contradiction_takes_precedence_over_support(cid, changes):
+    v = decide(cid, changes)
+    assert v.verdict == X, v.explanation
+    assert C.PRECEDENCE in next(c for c in C.CLAIMS if c.id == cid).rule
 
 
 @pytest.mark.parametrize("cid,changes,expected", THRESHOLDS)

@@ -330,3 +330,36 @@ def test_readme_results_are_generated_from_the_run_behind_dvc_lock():
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "readme_results.py"), "--check"], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_fingerprints_hash_content_never_a_preview():
+    """A datasets Column (or a numpy array) is hashed element by element: its str() is a 5-row preview."""
+    import datasets
+    import numpy as np
+
+    a = datasets.Dataset.from_dict({"x": [[i, i + 1] for i in range(20)]})
+    b = datasets.Dataset.from_dict({"x": [[i, i + 1] for i in range(19)] + [[0, 0]]})  # only the last row differs
+    assert integrity.fingerprint(a["x"]) != integrity.fingerprint(b["x"])
+    assert integrity.fingerprint(a["x"][:10]) != integrity.fingerprint(a["x"])
+    assert integrity.fingerprint(np.arange(2000)) != integrity.fingerprint(np.r_[np.arange(1999), 0])
+    with pytest.raises(TypeError, match="cannot fingerprint"):
+        integrity.fingerprint({"model": object()})
+
+
+def test_sft_run_is_redone_when_a_late_demo_changes(tmp_path, small_tok, small_sets):
+    """The SFT unit's fingerprint sees every demonstration, not the first few."""
+    from transformers import AutoModelForCausalLM
+
+    from passkt import sft
+
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(models.tiny_config(small_tok, 16, 1, 2, 1, 32, 2048)).save_pretrained(tmp_path / "b")
+    small_tok.save_pretrained(tmp_path / "b")
+    train = small_sets[0]["train"][:8]
+    demos = sft.expert_demos(train, small_tok, search_k=1)
+    s = sft.SFTSettings(epochs=1, lr=1e-3, batch_size=8, logging_steps=1, warmup_ratio=0.0)
+    first = sft.train_sft(tmp_path / "b", sft.sft_dataset(demos, small_tok), tmp_path / "o", s)
+    assert sft.train_sft(tmp_path / "b", sft.sft_dataset(demos, small_tok), tmp_path / "o", s).get("reused")
+    changed = demos[:-1] + [demos[0]]  # the eighth demonstration replaced
+    again = sft.train_sft(tmp_path / "b", sft.sft_dataset(changed, small_tok), tmp_path / "o", s)
+    assert not again.get("reused") and again["fingerprint"] != first["fingerprint"]

@@ -110,7 +110,10 @@ def test_trained_models_load_and_moved(smoke_repo):
 
 
 def test_a_broken_scorer_fails_the_checks(smoke_repo, tmp_path):
-    """The test of the tests: stage 05 rerun with ``score_answer`` always False must fail check_metrics."""
+    """The test of the tests: stage 05 rerun with ``score_answer`` always False must fail check_metrics.
+
+    The smoke models solve nothing, so here the broken scorer shows only on known answers (``scorer.*``); that
+    stage 05 rescores cached rollouts at read time is tested in tests/test_integrity.py on scripted rollouts."""
     bad = tmp_path / "repo"
     shutil.copytree(smoke_repo, bad, ignore=shutil.ignore_patterns(".git", ".dvc", "__pycache__"))
     f = bad / "lib/passkt/scoring.py"

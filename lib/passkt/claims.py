@@ -39,6 +39,10 @@ CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
 NOT_EVALUATED = "not evaluated"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED)
+# Where the support and the contradiction conditions of a rule both hold (an effect significantly different from 0
+# but shown smaller than its margin, or a part significant in one test and equivalent in another), the rule says
+# "contradicted": an effect shown smaller than the margin fixed in advance is not the effect the claim states.
+PRECEDENCE = "Where both the support and a contradiction condition hold, contradicted."
 
 CATEGORIES = ("math", "comparison", "bridge")
 # Our choices where the paper does not say (docs/decisions): the strategy diagnostics are read on bridge (the
@@ -246,8 +250,8 @@ CLAIM_1 = Claim(
     "(the boundary difference), efficiency = Pass@1(RL) - Pass@1(base) averaged over the problems both solve at "
     "least once; one paired bootstrap over problems for both parts, interval and p.",
     f"Margin {MARGIN_SPLIT} (Pass). Supported if in some category the split has p < alpha/3 (Bonferroni over the "
-    f"three categories) and |split| > {MARGIN_SPLIT} (expansion and efficiency differ by more than the margin, e.g. "
-    f"a crossover); contradicted if the split is equivalent to 0 within ±{MARGIN_SPLIT} (TOST at alpha) in every "
+    f"three categories) and its estimate exceeds {MARGIN_SPLIT} in size (the point estimate, not the interval, is "
+    f"held to the margin; e.g. a crossover); contradicted if the split is equivalent to 0 within ±{MARGIN_SPLIT} (TOST at alpha) in every "
     "category; otherwise inconclusive. RL ahead by the same amount in both is a split of 0, not a contradiction by "
     "itself.",
     C1_KEYS,
@@ -273,10 +277,10 @@ def bridge_gap_widens(stats: Stats) -> Verdict:
         f"bridge dPass@kmax {d.text()}; gap change from k={fmt_number(stats['meta.k_gap'])} to kmax {g.text()}"
         f" ({'widening' if g.above_zero else 'closing' if g.below_zero else 'no significant change'})"
     )
+    if d.below_zero or g.high < -MARGIN_GAP or d.equivalent(MARGIN_RISE):
+        return _verdict(CONTRADICTED, d, f"RL not above base, or the gap closes: {why}")
     if d.above_zero and g.not_below(MARGIN_GAP):
         return _verdict(SUPPORTED, d, f"RL above base and the gap is not closing: {why}")
-    if d.below_zero or g.below_zero or d.equivalent(MARGIN_RISE):
-        return _verdict(CONTRADICTED, d, f"RL not above base, or the gap closes: {why}")
     return _verdict(INCONCLUSIVE, d, why)
 
 
@@ -289,8 +293,8 @@ CLAIM_2 = Claim(
     "both paired bootstrap intervals.",
     f"Margins {MARGIN_GAP} (gap change) and {MARGIN_RISE} (dPass@kmax), Pass units. Supported if the dPass@kmax "
     f"interval lies above 0 and the gap change is shown above -{MARGIN_GAP} (one-sided at alpha); contradicted if "
-    f"the dPass@kmax interval lies below 0, the gap-change interval lies below 0 (closing), or dPass@kmax is "
-    f"equivalent to 0 within ±{MARGIN_RISE}; otherwise inconclusive.",
+    f"the dPass@kmax interval lies below 0, the gap-change interval lies below -{MARGIN_GAP} (closing), or dPass@kmax "
+    f"is equivalent to 0 within ±{MARGIN_RISE}; otherwise inconclusive. {PRECEDENCE}",
     C2_KEYS,
     _guarded(C2_KEYS, bridge_gap_widens),
 )
@@ -317,10 +321,10 @@ def specific_to_compositional(stats: Stats) -> Verdict:
         f"dPass@kmax bridge {b.text()} minus comparison {c.text()} = {i.text()}; math {m.text()} "
         f"({'equivalent within ±' + str(MARGIN_TASK) if math_inert else 'not shown inert'})"
     )
-    if i.above_zero and math_inert:
-        return _verdict(SUPPORTED, i, f"bridge gains more than comparison and math is inert: {why}")
     if i.below_zero or i.equivalent(MARGIN_TASK) or math_moves:
         return _verdict(CONTRADICTED, i, f"no bridge-specific gain, or RL moves math: {why}")
+    if i.above_zero and math_inert:
+        return _verdict(SUPPORTED, i, f"bridge gains more than comparison and math is inert: {why}")
     return _verdict(INCONCLUSIVE, i, why)
 
 
@@ -336,7 +340,7 @@ CLAIM_3 = Claim(
     f"Margin {MARGIN_TASK} (Pass). Supported if the interaction interval lies above 0 and math is equivalent to 0 "
     f"within ±{MARGIN_TASK} (TOST at alpha); contradicted if the interaction interval lies below 0, the "
     f"interaction is equivalent to 0 within ±{MARGIN_TASK}, or math's interval lies entirely beyond ±"
-    f"{MARGIN_TASK}; otherwise inconclusive.",
+    f"{MARGIN_TASK}; otherwise inconclusive. {PRECEDENCE}",
     C3_KEYS,
     _guarded(C3_KEYS, specific_to_compositional),
 )
@@ -378,10 +382,10 @@ def sft_shrinks_rl_lopsided(stats: Stats) -> Verdict:
         f"SFT vs base {_setdiff_text(stats, C4_SFT)}, boundary difference {d_sft.text()}; RL vs SFT "
         f"{_setdiff_text(stats, C4_RVS)}, {d_rvs.text()}"
     )
-    if sft == -1 and rvs == 1:
-        return _verdict(SUPPORTED, d_sft, f"SFT shrinks and RL vs SFT is lopsided: {why}")
     if sft == 1 or rvs == -1 or d_sft.equivalent(MARGIN_BOUNDARY) or d_rvs.equivalent(MARGIN_BOUNDARY):
         return _verdict(CONTRADICTED, d_sft, f"a part is reversed or shown equivalent: {why}")
+    if sft == -1 and rvs == 1:
+        return _verdict(SUPPORTED, d_sft, f"SFT shrinks and RL vs SFT is lopsided: {why}")
     return _verdict(INCONCLUSIVE, d_sft, f"not both parts significant: {why}")
 
 
@@ -395,7 +399,7 @@ CLAIM_4 = Claim(
     f"Margin {MARGIN_BOUNDARY} (share of problems). Supported if SFT loses more than it gains vs base with McNemar "
     f"p < alpha AND RL gains more than it loses vs SFT with McNemar p < alpha; contradicted if either is "
     f"significant in the opposite direction or either boundary difference is equivalent to 0 within "
-    f"±{MARGIN_BOUNDARY} (TOST); otherwise inconclusive.",
+    f"±{MARGIN_BOUNDARY} (TOST); otherwise inconclusive. {PRECEDENCE}",
     C4_KEYS,
     _guarded(C4_KEYS, sft_shrinks_rl_lopsided),
 )
@@ -423,10 +427,10 @@ def rl_reweights_sft_replaces(stats: Stats) -> Verdict:
         f"novelty beyond base's own held-out half: RL {nov_rl.text()}, SFT {nov_sft.text()}; unique strategies "
         f"per sample minus base's: RL {div_rl.text()}, SFT {div_sft.text()}"
     )
-    if nov_rl.not_above(m) and div_rl.not_below(m) and nov_sft.above_zero and div_sft.below_zero:
-        return _verdict(SUPPORTED, nov_rl, f"RL reweights, SFT replaces: {why}")
     if nov_rl.low > m or div_rl.high < -m or nov_sft.not_above(m) or div_sft.not_below(m):
         return _verdict(CONTRADICTED, nov_rl, f"RL replaces or collapses, or SFT does not: {why}")
+    if nov_rl.not_above(m) and div_rl.not_below(m) and nov_sft.above_zero and div_sft.below_zero:
+        return _verdict(SUPPORTED, nov_rl, f"RL reweights, SFT replaces: {why}")
     return _verdict(INCONCLUSIVE, nov_rl, why)
 
 
@@ -443,7 +447,7 @@ CLAIM_5 = Claim(
     f"above 0 and SFT's diversity difference interval below 0; contradicted if RL's novelty excess interval lies "
     f"above +{MARGIN_STRATEGY}, RL's diversity difference interval below -{MARGIN_STRATEGY}, SFT's novelty excess is "
     f"shown below +{MARGIN_STRATEGY}, or SFT's diversity difference shown above -{MARGIN_STRATEGY}; otherwise "
-    "inconclusive.",
+    f"inconclusive. {PRECEDENCE}",
     C5_KEYS,
     _guarded(C5_KEYS, rl_reweights_sft_replaces),
 )
@@ -472,10 +476,10 @@ def gain_in_integration(stats: Stats) -> Verdict:
         f"{fmt_number(stats[f'ppl_did.{PPL_CAT}.rl.gap.nats'], True)}, base's successes "
         f"{fmt_number(stats[f'ppl_did.{PPL_CAT}.base.gap.nats'], True)}; difference {d.text()}"
     )
-    if d.above_zero:
-        return _verdict(SUPPORTED, d, f"RL's reasoning is more surprising to base than its queries, beyond base's own: {why}")
     if d.below_zero or d.equivalent(MARGIN_SURPRISAL):
         return _verdict(CONTRADICTED, d, f"no excess reasoning surprisal: {why}")
+    if d.above_zero:
+        return _verdict(SUPPORTED, d, f"RL's reasoning is more surprising to base than its queries, beyond base's own: {why}")
     return _verdict(INCONCLUSIVE, d, why)
 
 
@@ -488,7 +492,7 @@ CLAIM_6 = Claim(
     "base-model nats/token on RL's successes minus the same on base's successes, tag tokens excluded, one paired "
     "resample of problems.",
     f"Margin {MARGIN_SURPRISAL} nats/token. Supported if the interval lies above 0; contradicted if it lies below 0 "
-    f"or the difference is equivalent to 0 within ±{MARGIN_SURPRISAL} (TOST); otherwise inconclusive.",
+    f"or the difference is equivalent to 0 within ±{MARGIN_SURPRISAL} (TOST); otherwise inconclusive. {PRECEDENCE}",
     C6_KEYS,
     _guarded(C6_KEYS, gain_in_integration),
 )

@@ -143,8 +143,23 @@ def digest(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()[:16]
 
 
+def _plain(o):
+    """JSON form of what json cannot encode: arrays and columns by content (never their ``str``, which may be a
+    truncated preview), paths as text. Anything else is an error, not a silent ``repr``."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, (set, frozenset)):
+        return sorted(o, key=repr)
+    if hasattr(o, "__iter__") and not isinstance(o, (str, bytes)):
+        return list(o)
+    raise TypeError(f"cannot fingerprint a {type(o).__name__}: pass its content")
+
+
 def fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A short content digest of ``obj`` (dicts by sorted keys; sequences and arrays element by element)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_plain).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------- finished units

@@ -12,7 +12,6 @@ conditioned on the same prefix as a separate budget-T run (tests/test_rollout.py
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -317,7 +316,9 @@ def shard_seed(seed: int, policy: str, temperature: float, shard: int) -> int:
 
 
 def fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    from passkt.integrity import fingerprint as content_digest
+
+    return content_digest(obj)
 
 
 def engine_version() -> dict:
@@ -327,6 +328,19 @@ def engine_version() -> dict:
     from passkt import integrity
 
     return integrity.code_version(integrity.SAMPLING_ROOTS)
+
+
+def _versions() -> dict:
+    """Versions of the packages that draw the samples (same seed, other version: possibly other samples)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "transformers", "vllm"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def _log(msg: str) -> None:
@@ -437,7 +451,10 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
     why = {"policy": policy, "n": n, "grid": list(grid), "temps": list(temperatures), "cfg": dict(cfg.__dict__),
            "seed": seed, "math_grid": list(math_grid), "pps": problems_per_shard, "mode": mode,
            "problems": fingerprint(problems), "settings": settings, "engine": engine["hash"],
-           "search_k": env.search_k, "backend": type(backend).__name__}
+           "search_k": env.search_k, "backend": type(backend).__name__,
+           # batches draw their own seeds and a backend's generator lives on its device: both shape the samples
+           "batch_size": getattr(backend, "batch_size", None), "device": str(getattr(backend, "device", "cpu")),
+           "versions": _versions()}
     fp = fingerprint(why)
     prepare_dir(out_dir, fp, {**why, "engine_modules": engine["modules"]})
     groups = {}

@@ -478,8 +478,8 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
                                 "base": model_fingerprint(base_model_dir), "settings": asdict(settings),
                                 "problems": integrity.fingerprint(problems), "search_k": search_k,
                                 "backend_factory": getattr(backend_factory, "__qualname__", None)})
-    if integrity.is_done(out, fp):  # finished by this code, on this model, data and settings: reuse
-        return {**json.loads((out / integrity.DONE_FILE).read_text())["result"], "reused": True}
+    if (done := integrity.finished_result(out, fp)) is not None:  # finished by this code, model, data, settings
+        return done
     from accelerate import PartialState
 
     state = PartialState()

@@ -8,7 +8,7 @@ Three uses, one mechanism:
 - **Shard and checkpoint fingerprints.** :func:`code_version` hashes the source of every module in a closure, so
   rollout shards and training checkpoints are reused only by the code that wrote them (the sampling path's
   closure deliberately excludes :mod:`passkt.scoring`: scores are derived at analysis time, never cached).
-- **Finished units.** :func:`is_done` / :func:`mark_done` let a heavy unit (a trained model) be skipped on a
+- **Finished units.** :func:`finished_result` / :func:`mark_done` let a heavy unit (a trained model) be skipped on a
   rerun when its fingerprint matches, and redone when it does not.
 
 Every import counts, at module level or inside a function: a lazy import is still a dependency.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -167,21 +168,27 @@ def fingerprint(obj) -> str:
 DONE_FILE = "DONE.json"
 
 
-def is_done(folder: str | Path, fp: str) -> bool:
-    """True if ``folder`` holds a unit finished with fingerprint ``fp`` (written by :func:`mark_done`)."""
-    f = Path(folder) / DONE_FILE
+def write_json_atomic(obj, path: str | Path) -> None:
+    """Write ``obj`` as JSON to ``path`` all or nothing (a temporary file of this process, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def finished_result(folder: str | Path, fp: str) -> dict | None:
+    """The result stored by :func:`mark_done` if ``folder`` holds a unit finished with fingerprint ``fp``
+    (marked ``reused``), else None: the caller then runs the unit."""
     try:
-        return json.loads(f.read_text()).get("fingerprint") == fp
+        done = json.loads((Path(folder) / DONE_FILE).read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return {**done.get("result", {}), "reused": True} if done.get("fingerprint") == fp else None
 
 
 def mark_done(folder: str | Path, fp: str, **info) -> None:
     """Mark ``folder`` finished (last, atomically): a kill before this line leaves the unit unfinished."""
-    f = Path(folder) / DONE_FILE
-    tmp = f.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fp, **info}, sort_keys=True, default=str) + "\n")
-    tmp.replace(f)
+    write_json_atomic({"fingerprint": fp, **info}, Path(folder) / DONE_FILE)
 
 
 def clear_done(folder: str | Path) -> None:
@@ -209,9 +216,7 @@ def claim_checkpoints(ckpt_dir: str | Path, fp: str) -> bool:
         print(f"[checkpoints] discarding {d}: written by run {old}, this run is {fp}", flush=True)
         shutil.rmtree(d)
     d.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fp}) + "\n")
-    tmp.replace(marker)
+    write_json_atomic({"fingerprint": fp}, marker)
     return stale
 
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from passkt import integrity
 from passkt.detok import decode_offsets
+from passkt.integrity import fingerprint
 from passkt.protocol import ANSWERED, NOTICE, build_prompt, information, parse_turn, split_turn
 from passkt.search import SearchTool, format_results
 
@@ -315,18 +317,10 @@ def shard_seed(seed: int, policy: str, temperature: float, shard: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(policy.encode()) + int(round(temperature * 1000)) * 7919 + shard * 104_729) % 2**31
 
 
-def fingerprint(obj) -> str:
-    from passkt.integrity import fingerprint as content_digest
-
-    return content_digest(obj)
-
-
 def engine_version() -> dict:
     """Digest of the sampling path's source: every ``passkt`` module in the import closure of
     :data:`passkt.integrity.SAMPLING_ROOTS` (derived, not listed). New code never resumes old shards, because the
     same seed draws different samples through a different loop. The scorer is not in that closure by design."""
-    from passkt import integrity
-
     return integrity.code_version(integrity.SAMPLING_ROOTS)
 
 
@@ -371,17 +365,11 @@ def prepare_dir(out_dir: Path, fp: str, why: dict | None = None) -> None:
         for f in shards:
             f.unlink()
     (out_dir / MANIFEST).unlink(missing_ok=True)
-    _write_json_atomic({"fingerprint": fp, "settings": why or {}}, fp_file)
+    integrity.write_json_atomic({"fingerprint": fp, "settings": why or {}}, fp_file)
 
 
 MANIFEST = "manifest.json"
 _META_KEY = b"passkt"
-
-
-def _write_json_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def write_atomic_parquet(rows: list[dict], path: Path, meta: dict | None = None) -> None:
@@ -524,7 +512,7 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
     parallel_map(run_shard, todo, backend, workers)
     bar.close()
     # Written last: a folder without a manifest is an unfinished run, and readers refuse it.
-    _write_json_atomic({"fingerprint": fp, "shards": {f"shard-{si:05d}.parquet": len(ps) * n * len(g)
+    integrity.write_json_atomic({"fingerprint": fp, "shards": {f"shard-{si:05d}.parquet": len(ps) * n * len(g)
                                                       for si, (_, _, g, ps) in enumerate(shards)}}, out_dir / MANIFEST)
     return stats
 

@@ -279,8 +279,8 @@ def train_sft(base_model_dir: str | Path, dataset, out_dir: str | Path, settings
     fp = integrity.fingerprint({"code": integrity.code_version(["passkt.sft"])["hash"],
                                 "base": model_fingerprint(base_model_dir), "settings": asdict(settings),
                                 "data": integrity.fingerprint([dataset["input_ids"], dataset["labels"]])})
-    if integrity.is_done(out_dir, fp):  # finished by this code, on this model, data and settings: reuse
-        return {**json.loads((out_dir / integrity.DONE_FILE).read_text())["result"], "reused": True}
+    if (done := integrity.finished_result(out_dir, fp)) is not None:  # finished by this code, model, data, settings
+        return done
     integrity.clear_done(out_dir)
     integrity.claim_checkpoints(out_dir / "checkpoints", fp)
     trainer = build_trainer(base_model_dir, dataset, out_dir, settings)

@@ -323,10 +323,7 @@ def test_stale_checkpoints_of_another_run_are_discarded(tmp_path, capsys):
 
 
 def test_readme_results_are_generated_from_the_run_behind_dvc_lock():
-    needed = [ROOT / f for f in ("data/02_base_rollouts/sanity_bands.json", "data/05_pass_at_k/metrics.json",
-                                 "figures/07_claims_audit/verdicts.json")]
-    if not all(f.exists() for f in needed):
-        pytest.skip("no pipeline outputs in this checkout (a clean clone holds none until `make reproduce`)")
+    assert (ROOT / "results" / "verdicts.json").exists(), "results/ (the publish stage's git-tracked output) missing"
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "readme_results.py"), "--check"], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr

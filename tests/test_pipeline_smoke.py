@@ -9,6 +9,7 @@ the one claim allowed to be "not evaluated" here; the slow full-pipeline test al
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ SMOKE_NOT_EVALUATED = (6,)  # needs RL successes; the smoke models have none
 
 
 def _copy_repo(dst: Path, params: Path) -> Path:
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", "__pycache__", "cache",
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", "results", "__pycache__", "cache",
                                                               "tmp", "*.egg-info", ".hypothesis", ".pytest_cache"))
     shutil.copy(params, dst / "params.yaml")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
@@ -48,8 +49,8 @@ def smoke_repo(tmp_path_factory):
     return dst
 
 
-def stages():
-    return list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+def stages():  # the notebook stages (publish runs a module and writes results/, checked in test_publish_*)
+    return [s for s in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"] if (ROOT / "notebooks" / f"{s}.ipynb").exists()]
 
 
 @pytest.mark.parametrize("stage", stages())
@@ -126,6 +127,23 @@ def test_a_broken_scorer_fails_the_checks(smoke_repo, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     problems = checks.check_metrics(bad)
     assert any("scorer.gold_accept" in p for p in problems), problems
+
+
+def test_publish_fills_results_that_dvc_metrics_and_plots_read(smoke_repo):
+    res = smoke_repo / "results"
+    manifest = json.loads((res / "MANIFEST.json").read_text())
+    assert {f"notebooks/{s}.ipynb" for s in stages()} <= set(manifest)
+    assert (res / "report.html").exists() and (res / "figures" / "05_pass_at_k" / "headline_bridge.png").exists()
+    links = re.findall(r"\]\(([^)\s#:]+)", (res / "report.md").read_text())
+    assert links and all((res / link).exists() for link in links), [x for x in links if not (res / x).exists()]
+    r = subprocess.run([str(BIN / "dvc"), "metrics", "show", "--json"], cwd=smoke_repo, capture_output=True, text=True,
+                       env=_env(smoke_repo))
+    assert r.returncode == 0 and "headline.json" in r.stdout, r.stderr
+    r = subprocess.run([str(BIN / "dvc"), "plots", "show", "-o", "plots_html"], cwd=smoke_repo, capture_output=True,
+                       text=True, env=_env(smoke_repo))
+    assert r.returncode == 0 and (smoke_repo / "plots_html" / "index.html").exists(), r.stderr
+    html = (smoke_repo / "plots_html" / "index.html").read_text()
+    assert "pass_at_k_bridge" in html and "grpo_reward" in html
 
 
 def test_second_repro_is_a_noop(smoke_repo):

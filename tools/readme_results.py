@@ -1,10 +1,12 @@
-"""Write the README's results and wall-time blocks from the pipeline's own files (never typed by hand).
+"""Write the generated blocks of README.md, docs/results.md and docs/wall_times.md from the pipeline's files.
 
-    python tools/readme_results.py          # rewrite the blocks between the markers in README.md
-    python tools/readme_results.py --check  # exit 1 if README.md differs from what the files say
+    python tools/readme_results.py          # rewrite the blocks between the markers
+    python tools/readme_results.py --check  # exit 1 if any file differs from what the results say
 
-Reads data/<stage>/run_meta.json, data/02_base_rollouts/sanity_bands.json, data/05_pass_at_k/metrics.json and
-figures/07_claims_audit/verdicts.json of the last `dvc repro`.
+README.md gets the verdict table, docs/results.md the full tables, docs/wall_times.md the wall time per stage.
+
+Reads the git-tracked copies the publish stage made of the last `dvc repro` (results/run_meta/, results/metrics/,
+results/verdicts.json), so the check runs on a fresh clone.
 """
 
 from __future__ import annotations
@@ -31,27 +33,55 @@ def _minutes(s: float) -> str:
 def wall_block() -> str:
     rows, total = [], 0.0
     for st in STAGES:
-        m = _load(f"data/{st}/run_meta.json")
+        m = _load(f"results/run_meta/{st}.json")
         total += m["wall_s"]
         rows.append(f"| {st} | {_minutes(m['wall_s'])} | {m.get('end', '')[:16].replace('T', ' ')} |")
     return "\n".join(["| stage | wall time | finished (UTC) |", "|---|---|---|", *rows,
                       f"| **total** | **{_minutes(total)}** | |"])
 
 
+def _short(text: str, limit: int = 150) -> str:
+    text = " ".join(str(text).split()).replace("|", "/")
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def verdict_block() -> str:
+    import csv
+
+    with open(ROOT / "results/figures/07_claims_audit/claims.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    bands = _load("results/metrics/sanity_bands.json")
+    stats = _load("results/metrics/pass_at_k.json")
+    ci = int(round(100 * float(stats.get("meta.ci", 0.95))))
+    out = ["| # | claim of the paper | paper | ours [" + f"{ci}% interval] | verdict |", "|---|---|---|---|---|"]
+    for r in rows:
+        ours = "–" if r["value"] in ("", "nan") else f"{float(r['value']):.3g}"
+        if r.get("ci_low") not in (None, "", "nan") and r.get("ci_high") not in (None, "", "nan"):
+            ours += f" [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]"
+        out.append(f"| {r['id']} | {_short(r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
+                   f"**{r['verdict'].replace('_', ' ')}** |")
+    n_ok = sum(b["ok"] for b in bands["bands"])
+    out += ["", f"One run: n = {int(stats['meta.n'])} rollouts per (problem, T), "
+            f"{int(stats['meta.n_problems.bridge'])} problems per category, T = {int(stats['meta.T_eval'])}, "
+            f"temperature {stats['meta.temperature']}; the base model meets {n_ok} of its {len(bands['bands'])} "
+            "sanity bands ([docs/results.md](docs/results.md))."]
+    return "\n".join(out)
+
+
 def results_block() -> str:
-    bands = _load("data/02_base_rollouts/sanity_bands.json")
-    stats = _load("data/05_pass_at_k/metrics.json")
-    verdicts = _load("figures/07_claims_audit/verdicts.json")["claims"]
+    bands = _load("results/metrics/sanity_bands.json")
+    stats = _load("results/metrics/pass_at_k.json")
+    verdicts = _load("results/verdicts.json")["claims"]
     n, T = int(stats["meta.n"]), int(stats["meta.T_eval"])
     out = [f"Base-policy sanity bands (stage 02, temperature {bands['temperature']}, T = {bands['T']}; "
-           f"`data/02_base_rollouts/sanity_bands.json`): "
+           f"`results/metrics/sanity_bands.json`): "
            f"{sum(b['ok'] for b in bands['bands'])} of {len(bands['bands'])} in band.", "",
            "| band | value | allowed |", "|---|---|---|"]
     out += [f"| {b['band']} | {b['value']:.3f} | [{b['low']}, {b['high']}]{'' if b['ok'] else ' **missed**'} |"
             for b in bands["bands"]]
     out += ["", f"Pass@1 and Pass@{n} per category (T = {T} for comparison and bridge, T = 0 for math; temperature "
             f"{stats['meta.temperature']}; 95% paired-bootstrap intervals over problems; "
-            f"`data/05_pass_at_k/metrics.json`):", "",
+            f"`results/metrics/pass_at_k.json`):", "",
             "| category | problems | " + " | ".join(f"{lab} Pass@1 · Pass@{n}" for _, lab in POLICIES) + " |",
             "|---|---|" + "---|" * len(POLICIES)]
     for cat in ("math", "comparison", "bridge"):
@@ -70,7 +100,7 @@ def results_block() -> str:
             cells.append("–" if f"{k}.gained" not in stats else
                          f"+{int(stats[k + '.gained'])} / −{int(stats[k + '.lost'])} (p = {stats[k + '.mcnemar_p']:.2g})")
         out.append(f"| {cat} | " + " | ".join(cells) + " |")
-    out += ["", "Verdicts of the audit (`figures/07_claims_audit/report.md`; the rules are in `lib/passkt/claims.py`):",
+    out += ["", "Verdicts of the audit (`results/report.md`; the rules are in `lib/passkt/claims.py`):",
             "", "| claim | ours | verdict |", "|---|---|---|"]
     for cid, v in sorted(verdicts.items(), key=lambda kv: int(kv[0])):
         value = f"{v['value']:.3g}" if isinstance(v["value"], float) else v["value"]
@@ -78,26 +108,37 @@ def results_block() -> str:
     return "\n".join(out)
 
 
-def render(text: str) -> str:
-    for name, block in (("results", results_block()), ("walltime", wall_block())):
+# file -> (block name, generator)
+TARGETS = {"README.md": (("results", verdict_block),), "docs/results.md": (("results", results_block),),
+           "docs/wall_times.md": (("walltime", wall_block),)}
+
+
+def render(text: str, blocks, where: str = "README.md") -> str:
+    for name, make in blocks:
         pat = re.compile(rf"(<!-- {name}:begin[^>]*-->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
         if not pat.search(text):
-            raise SystemExit(f"README.md has no <!-- {name}:begin --> … <!-- {name}:end --> block")
+            raise SystemExit(f"{where} has no <!-- {name}:begin --> … <!-- {name}:end --> block")
+        block = make()
         text = pat.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text)
     return text
 
 
 def main(argv: list[str]) -> int:
-    readme = ROOT / "README.md"
-    old = readme.read_text()
-    new = render(old)
-    if "--check" in argv:
+    stale = []
+    for rel, blocks in TARGETS.items():
+        path = ROOT / rel
+        old = path.read_text()
+        new = render(old, blocks, rel)
         if new != old:
-            print("README.md results differ from the pipeline's files: run python tools/readme_results.py")
+            stale.append(rel)
+            if "--check" not in argv:
+                path.write_text(new)
+    if "--check" in argv:
+        if stale:
+            print(f"{', '.join(stale)}: generated blocks differ from results/: run python tools/readme_results.py")
             return 1
         return 0
-    readme.write_text(new)
-    print("README.md results and wall times written" if new != old else "README.md already up to date")
+    print(f"written: {', '.join(stale)}" if stale else "already up to date")
     return 0
 
 

@@ -223,8 +223,14 @@ def claim_checkpoints(ckpt_dir: str | Path, fp: str) -> bool:
 # ------------------------------------------------------------------------------------------ DVC deps
 
 
+# Stages that run a library module instead of a notebook (``cmd: python -m <module>``).
+MODULE_STAGES = {"publish": "passkt.publish"}
+
+
 def stage_lib_deps(root: str | Path, stage: str) -> list[str]:
     root = Path(root)
+    if stage in MODULE_STAGES:
+        return module_paths(closure([MODULE_STAGES[stage]]))
     return module_paths(notebook_modules(root / "notebooks" / f"{stage}.ipynb"))
 
 
@@ -255,7 +261,8 @@ def write_dvc_deps(root: str | Path) -> bool:
         ln = lines[i]
         if ln.startswith("  ") and not ln.startswith("    ") and ln.rstrip().endswith(":"):
             stage = ln.strip()[:-1]
-        if stage and ln.strip() == "deps:" and (root / "notebooks" / f"{stage}.ipynb").exists():
+        if stage and ln.strip() == "deps:" and ((root / "notebooks" / f"{stage}.ipynb").exists()
+                                                 or stage in MODULE_STAGES):
             out.append(ln)
             depth = len(ln) - len(ln.lstrip())
             i += 1

@@ -1,0 +1,162 @@
+"""The publish stage: copy what a reader needs into the git-tracked ``results/`` folder.
+
+    python -m passkt.publish            # the last stage of dvc.yaml (``publish``)
+
+The heavy stages keep their outputs in DVC's cache (``data/``, ``figures/``), which a fresh clone does not have.
+This stage copies the figure folders (PNG, PDF, CSV), the executed notebooks, the metrics and the claims report into
+``results/``, which git tracks (``cache: false`` in dvc.yaml: that turns DVC's run cache off for this stage
+only, and it runs in a second). It also writes the two views DVC shows without any cache:
+
+- ``results/headline.json``: the dozen numbers a reviewer compares between runs (``dvc metrics show``);
+- ``results/plots/*.csv``: the main curves with one column per policy (``dvc plots show``).
+
+``results/MANIFEST.json`` lists every file with its MD5 and where it came from; tests/test_results.py checks that
+the committed folder is exactly what the committed dvc.lock describes, and that dvc.lock is not older than the code.
+Nothing here computes a statistic: every number is read from a stage's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from passkt import report
+from passkt.integrity import write_json_atomic
+from passkt.paths import STAGES, Paths, find_root
+
+RESULTS = "results"
+MANIFEST = "MANIFEST.json"
+# figures/07_claims_audit holds copies of key figures of stages 05-06 ("05_pass_at_k__x.png"); results/ keeps one copy
+DUPLICATE_MARK = "__"
+# (results file, source) of the metrics and audit files, all read as data
+DATA_FILES = (
+    ("metrics/pass_at_k.json", "data/05_pass_at_k/metrics.json"),
+    ("metrics/mechanism.json", "data/06_mechanism/metrics.json"),
+    ("metrics/sanity_bands.json", "data/02_base_rollouts/sanity_bands.json"),
+    ("metrics/boundary_table.csv", "data/05_pass_at_k/boundary_table.csv"),
+    ("verdicts.json", "figures/07_claims_audit/verdicts.json"),
+)
+REPORT = "figures/07_claims_audit/report.md"
+PLOT_POLICIES = ("base", "sft", "rl", "rl_bonus")
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def sources(root: Path) -> list[tuple[str, Path]]:
+    """(results-relative path, source file) of every file copied as it is."""
+    P = Paths(root)
+    out = []
+    for stage in STAGES:
+        for f in sorted(P.figures(stage).rglob("*")):  # a mirror: tests recompute DVC's folder hash from it
+            if f.is_file():
+                out.append((f"figures/{stage}/{f.relative_to(P.figures(stage)).as_posix()}", f))
+        out.append((f"notebooks/{stage}.ipynb", P.executed_notebook(stage)))
+        out.append((f"run_meta/{stage}.json", P.run_meta(stage)))
+    out += [(dst, root / src) for dst, src in DATA_FILES]
+    missing = [str(src.relative_to(root)) for _, src in out if not src.exists()]
+    if missing:
+        raise FileNotFoundError(f"publish: {len(missing)} stage outputs missing (run `dvc repro` first): "
+                                f"{', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+    return out
+
+
+def policy_columns(df: pd.DataFrame, index: str, value: str, column: str = "policy") -> pd.DataFrame:
+    """Long -> wide: one row per ``index`` value, one column per policy (the shape ``dvc plots`` draws as lines)."""
+    wide = df.pivot_table(index=index, columns=column, values=value, aggfunc="first")
+    keep = [p for p in PLOT_POLICIES if p in wide.columns] + [c for c in wide.columns if c not in PLOT_POLICIES]
+    return wide[keep].reset_index()
+
+
+def relink(markdown_text: str, root: Path, published: dict[Path, str]) -> str:
+    """The report's relative links (written for figures/07_claims_audit/) pointed at their copies in results/.
+
+    A link to a key-figure copy (``05_pass_at_k__x.png``) goes to the stage's own figure; a link to a file that
+    results/ does not hold goes to that file in the repository (one folder up); absolute URLs and anchors stay.
+    """
+    base = (root / REPORT).parent
+
+    def target(m: re.Match) -> str:
+        link = m.group(2)
+        if re.match(r"^(?:[a-z]+:|#|/)", link):
+            return m.group(0)
+        path, _, anchor = link.partition("#")
+        src = (base / path).resolve()
+        if DUPLICATE_MARK in src.stem and src.parent == base.resolve():
+            stage, _, name = src.name.partition(DUPLICATE_MARK)
+            src = (root / "figures" / stage / name).resolve()
+        if src.parent == (root / "notebooks").resolve() and src.stem in STAGES:  # the executed copy, with outputs
+            src = Paths(root).executed_notebook(src.stem).resolve()
+        new = published.get(src) or "../" + src.relative_to(root.resolve()).as_posix()
+        return f"{m.group(1)}({new}{'#' + anchor if anchor else ''})"
+
+    return re.sub(r"(!?\[[^\]]*\])\(([^)\s]+)\)", target, markdown_text)
+
+
+def plot_tables(root: Path) -> dict[str, pd.DataFrame]:
+    """The curves `dvc plots show` draws: Pass@k per category at the headline T, and the GRPO training reward."""
+    P = Paths(root)
+    curves = pd.read_csv(P.figures("05_pass_at_k") / "pass_curves.csv")
+    out = {f"pass_at_k_{cat}": policy_columns(curves[curves.panel == cat], "k", "pass")
+           for cat in ("bridge", "comparison", "math")}
+    train = pd.read_csv(P.figures("04_grpo") / "training_curves.csv")
+    out["grpo_reward"] = policy_columns(train, "step", "reward", column="run")
+    out["pretrain_loss"] = pd.read_csv(P.figures("01_base_model") / "pretrain_loss.csv")
+    out["sft_loss"] = pd.read_csv(P.figures("03_sft") / "sft_loss.csv")
+    return out
+
+
+def publish(root: Path, out: Path | None = None) -> dict:
+    """Rebuild ``results/`` from the stages' outputs; returns the manifest."""
+    root = Path(root)
+    out = Path(out) if out is not None else root / RESULTS
+    files = sources(root)  # fails before anything is deleted
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    manifest: dict[str, dict] = {}
+    for rel, src in files:
+        dst = tmp / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        manifest[rel] = {"md5": md5(dst), "source": src.relative_to(root).as_posix()}
+    derived: dict[str, str] = {}
+    (tmp / "plots").mkdir()
+    for name, df in plot_tables(root).items():
+        df.to_csv(tmp / "plots" / f"{name}.csv", index=False)
+        derived[f"plots/{name}.csv"] = "pass_curves.csv / training_curves.csv / loss CSVs, one column per policy"
+    audit = json.loads((root / "figures/07_claims_audit/verdicts.json").read_text())
+    stats = json.loads((root / "data/05_pass_at_k/metrics.json").read_text())
+    write_json_atomic(report.headline_metrics(audit, stats), tmp / "headline.json")
+    derived["headline.json"] = "report.headline_metrics(verdicts.json, data/05_pass_at_k/metrics.json)"
+    md = relink((root / REPORT).read_text(), root, {src.resolve(): rel for rel, src in files})
+    (tmp / "report.md").write_text(md)
+    (tmp / "report.html").write_text(report.render_html(md))
+    derived["report.md"] = derived["report.html"] = "the claims report, links rewritten for results/"
+    for rel, how in derived.items():
+        manifest[rel] = {"md5": md5(tmp / rel), "derived": how}
+    write_json_atomic(dict(sorted(manifest.items())), tmp / MANIFEST)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        root = find_root(".")
+        manifest = publish(root)
+    except FileNotFoundError as e:
+        print(f"passkt.publish: error: {e}", file=sys.stderr)
+        return 2
+    print(f"passkt.publish: {len(manifest)} files in {RESULTS}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The committed results/ folder is exactly what the committed dvc.lock describes, and dvc.lock is not older than the code.
+
+These run on a fresh clone (they read only git-tracked files): results/ is the publish stage's git-tracked output.
+A code, notebook or parameter change without a rerun of the pipeline fails here, naming the stale stage and file.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from passkt import publish
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / publish.RESULTS
+LOCK = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"] if (ROOT / "dvc.lock").exists() else {}
+SPEC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+pytestmark = pytest.mark.skipif(not LOCK or not RESULTS.exists(), reason="no dvc.lock or results/ in this checkout")
+
+
+def md5(p: Path) -> str:
+    return hashlib.md5(p.read_bytes()).hexdigest()
+
+
+def dvc_dir_md5(folder: Path) -> str:
+    """DVC 3's hash of a folder: MD5 of the JSON list of (relpath, md5) of its files, sorted by path parts."""
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).parts)
+    entries = [{"md5": md5(p), "relpath": p.relative_to(folder).as_posix()} for p in files]
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def lock_entries(stage: str, kind: str) -> dict[str, dict]:
+    return {e["path"]: e for e in LOCK[stage].get(kind, [])}
+
+
+def test_results_folder_is_the_publish_output_in_dvc_lock():
+    out = lock_entries("publish", "outs")["results"]
+    assert dvc_dir_md5(RESULTS) == out["md5"], "results/ differs from what dvc.lock records: rerun `dvc repro`"
+    manifest = json.loads((RESULTS / publish.MANIFEST).read_text())
+    on_disk = {p.relative_to(RESULTS).as_posix() for p in RESULTS.rglob("*") if p.is_file()} - {publish.MANIFEST}
+    assert on_disk == set(manifest), f"unlisted or missing files: {sorted(on_disk ^ set(manifest))[:5]}"
+    bad = [rel for rel, e in manifest.items() if md5(RESULTS / rel) != e["md5"]]
+    assert not bad, f"files changed after publishing: {bad[:5]}"
+
+
+def test_every_published_copy_is_the_stage_output_dvc_lock_records():
+    deps = lock_entries("publish", "deps")
+    manifest = json.loads((RESULTS / publish.MANIFEST).read_text())
+    for rel, e in manifest.items():  # single files: the copy's MD5 is the one dvc.lock recorded for its source
+        if "source" in e and e["source"] in deps:
+            assert e["md5"] == deps[e["source"]]["md5"], f"{rel} is not the {e['source']} of dvc.lock"
+    stages = [s for s in SPEC if s != "publish"]
+    for stage in stages:  # figure folders: results/figures/<stage> hashes to the stage's recorded output
+        folder = f"figures/{stage}"
+        h = dvc_dir_md5(RESULTS / "figures" / stage)
+        assert h == deps[folder]["md5"] == lock_entries(stage, "outs")[folder]["md5"], (
+            f"results/{folder} is not the {folder} that stage {stage} produced according to dvc.lock")
+    copied = {e["source"] for e in manifest.values() if "source" in e}
+    assert {f"data/{s}/{s}.executed.ipynb" for s in stages} <= copied, "an executed notebook is not published"
+
+
+def _param(params: dict, dotted: str):
+    node = params
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+@pytest.mark.parametrize("stage", list(SPEC))
+def test_dvc_lock_is_not_older_than_the_code(stage):
+    """Every git-tracked dependency (library, notebook, reference file) and parameter of the stage is as recorded."""
+    assert stage in LOCK, f"stage {stage} has never run: dvc.lock has no entry (run `dvc repro`)"
+    spec, lock = SPEC[stage], LOCK[stage]
+    assert spec["cmd"] == lock["cmd"], f"{stage}: command changed since the last run"
+    declared = [d if isinstance(d, str) else next(iter(d)) for d in spec.get("deps", [])]
+    recorded = lock_entries(stage, "deps")
+    assert set(declared) == set(recorded), f"{stage}: deps changed since the last run: {set(declared) ^ set(recorded)}"
+    tracked = [d for d in declared if not d.startswith(("data/", "figures/"))]
+    stale = [d for d in tracked if md5(ROOT / d) != recorded[d]["md5"]]
+    assert not stale, f"{stage} ran with other versions of {stale}: rerun `dvc repro` and commit dvc.lock"
+    for key, value in lock.get("params", {}).get("params.yaml", {}).items():
+        assert _param(PARAMS, key) == value, f"{stage}: params.yaml {key} changed since the last run"
+
+
+def test_headline_metrics_are_a_dozen_named_numbers():
+    head = json.loads((RESULTS / "headline.json").read_text())
+    assert 8 <= len(head) <= 40
+    assert all(isinstance(v, (int, float)) or v is None for v in head.values()), head

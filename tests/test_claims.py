@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -364,40 +365,158 @@ def test_calibration_verdicts_on_the_papers_evidence():
 
 # ----------------------------------------------------------------------------- rendering
 
-FIGS = [("Pass@(k,5) on bridge", "figures/05_curves/bridge.png")]
+FIGS = ["05_pass_at_k/headline_bridge.png", "05_pass_at_k/boundary_table.png", "06_mechanism/swap_grid.png"]
+STAGES = ("05_pass_at_k", "06_mechanism")
 
 
-def _report(claim_rows=None):
+def _audit(claim_rows=None) -> R.Audit:
     s = mutate(stats_all_supported(), eff(DID, 0.03, 0.05) | {GAP: DROP} | setdiff(SFT, 17, 3, 0.001))
     claim_rows = claim_rows or C.evaluate(s, paper=PN.display(NUMBERS))
     cal = PN.calibrate(NUMBERS, n_boot=200, seed=0, ci=0.95)
-    md = R.render_markdown(claim_rows, PN.compare_reported(s, NUMBERS), "tiny", {"n": 16}, FIGS, cal,
-                           ["Reward scale: none."])
-    return claim_rows, md, R.render_html(md)
+    return R.Audit(profile="tiny", claims=claim_rows, reported=PN.compare_reported(s, NUMBERS), settings={"n": 16.0},
+                   calibration=cal, notes=["Reward scale: none."], figures=FIGS)
+
+
+def _report(claim_rows=None, links=R.STAGE_LINKS):
+    audit = _audit(claim_rows)
+    md, page = R.render(audit, links)
+    return audit.claims, md, page
+
+
+def _layout(root, results: bool) -> None:
+    """Empty files where the pipeline (or the publish step, ``results``) puts the figures and notebooks."""
+    for rel in FIGS + ["05_pass_at_k/pass_curves.png", "06_mechanism/diversity_novelty.png"]:
+        f = root / ("results/figures" if results else "figures") / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        for ext in (".png", ".pdf", ".csv"):
+            f.with_suffix(ext).write_text("x")
+    for stage in STAGES:
+        nb = root / "results/notebooks" / f"{stage}.ipynb" if results else Paths(root).executed_notebook(stage)
+        nb.parent.mkdir(parents=True, exist_ok=True)
+        nb.write_text("{}")
 
 
 def test_markdown_and_html_contain_all_claims_verdicts_and_calibration():
     rows, md, page = _report()
     assert {r["verdict"] for r in rows} == set(C.VERDICTS)  # all four verdicts appear in this report
     assert "tiny" in md and "| n | 16 |" in md and "Reward scale: none." in md
-    assert "![Pass@(k,5) on bridge](figures/05_curves/bridge.png)" in md
     assert "not computable: the paper's reports do not give" in md
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     for r in rows:
-        assert f"| {r['id']} |" in md and f"**{r['verdict']}**" in md
-        assert f"<strong>{r['verdict']}</strong>" in page
-    for table in page.split("<table>")[1:]:  # every body row has as many cells as the header
+        assert f"## Claim {r['id']}: {r['short']}" in md and f"**{r['verdict']}**" in md
+    for table in page.split("<table")[1:]:  # every body row has as many cells as the header
         head = table.split("</thead>")[0].count("<th>")
         for tr in table.split("<tbody>")[1].split("</tbody>")[0].split("</tr>")[:-1]:
             assert tr.count("<td>") == head
 
 
+def test_summary_table_opens_the_report_with_every_claim():
+    rows, md, _ = _report()
+    summary = md.split("## Summary")[1].split("\n## ")[0]
+    assert md.index("## Summary") < md.index("## Contents") < md.index("## Claim 1:")
+    lines = [ln for ln in summary.splitlines() if ln.startswith("| [")]
+    assert len(lines) == len(rows) == len(C.CLAIMS)
+    for r, line in zip(rows, lines):
+        assert line.startswith(f"| [{r['id']}](#{R.slug(R._claim_heading(r))}) | {r['short']} | **{r['verdict']}** |")
+        if r["verdict"] == N:
+            assert "| – |" in line
+        else:  # our effect with its interval, signed
+            assert C.fmt_number(r["value"], True) in line and C.fmt_number(r["ci_low"], True) in line
+        assert R._cell(r["paper_evidence"]) in line and r["effect"] and R._cell(r["effect"]) in line
+
+
+def test_verdicts_are_coloured_classes_with_their_words():
+    rows, _, page = _report()
+    for r in rows:
+        cls = R.VERDICT_CLASS[r["verdict"]]
+        assert f'<strong class="verdict {cls}">{r["verdict"]}</strong>' in page
+        assert f".{cls}{{" in page and f".{cls}::before{{content:" in page  # a colour and a mark, besides the word
+
+
+def test_contents_links_reach_the_headings():
+    _, md, page = _report()
+    anchors = re.findall(r"\]\(#([^)]+)\)", md)
+    assert len(set(anchors)) == len(C.CLAIMS) + 4
+    for a in anchors:
+        assert f'id="{a}"' in page, a
+
+
+@pytest.mark.parametrize("results", [False, True])
+def test_links_resolve_where_the_report_is_written(tmp_path, results):
+    _layout(tmp_path, results)
+    links, where = (R.RESULTS_LINKS, tmp_path / "results") if results else (R.STAGE_LINKS, tmp_path / "figures/07_claims_audit")
+    _, md, page = _report(links=links)
+    targets = R.link_targets(md)
+    assert R.missing_links(md, where) == []
+    for rel in FIGS:  # each key figure inline exactly once, with its PDF and CSV linked
+        assert md.count(f"]({links.figure(rel)})") >= 1 and md.count("![") == len(FIGS)
+        assert links.figure(rel)[:-4] + ".csv" in targets and links.figure(rel)[:-4] + ".pdf" in targets
+        assert f'<img src="{links.figure(rel)}"' in page
+    assert {links.notebook(s) for s in STAGES} <= set(targets)
+    other = R.RESULTS_LINKS if not results else R.STAGE_LINKS  # the other layout's links do not resolve here
+    assert R.missing_links(R.render_markdown(_audit(), other), where)
+
+
+def test_figures_under_their_claims_and_the_rest_under_other_figures():
+    _, md, _ = _report()
+    sections = {h.split(":")[0]: body for h, body in (s.split("\n", 1) for s in md.split("\n## ")[1:])}
+    assert "![" in sections["Claim 1"] and "headline_bridge.png)" in sections["Claim 1"]
+    assert "![" in sections["Claim 3"] and "boundary_table.png)" in sections["Claim 3"]
+    assert "![" not in sections["Claim 2"] and "(shown under claim 1)" in sections["Claim 2"]
+    assert "![" not in sections["Claim 7"] and "(shown under claim 3)" in sections["Claim 7"]
+    assert "pass_curves" not in md  # not a key figure here: not shown
+    assert "swap_grid.png" in sections["Other figures"] and "headline_bridge" not in sections["Other figures"]
+
+
+def test_html_is_markdown_it_not_a_hand_converter():
+    import inspect
+
+    from markdown_it import MarkdownIt
+
+    assert isinstance(R.markdown_parser(), MarkdownIt)
+    assert not hasattr(R, "render_html") and "<td>" not in inspect.getsource(R)
+    _, md, page = _report()
+    assert R.markdown_parser().render(md) in page
+
+
 def test_html_escapes_and_pipes():
     rows = C.evaluate(stats_all_supported())
-    rows[0] = dict(rows[0], value="<b>x|y</b> & **z**", explanation="a < b")
+    rows[0] = dict(rows[0], value="<b>x|y</b> & **z**", explanation="a < b, [a](b), &amp; _c_ d_e")
     _, md, page = _report(rows)
     assert "<b>x" not in page and "&lt;b&gt;x|y&lt;/b&gt; &amp; **z**" in page
-    assert "a &lt; b" in page and page.count("<table>") == 3
+    assert "a &lt; b, [a](b), &amp;amp; _c_ d_e" in page and "<em>c</em>" not in page and 'href="b"' not in page
+    assert page.count("<table") == 3
+
+
+def test_audit_round_trip(tmp_path):
+    audit = _audit()
+    R.save_audit(audit, tmp_path / "audit.json")
+    again = R.load_audit(tmp_path / "audit.json")
+    assert again.calibration.keys() == audit.calibration.keys() and list(again.settings) == list(audit.settings)
+    assert R.render(again) == R.render(audit)
+
+
+HEADLINE_KEYS = (
+    [f"claim.{i}.effect" for i in range(1, 8)]
+    + [f"verdicts.{v}" for v in ("supported", "contradicted", "inconclusive", "not_evaluated")]
+    + [f"bridge.{p}.{m}" for p in ("base", "sft", "rl") for m in ("pass1", "pass_kmax")]
+    + [f"bridge.{p}.{m}" for p in ("rl_vs_base", "sft_vs_base") for m in ("gained", "lost")]
+    + ["meta.T_eval", "meta.n"]
+)
+
+
+def test_headline_metrics_keys_are_stable_and_numeric():
+    s = stats_all_supported() | {f"pass.bridge.{p}.{k}": 0.5 for p in ("base", "sft", "rl") for k in ("k1", "kmax")}
+    audit = R.Audit(profile="tiny", claims=C.evaluate(s), reported=[], settings={})
+    h = R.headline_metrics(audit, s)
+    assert list(h) == HEADLINE_KEYS
+    assert all(isinstance(v, float) and math.isfinite(v) for v in h.values())
+    assert h["claim.2.effect"] == 0.08 and h["verdicts.supported"] == 7 and h["bridge.sft_vs_base.lost"] == 17
+    json.dumps(h, allow_nan=False)
+    empty = R.headline_metrics(R.Audit(profile="tiny", claims=C.evaluate({}), reported=[], settings={}), {})
+    assert list(empty) == HEADLINE_KEYS and empty["verdicts.not_evaluated"] == 7
+    assert all(v is None or isinstance(v, float) for v in empty.values())
+    json.dumps(empty, allow_nan=False)
 
 
 def test_verdicts_json():

@@ -81,6 +81,8 @@ class Claim:
     rule: str
     keys: tuple[str, ...]
     decide: Callable[[Stats], Verdict]
+    short: str = ""  # a few words for the report's summary table
+    effect: str = ""  # what the verdict's value (and interval) is: the effect the rule reads first
 
 
 def first_missing(stats: Stats, keys: tuple[str, ...]) -> str | None:
@@ -256,6 +258,8 @@ CLAIM_1 = Claim(
     "itself.",
     C1_KEYS,
     _guarded(C1_KEYS, separates_expansion_from_efficiency),
+    short="Pass@(k,T) separates expansion from efficiency",
+    effect="split = expansion - efficiency, bridge, RL vs base (Pass)",
 )
 
 
@@ -297,6 +301,8 @@ CLAIM_2 = Claim(
     f"is equivalent to 0 within ±{MARGIN_RISE}; otherwise inconclusive. {PRECEDENCE}",
     C2_KEYS,
     _guarded(C2_KEYS, bridge_gap_widens),
+    short="On bridge, RL rises above base and the gap widens",
+    effect="dPass@kmax, bridge, RL - base (Pass)",
 )
 
 
@@ -343,6 +349,8 @@ CLAIM_3 = Claim(
     f"{MARGIN_TASK}; otherwise inconclusive. {PRECEDENCE}",
     C3_KEYS,
     _guarded(C3_KEYS, specific_to_compositional),
+    short="The expansion is specific to compositional tasks",
+    effect="interaction: dPass@kmax bridge - comparison, RL vs base (Pass)",
 )
 
 
@@ -402,6 +410,8 @@ CLAIM_4 = Claim(
     f"±{MARGIN_BOUNDARY} (TOST); otherwise inconclusive. {PRECEDENCE}",
     C4_KEYS,
     _guarded(C4_KEYS, sft_shrinks_rl_lopsided),
+    short="SFT shrinks the bridge boundary; RL vs SFT lopsided",
+    effect="dPass@kmax (boundary difference), bridge, SFT - base (share of problems)",
 )
 
 
@@ -450,6 +460,8 @@ CLAIM_5 = Claim(
     f"inconclusive. {PRECEDENCE}",
     C5_KEYS,
     _guarded(C5_KEYS, rl_reweights_sft_replaces),
+    short="RL reweights base's strategies, SFT replaces them",
+    effect="novelty excess of RL over base's held-out half, bridge (share of episodes)",
 )
 
 
@@ -495,6 +507,8 @@ CLAIM_6 = Claim(
     f"or the difference is equivalent to 0 within ±{MARGIN_SURPRISAL} (TOST); otherwise inconclusive. {PRECEDENCE}",
     C6_KEYS,
     _guarded(C6_KEYS, gain_in_integration),
+    short="RL's gain is in integrating retrieved information",
+    effect="surprisal difference in differences, RL vs base (nats/token)",
 )
 
 
@@ -540,6 +554,8 @@ CLAIM_7 = Claim(
     "is significantly ahead of it (McNemar, or the paired interval below 0); otherwise inconclusive.",
     C7_KEYS,
     _guarded(C7_KEYS, bonus_not_needed),
+    short="No exploration bonus needed",
+    effect="dPass@kmax, bridge, plain RL - RL + bonus (Pass)",
 )
 
 
@@ -568,7 +584,9 @@ def evaluate(stats: Stats, claims: tuple[Claim, ...] = CLAIMS, paper: Mapping[st
         rows.append(
             {
                 "id": c.id,
+                "short": c.short,
                 "statement": c.statement,
+                "effect": c.effect,
                 "paper_evidence": fill_evidence(c.paper_evidence, paper) if paper is not None else c.paper_evidence,
                 "statistic": c.statistic,
                 "rule": c.rule,

@@ -118,3 +118,8 @@ class Paths:
     @property
     def claims_dir(self) -> Path:
         return self.figures("07_claims_audit")
+
+    @property
+    def claims_audit(self) -> Path:
+        """What the claims report shows (``report.Audit`` as JSON), for rendering it again elsewhere."""
+        return self.data("07_claims_audit") / "audit.json"

@@ -23,8 +23,14 @@ PROFILES = {"tiny": ROOT / "params.yaml", "paper": ROOT / "configs/paper.yaml", 
 
 
 def test_every_notebook_is_a_stage_and_back():
+    """One stage per notebook, plus the module stages (publish: copies the results into git), last."""
+    from passkt.integrity import MODULE_STAGES
+
     assert STAGES, "no notebooks found"
-    assert sorted(DVC["stages"]) == STAGES
+    assert sorted(set(DVC["stages"]) - set(MODULE_STAGES)) == STAGES
+    assert list(DVC["stages"])[-len(MODULE_STAGES):] == list(MODULE_STAGES)
+    for stage, module in MODULE_STAGES.items():
+        assert DVC["stages"][stage]["cmd"] == f"python -m {module}"
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -58,7 +58,7 @@ def verdict_block() -> str:
         ours = "–" if r["value"] in ("", "nan") else f"{float(r['value']):.3g}"
         if r.get("ci_low") not in (None, "", "nan") and r.get("ci_high") not in (None, "", "nan"):
             ours += f" [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]"
-        out.append(f"| {r['id']} | {_short(r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
+        out.append(f"| {r['id']} | {_short(r.get('short') or r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
                    f"**{r['verdict'].replace('_', ' ')}** |")
     n_ok = sum(b["ok"] for b in bands["bands"])
     out += ["", f"One run: n = {int(stats['meta.n'])} rollouts per (problem, T), "

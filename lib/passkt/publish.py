@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -32,8 +31,6 @@ from passkt.paths import STAGES, Paths, find_root
 
 RESULTS = "results"
 MANIFEST = "MANIFEST.json"
-# figures/07_claims_audit holds copies of key figures of stages 05-06 ("05_pass_at_k__x.png"); results/ keeps one copy
-DUPLICATE_MARK = "__"
 # (results file, source) of the metrics and audit files, all read as data
 DATA_FILES = (
     ("metrics/pass_at_k.json", "data/05_pass_at_k/metrics.json"),
@@ -42,7 +39,6 @@ DATA_FILES = (
     ("metrics/boundary_table.csv", "data/05_pass_at_k/boundary_table.csv"),
     ("verdicts.json", "figures/07_claims_audit/verdicts.json"),
 )
-REPORT = "figures/07_claims_audit/report.md"
 PLOT_POLICIES = ("base", "sft", "rl", "rl_bonus")
 
 
@@ -73,31 +69,6 @@ def policy_columns(df: pd.DataFrame, index: str, value: str, column: str = "poli
     wide = df.pivot_table(index=index, columns=column, values=value, aggfunc="first")
     keep = [p for p in PLOT_POLICIES if p in wide.columns] + [c for c in wide.columns if c not in PLOT_POLICIES]
     return wide[keep].reset_index()
-
-
-def relink(markdown_text: str, root: Path, published: dict[Path, str]) -> str:
-    """The report's relative links (written for figures/07_claims_audit/) pointed at their copies in results/.
-
-    A link to a key-figure copy (``05_pass_at_k__x.png``) goes to the stage's own figure; a link to a file that
-    results/ does not hold goes to that file in the repository (one folder up); absolute URLs and anchors stay.
-    """
-    base = (root / REPORT).parent
-
-    def target(m: re.Match) -> str:
-        link = m.group(2)
-        if re.match(r"^(?:[a-z]+:|#|/)", link):
-            return m.group(0)
-        path, _, anchor = link.partition("#")
-        src = (base / path).resolve()
-        if DUPLICATE_MARK in src.stem and src.parent == base.resolve():
-            stage, _, name = src.name.partition(DUPLICATE_MARK)
-            src = (root / "figures" / stage / name).resolve()
-        if src.parent == (root / "notebooks").resolve() and src.stem in STAGES:  # the executed copy, with outputs
-            src = Paths(root).executed_notebook(src.stem).resolve()
-        new = published.get(src) or "../" + src.relative_to(root.resolve()).as_posix()
-        return f"{m.group(1)}({new}{'#' + anchor if anchor else ''})"
-
-    return re.sub(r"(!?\[[^\]]*\])\(([^)\s]+)\)", target, markdown_text)
 
 
 def plot_tables(root: Path) -> dict[str, pd.DataFrame]:
@@ -131,14 +102,17 @@ def publish(root: Path, out: Path | None = None) -> dict:
     for name, df in plot_tables(root).items():
         df.to_csv(tmp / "plots" / f"{name}.csv", index=False)
         derived[f"plots/{name}.csv"] = "pass_curves.csv / training_curves.csv / loss CSVs, one column per policy"
-    audit = json.loads((root / "figures/07_claims_audit/verdicts.json").read_text())
+    audit = report.load_audit(Paths(root).claims_audit)
     stats = json.loads((root / "data/05_pass_at_k/metrics.json").read_text())
     write_json_atomic(report.headline_metrics(audit, stats), tmp / "headline.json")
-    derived["headline.json"] = "report.headline_metrics(verdicts.json, data/05_pass_at_k/metrics.json)"
-    md = relink((root / REPORT).read_text(), root, {src.resolve(): rel for rel, src in files})
+    derived["headline.json"] = "report.headline_metrics(data/07_claims_audit/audit.json, data/05_pass_at_k/metrics.json)"
+    md, html = report.render(audit, report.RESULTS_LINKS)
     (tmp / "report.md").write_text(md)
-    (tmp / "report.html").write_text(report.render_html(md))
-    derived["report.md"] = derived["report.html"] = "the claims report, links rewritten for results/"
+    (tmp / "report.html").write_text(html)
+    broken = report.missing_links(md, tmp)
+    if broken:
+        raise FileNotFoundError(f"publish: the report links to files results/ does not hold: {', '.join(broken[:5])}")
+    derived["report.md"] = derived["report.html"] = "report.render(data/07_claims_audit/audit.json, RESULTS_LINKS)"
     for rel, how in derived.items():
         manifest[rel] = {"md5": md5(tmp / rel), "derived": how}
     write_json_atomic(dict(sorted(manifest.items())), tmp / MANIFEST)

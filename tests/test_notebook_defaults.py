@@ -1,0 +1,88 @@
+"""A reader's "Run all": every notebook's parameters cell holds the default (tiny) profile, and runs as it stands.
+
+The defaults are params.yaml's values (the runner injects params.yaml anyway, so pipeline results do not depend on
+them). Executing a notebook with its defaults needs its inputs; here they are the smoke pipeline's outputs (the
+session's `smoke_repo`), copied first, since a notebook writes its stage's outputs in place:
+
+- 05_pass_at_k, 06_mechanism, 07_claims_audit (analysis of cached artifacts, seconds) run in every test session.
+- 00_data_prep, 02_base_rollouts, 03_sft and 04_grpo are marked slow: with the tiny defaults they build the tiny world
+  (00) or sample and train with the tiny settings (n = 16 rollouts, two temperatures, budgets to T = 8) on the smoke
+  problems and models, each in its own fresh copy.
+- 01_base_model is marked slow as well: with the defaults it pretrains the tiny architecture for 12 epochs on the
+  smoke pretraining pool.
+The smoke sampling grid (T = 0, 1, 2, 5; temperature 1.0) holds every default budget and temperature that the
+analysis notebooks read (T_eval = band_T = demo_budget = 5, temperature 1.0), so no default had to change.
+A value outside the sampled grid is an error that names the parameter, never a silent fallback.
+"""
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from smoke_pipeline import ROOT, env
+
+from passkt.config import ConfigError, parameters_cell, require_in, stage_params
+
+STAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+FAST = ["05_pass_at_k", "06_mechanism", "07_claims_audit"]  # in this order: 07 reads the metrics of 05 and 06
+SLOW = [s for s in STAGES if s not in FAST]
+KERNEL_ENV = {"MPLBACKEND": "Agg", "TQDM_MININTERVAL": "5", "PYTHONHASHSEED": "0"}
+
+
+def _copy(smoke_repo, dst):
+    shutil.copytree(smoke_repo, dst, ignore=shutil.ignore_patterns(".git", ".dvc", "__pycache__"))
+    return dst
+
+
+def _run_defaults(repo, stage, timeout=900) -> float:
+    """Execute notebooks/<stage>.ipynb in ``repo`` with papermill and no parameters; returns the wall time."""
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "papermill", f"notebooks/{stage}.ipynb", str(repo / f"{stage}.out.ipynb"),
+                        "--cwd", str(repo), "-k", "python3", "--no-progress-bar"],
+                       cwd=repo, capture_output=True, text=True, env={**env(repo, repo / "lib"), **KERNEL_ENV},
+                       timeout=timeout)
+    assert r.returncode == 0, f"{stage} failed with its defaults:\n{r.stderr[-3000:]}"
+    return time.time() - t0
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_parameters_cell_holds_the_default_profile(stage):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cell = parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    assert cell == stage_params(params, stage, cell), f"{stage}: parameters cell differs from params.yaml"
+
+
+def test_require_in_names_the_parameter_value_and_grid():
+    assert require_in("T_eval", 5, [0, 1, 5]) == 5
+    with pytest.raises(ConfigError, match=r"'T_eval' = 4 is not in the grid \[0, 1, 5\]"):
+        require_in("T_eval", 4, [0, 1, 5])
+
+
+@pytest.fixture(scope="module")
+def analysis_repo(smoke_repo, tmp_path_factory):
+    return _copy(smoke_repo, tmp_path_factory.mktemp("defaults") / "repo")
+
+
+@pytest.mark.parametrize("stage", FAST)
+def test_analysis_notebook_runs_with_its_defaults(analysis_repo, stage):
+    _run_defaults(analysis_repo, stage)
+    assert list((analysis_repo / "figures" / stage).glob("*.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", SLOW)
+def test_training_notebook_runs_with_its_defaults(smoke_repo, tmp_path, stage):
+    repo = _copy(smoke_repo, tmp_path / "repo")
+    _run_defaults(repo, stage, timeout=3600)
+    assert list((repo / "figures" / stage).glob("*.png"))
+
+
+def test_an_out_of_grid_budget_fails_naming_the_parameter(smoke_repo, tmp_path):
+    repo = _copy(smoke_repo, tmp_path / "repo")
+    r = subprocess.run([sys.executable, "-m", "passkt.run", "05_pass_at_k", "--set", "T_eval=4", "--quiet"], cwd=repo,
+                       capture_output=True, text=True, env=env(repo, repo / "lib"), timeout=600)
+    assert r.returncode == 1
+    assert "ConfigError: parameter 'T_eval' = 4 is not in the grid [0, 1, 2, 5]" in r.stderr, r.stderr[-2000:]

@@ -10,6 +10,9 @@ session's `smoke_repo`), copied first, since a notebook writes its stage's outpu
   problems and models, each in its own fresh copy.
 - 01_base_model is marked slow as well: with the defaults it pretrains the tiny architecture for 12 epochs on the
   smoke pretraining pool.
+- 04_grpo's defaults take 16 prompts per GRPO step, more than the smoke profile's 8 training problems (TRL then
+  stops with "max_steps must be set to a positive value"); its test first runs 00_data_prep with its defaults, so
+  GRPO trains on the tiny profile's 200 training problems (with the smoke base model).
 The smoke sampling grid (T = 0, 1, 2, 5; temperature 1.0) holds every default budget and temperature that the
 analysis notebooks read (T_eval = band_T = demo_budget = 5, temperature 1.0), so no default had to change.
 A value outside the sampled grid is an error that names the parameter, never a silent fallback.
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 from smoke_pipeline import ROOT, env
@@ -29,6 +33,7 @@ from passkt.config import ConfigError, parameters_cell, require_in, stage_params
 STAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 FAST = ["05_pass_at_k", "06_mechanism", "07_claims_audit"]  # in this order: 07 reads the metrics of 05 and 06
 SLOW = [s for s in STAGES if s not in FAST]
+RUN_FIRST = {"04_grpo": ["00_data_prep"]}  # see the module docstring
 KERNEL_ENV = {"MPLBACKEND": "Agg", "TQDM_MININTERVAL": "5", "PYTHONHASHSEED": "0"}
 
 
@@ -59,6 +64,8 @@ def test_require_in_names_the_parameter_value_and_grid():
     assert require_in("T_eval", 5, [0, 1, 5]) == 5
     with pytest.raises(ConfigError, match=r"'T_eval' = 4 is not in the grid \[0, 1, 5\]"):
         require_in("T_eval", 4, [0, 1, 5])
+    with pytest.raises(ConfigError, match=r"'T_eval' = 4 is not in the grid \[0, 1, 5\]"):
+        require_in("T_eval", 4, np.array([0, 1, 5]))
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +83,8 @@ def test_analysis_notebook_runs_with_its_defaults(analysis_repo, stage):
 @pytest.mark.parametrize("stage", SLOW)
 def test_training_notebook_runs_with_its_defaults(smoke_repo, tmp_path, stage):
     repo = _copy(smoke_repo, tmp_path / "repo")
+    for first in RUN_FIRST.get(stage, []):
+        _run_defaults(repo, first)
     _run_defaults(repo, stage, timeout=3600)
     assert list((repo / "figures" / stage).glob("*.png"))
 

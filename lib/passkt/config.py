@@ -124,7 +124,7 @@ def require_in(name: str, value: Any, allowed) -> Any:
     Used where a notebook parameter must be a point of a grid the data was sampled on (a search budget, a
     temperature): an absent value is an error, never silently replaced by another grid point.
     """
-    allowed = list(allowed)
+    allowed = [a.item() if hasattr(a, "item") else a for a in allowed]  # numpy scalars print as np.int64(5)
     if value not in allowed:
         raise ConfigError(f"parameter {name!r} = {value!r} is not in the grid {allowed}")
     return value

@@ -56,7 +56,10 @@ def policy_palette(policies) -> dict:
 # ---- shared pieces: captions, heatmaps --------------------------------------------------------------------------
 
 def sample_caption(n: int | None = None, problems=None, seed: int | None = None, extra: str = "") -> str:
-    """One line stating the sample behind a figure: rollouts per problem, problems, seeds (and anything else)."""
+    """One line stating the sample behind a figure: rollouts per problem, problems, seeds (and anything else).
+
+    Rollout figures (``n`` given) say that the policies come from one training run each (training seeds are not
+    a source of variation here)."""
     parts = []
     if n is not None:
         parts.append(f"n = {n} rollouts per problem")
@@ -65,13 +68,15 @@ def sample_caption(n: int | None = None, problems=None, seed: int | None = None,
     elif problems is not None:
         parts.append(f"{problems} problems")
     if seed is not None:
-        parts.append(f"seed {seed} (one training run per policy)")
+        parts.append(f"seed {seed}" + (" (one training run per policy)" if n is not None else ""))
     return " · ".join(parts + ([extra] if extra else []))
 
 
 def add_caption(fig, text: str) -> None:
-    """A caption line under the figure (kept by ``savefig(bbox_inches="tight")``)."""
-    fig.text(0.5, 0.0, text, ha="center", va="top", fontsize=7, color="#333333", wrap=True)
+    """A caption line under everything drawn so far (tick labels, axis labels; kept by ``bbox_inches="tight"``)."""
+    fig.canvas.draw()
+    bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+    fig.text(0.5, bottom - 0.02, text, ha="center", va="top", fontsize=7, color="#333333", wrap=True)
 
 
 def text_color(rgba) -> str:
@@ -176,9 +181,13 @@ def single_query_recall(recall: pd.DataFrame, recall_k: list[int], caption: str)
 # ---- 01 base model, 03 SFT, 04 GRPO: training curves ----------------------------------------------------------
 
 def loss_curve(log: pd.DataFrame, ylabel: str, title: str, caption: str, color: str | None = None):
-    """Training loss against optimiser step (``log``: step, loss, ...; saved as given)."""
+    """Training loss against optimiser step (``log``: step, loss, ...; saved as given; may have no rows when
+    training took fewer steps than the logging interval)."""
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(log.step, log.loss, color=color)
+    if len(log):
+        ax.plot(log.step, log.loss, color=color)
+    else:
+        ax.text(0.5, 0.5, "no logged training step", ha="center", transform=ax.transAxes)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

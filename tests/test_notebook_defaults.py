@@ -4,12 +4,13 @@ The defaults are params.yaml's values (the runner injects params.yaml anyway, so
 them). Executing a notebook with its defaults needs its inputs; here they are the smoke pipeline's outputs (the
 session's `smoke_repo`), copied first, since a notebook writes its stage's outputs in place:
 
-- 05_pass_at_k, 06_mechanism, 07_claims_audit (analysis of cached artifacts, seconds) run in every test session.
-- 00_data_prep, 02_base_rollouts, 03_sft and 04_grpo are marked slow: with the tiny defaults they build the tiny world
-  (00) or sample and train with the tiny settings (n = 16 rollouts, two temperatures, budgets to T = 8) on the smoke
-  problems and models, each in its own fresh copy.
-- 01_base_model is marked slow as well: with the defaults it pretrains the tiny architecture for 12 epochs on the
-  smoke pretraining pool.
+- 05_pass_at_k, 06_mechanism, 07_claims_audit (analysis of cached artifacts) run in one copy, in that order (07
+  reads the metrics of 05 and 06): about 45 s together on 2 cores.
+- 00_data_prep, 02_base_rollouts and 03_sft run each in a fresh copy (10-15 s each, measured): with the tiny
+  defaults 00 builds the tiny world, 02 and 03 sample (and 03 fine-tunes) with the tiny settings (n = 16 rollouts,
+  two temperatures, budgets to T = 8) on the smoke problems and models.
+- 01_base_model (pretrains the tiny architecture for 12 epochs on the smoke pool, ~40 s) and 04_grpo (below,
+  minutes) are marked slow.
 - 04_grpo's defaults take 16 prompts per GRPO step, more than the smoke profile's 8 training problems (TRL then
   stops with "max_steps must be set to a positive value"); its test first runs 00_data_prep with its defaults, so
   GRPO trains on the tiny profile's 200 training problems (with the smoke base model).
@@ -31,8 +32,9 @@ from smoke_pipeline import ROOT, env
 from passkt.config import ConfigError, parameters_cell, require_in, stage_params
 
 STAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-FAST = ["05_pass_at_k", "06_mechanism", "07_claims_audit"]  # in this order: 07 reads the metrics of 05 and 06
-SLOW = [s for s in STAGES if s not in FAST]
+ANALYSIS = ["05_pass_at_k", "06_mechanism", "07_claims_audit"]  # in this order: 07 reads the metrics of 05 and 06
+SLOW = ["01_base_model", "04_grpo"]
+TRAINING = [s for s in STAGES if s not in ANALYSIS + SLOW]
 RUN_FIRST = {"04_grpo": ["00_data_prep"]}  # see the module docstring
 KERNEL_ENV = {"MPLBACKEND": "Agg", "TQDM_MININTERVAL": "5", "PYTHONHASHSEED": "0"}
 
@@ -73,20 +75,29 @@ def analysis_repo(smoke_repo, tmp_path_factory):
     return _copy(smoke_repo, tmp_path_factory.mktemp("defaults") / "repo")
 
 
-@pytest.mark.parametrize("stage", FAST)
+@pytest.mark.parametrize("stage", ANALYSIS)
 def test_analysis_notebook_runs_with_its_defaults(analysis_repo, stage):
     _run_defaults(analysis_repo, stage)
     assert list((analysis_repo / "figures" / stage).glob("*.png"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stage", SLOW)
-def test_training_notebook_runs_with_its_defaults(smoke_repo, tmp_path, stage):
+def _fresh_run(smoke_repo, tmp_path, stage):
     repo = _copy(smoke_repo, tmp_path / "repo")
     for first in RUN_FIRST.get(stage, []):
         _run_defaults(repo, first)
     _run_defaults(repo, stage, timeout=3600)
     assert list((repo / "figures" / stage).glob("*.png"))
+
+
+@pytest.mark.parametrize("stage", TRAINING)
+def test_training_notebook_runs_with_its_defaults(smoke_repo, tmp_path, stage):
+    _fresh_run(smoke_repo, tmp_path, stage)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", SLOW)
+def test_slow_notebook_runs_with_its_defaults(smoke_repo, tmp_path, stage):
+    _fresh_run(smoke_repo, tmp_path, stage)
 
 
 def test_an_out_of_grid_budget_fails_naming_the_parameter(smoke_repo, tmp_path):

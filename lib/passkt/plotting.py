@@ -2,8 +2,7 @@
 
 Each figure of a stage is one function here, named for what it draws; it returns ``(fig, data)``, ``data`` being
 exactly the numbers plotted (saved as the CSV). Every figure carries a caption line with its sample (rollouts per
-problem, problems, seed)
-heatmaps write their values in, coloured for contrast with the cell, with a colour bar
+problem, problems, seed); heatmaps write their values in, coloured for contrast with the cell, with a colour bar
 and no grid lines.
 
 Files are written with fixed metadata (no timestamps), so rerunning a stage with the same numbers gives the
@@ -110,7 +109,8 @@ def heatmap(ax, table: pd.DataFrame, *, cmap: str, vmin: float, vmax: float, lab
 
 def _curves_with_band(ax, sub: pd.DataFrame, x: str = "k", ms: float | None = None) -> None:
     for pol, s in sub.groupby("policy"):
-        ax.plot(s[x], s["pass"], marker="o", ms=ms if ms else plt.rcParams["lines.markersize"], color=POLICY_COLORS[pol], label=POLICY_LABELS[pol])
+        ax.plot(s[x], s["pass"], marker="o", ms=ms if ms else plt.rcParams["lines.markersize"], color=POLICY_COLORS[pol],
+                label=POLICY_LABELS[pol])
         ax.fill_between(s[x], s.ci_low, s.ci_high, color=POLICY_COLORS[pol], alpha=0.15)
 
 

@@ -10,7 +10,7 @@ session's `smoke_repo`), copied first, since a notebook writes its stage's outpu
   defaults 00 builds the tiny world, 02 and 03 sample (and 03 fine-tunes) with the tiny settings (n = 16 rollouts,
   two temperatures, budgets to T = 8) on the smoke problems and models.
 - 01_base_model (pretrains the tiny architecture for 12 epochs on the smoke pool, ~40 s) and 04_grpo (below,
-  minutes) are marked slow.
+  ~4.5 min) are marked slow.
 - 04_grpo's defaults take 16 prompts per GRPO step, more than the smoke profile's 8 training problems (TRL then
   stops with "max_steps must be set to a positive value"); its test first runs 00_data_prep with its defaults, so
   GRPO trains on the tiny profile's 200 training problems (with the smoke base model).

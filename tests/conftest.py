@@ -29,3 +29,12 @@ def small_tok(small_sets):
 def eval_set(small_sets):
     sets, _ = small_sets
     return sets["eval_comparison"] + sets["eval_bridge"] + sets["eval_math"]
+
+
+@pytest.fixture(scope="session")
+def smoke_repo(tmp_path_factory):
+    """The smoke profile's whole pipeline, run once per session (tests/smoke_pipeline.py); read it, never modify it
+    (copy it first, as tests/test_notebook_defaults.py does)."""
+    from smoke_pipeline import run_smoke
+
+    return run_smoke(tmp_path_factory.mktemp("smoke") / "repo")

@@ -13,40 +13,17 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pipeline_checks as checks
 import pytest
 import yaml
+from smoke_pipeline import BIN, ROOT
+from smoke_pipeline import copy_repo as _copy_repo
+from smoke_pipeline import env as _env
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SMOKE_NOT_EVALUATED = (6,)  # needs RL successes; the smoke models have none
 
-
-def _copy_repo(dst: Path, params: Path) -> Path:
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", "results", "__pycache__", "cache",
-                                                              "tmp", "*.egg-info", ".hypothesis", ".pytest_cache"))
-    shutil.copy(params, dst / "params.yaml")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline"]):
-        subprocess.run(cmd, cwd=dst, check=True)
-    return dst
-
-
-def _env(repo: Path, lib: Path | None = None) -> dict:
-    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(repo), "TOKENIZERS_PARALLELISM": "false"}
-    if lib is not None:  # import the library from this folder, not the editable install
-        env["PYTHONPATH"] = str(lib)
-    return env
-
-
-@pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory):
-    dst = _copy_repo(tmp_path_factory.mktemp("smoke") / "repo", ROOT / "configs" / "smoke.yaml")
-    r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=dst, capture_output=True, text=True, env=_env(dst), timeout=900)
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    return dst
+# the `smoke_repo` fixture (one smoke pipeline per session) is in tests/conftest.py
 
 
 def stages():  # the notebook stages (publish runs a module and writes results/, checked in test_publish_*)

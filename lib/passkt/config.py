@@ -116,3 +116,15 @@ def apply_overrides(stage: str, resolved: dict, schema: dict, overrides: list[st
         check_type(stage, key, value, schema[key])
         out[key] = value
     return out
+
+
+def require_in(name: str, value: Any, allowed) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise a one-line ConfigError naming the parameter.
+
+    Used where a notebook parameter must be a point of a grid the data was sampled on (a search budget, a
+    temperature): an absent value is an error, never silently replaced by another grid point.
+    """
+    allowed = [a.item() if hasattr(a, "item") else a for a in allowed]  # numpy scalars print as np.int64(5)
+    if value not in allowed:
+        raise ConfigError(f"parameter {name!r} = {value!r} is not in the grid {allowed}")
+    return value

@@ -85,3 +85,12 @@ def single_query_recall(problems: list[dict], tool_k: int) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("category")
+
+
+def word_lengths(problems: list[dict]) -> pd.DataFrame:
+    """One row per question and per corpus paragraph: category, what (question | paragraph), words."""
+    rows = []
+    for p in problems:
+        rows.append({"category": p["category"], "what": "question", "words": len(p["question"].split())})
+        rows += [{"category": p["category"], "what": "paragraph", "words": len(t.split())} for t in p["texts"]]
+    return pd.DataFrame(rows)

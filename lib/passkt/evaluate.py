@@ -174,3 +174,14 @@ def reward_rise(log, seed: int = 0, frac: float = 0.1, n_boot: int = 2000) -> di
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return {"steps": int(len(r)), "window": m, "first": float(first.mean()), "last": float(last.mean()),
             "rise": float(last.mean() - first.mean()), "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def problems_per_category(df) -> dict[str, int]:
+    """Distinct problems per category of an episode or counts table (for figure captions)."""
+    return {str(c): int(k) for c, k in df.groupby("category")["problem_id"].nunique().items()}
+
+
+def rollouts_per_problem(df) -> int:
+    """Most episodes any problem has at one (T, temperature) in an episode table (the n of a figure caption)."""
+    keys = [c for c in ("problem_id", "T", "temperature") if c in df]
+    return int(df.groupby(keys).size().max()) if len(df) else 0

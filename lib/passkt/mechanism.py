@@ -788,3 +788,17 @@ def flat_stats(
         out |= {f"{pre}.diff": float(row["diff"]), f"{pre}.ci_low": float(row["diff_ci_low"]),
                 f"{pre}.ci_high": float(row["diff_ci_high"])}
     return out
+
+
+def surprisal_by_policy(model, dfs: dict[str, pd.DataFrame], batch_size: int, tokenizer=None,
+                        correct_only: bool = True, exclude_tags: bool = False) -> pd.DataFrame | None:
+    """``segment_surprisal`` of every policy's episodes (successful ones if ``correct_only``), one frame.
+
+    None when no policy has an episode to score (the perplexity keys are then absent)."""
+    scored = []
+    for d in dfs.values():
+        sel = d[d.correct] if correct_only else d
+        if len(sel):
+            scored.append(segment_surprisal(model, sel, batch_size, tokenizer=tokenizer, exclude_tags=exclude_tags))
+    return pd.concat(scored, ignore_index=True) if scored else None
+

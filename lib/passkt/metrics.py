@@ -716,3 +716,18 @@ def summarise(
             est_c, reps_c = at_kmax["comparison", name]
             out.update(effect(f"interaction.{name}.bridge_minus_comparison", est - est_c, reps - reps_c, ci))
     return {key: float(v) for key, v in out.items()}
+
+
+BOUNDARY_COLUMNS = ("gained", "lost", "both", "neither", "net", "net_ci_low", "net_ci_high", "mcnemar_p")
+
+
+def boundary_table(stats: dict, pairs, categories=("math", "comparison", "bridge")) -> pd.DataFrame:
+    """The set-difference table (one row per category and pair) from ``summarise``'s flat ``setdiff.*`` keys."""
+    rows = []
+    for cat in categories:
+        for a, b in pairs:
+            key = f"setdiff.{cat}.{a}_vs_{b}"
+            if f"{key}.gained" in stats:
+                rows.append({"category": cat, "pair": f"{a} vs {b}", **{x: stats[f"{key}.{x}"] for x in BOUNDARY_COLUMNS}})
+    return pd.DataFrame(rows, columns=["category", "pair", *BOUNDARY_COLUMNS])
+

@@ -96,3 +96,46 @@ def pretrain_lm(model, tokenizer, examples: list[dict], out_dir: str | Path, *, 
     tokens = n_tokens * epochs
     return {"log": log, "seconds": seconds, "tokens_seen": int(tokens), "n_examples": n_examples, "n_rows": len(ids),
             "steps": int(trainer.state.global_step)}
+
+
+def build_corpus(pool: list[dict], lm_text: list[str], vocab_size: int, weights: dict, budgets: dict,
+                 per_problem: int, search_k: int, seed: int, lm_on_information: bool = False):
+    """The tiny base model's pretraining data: tokenizer, behaviour-prior transcripts and their token examples.
+
+    The BPE tokenizer is built from the world's language-model text, the pool's questions and the protocol's
+    fixed strings; ``per_problem`` transcripts per pool problem are written by the behaviour prior against the
+    real search tool and tokenised piece by piece as the rollout engine does (labels -100 on retrieved text
+    unless ``lm_on_information``). Returns ``(tokenizer, transcripts, examples)``.
+    """
+    from passkt import models, prior, protocol
+
+    texts = lm_text + [p["question"] for p in pool] + [protocol.SYSTEM_PROMPT, protocol.NOTICE]
+    tok = models.build_tokenizer(texts, vocab_size)
+    transcripts = prior.write_transcripts(tok, pool, weights, budgets, per_problem, search_k, seed)
+    examples = []
+    for t in transcripts:
+        ids, labels = protocol.encode_parts(tok, t["prompt"], t["parts"], train_on_information=lm_on_information)
+        examples.append({"input_ids": ids, "labels": labels})
+    return tok, transcripts, examples
+
+
+def transcript_table(transcripts: list[dict]):
+    """The transcripts as a table (problem_id, category, strategy, budget, text) for ``transcripts.parquet``."""
+    import pandas as pd
+
+    return pd.DataFrame([{k: t[k] for k in ("problem_id", "category", "strategy", "budget", "text")} for t in transcripts])
+
+
+def model_card(model, tokenizer, result: dict, bf16: bool) -> dict:
+    """What ``model_card.json`` records of a pretrained tiny model: size, architecture, training totals, loss."""
+    from passkt import models
+
+    c = model.config
+    return {"n_params": models.n_params(model), "train_seconds": result["seconds"],
+            "tokens_seen": result["tokens_seen"], "transcripts": result["n_examples"],
+            "packed_rows": result["n_rows"], "optimizer_steps": result["steps"], "bf16": bf16,
+            "architecture": {"hidden": c.hidden_size, "layers": c.num_hidden_layers, "heads": c.num_attention_heads,
+                             "kv_heads": c.num_key_value_heads, "intermediate": c.intermediate_size,
+                             "vocab": len(tokenizer)},
+            "final_loss": result["log"][-1]["loss"] if result["log"] else None,
+            "tokenizer_hash": models.tokenizer_hash(tokenizer)}

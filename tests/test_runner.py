@@ -42,7 +42,7 @@ def fails_with(capsys, argv, *needles):
 def test_check_prints_resolved_params(repo, capsys):
     assert run.main(["00_data_prep", "--check"]) == 0
     out = capsys.readouterr().out
-    assert '"n_train": 200' in out and '"seed": 0' in out
+    assert '"n_train": 200' in out and '"base_seed": 0' in out and '"seed"' not in out  # stage 00: base seed only
 
 
 def test_unknown_stage(repo, capsys):
@@ -65,8 +65,8 @@ def test_wrong_type(repo, capsys):
 
 
 def test_bool_is_not_an_int(repo, capsys):
-    edit(repo, lambda p: p.update(seed=True))
-    fails_with(capsys, ["00_data_prep"], "seed")
+    edit(repo, lambda p: p.update(base_seed=True))
+    fails_with(capsys, ["00_data_prep"], "base_seed")
 
 
 def test_invalid_yaml_names_the_line(repo, capsys):

@@ -85,6 +85,7 @@ def run_meta(root: str | Path, stage: str, params: dict, start: float, end: floa
         "git": git_state(root),
         "params": params,
         "seed": params.get("seed"),
+        "base_seed": params.get("base_seed"),
         "profile": params.get("profile"),
         "python": sys.version.split()[0],
         "packages": package_versions(),

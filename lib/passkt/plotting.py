@@ -54,7 +54,8 @@ def policy_palette(policies) -> dict:
 
 # ---- shared pieces: captions, heatmaps --------------------------------------------------------------------------
 
-def sample_caption(n: int | None = None, problems=None, seed: int | None = None, extra: str = "") -> str:
+def sample_caption(n: int | None = None, problems=None, seed: int | None = None, extra: str = "",
+                   base_seed: int | None = None) -> str:
     """One line stating the sample behind a figure: rollouts per problem, problems, seeds (and anything else).
 
     Rollout figures (``n`` given) say that the policies come from one training run each (training seeds are not
@@ -66,6 +67,8 @@ def sample_caption(n: int | None = None, problems=None, seed: int | None = None,
         parts.append("problems: " + ", ".join(f"{v} {k}" for k, v in problems.items()))
     elif problems is not None:
         parts.append(f"{problems} problems")
+    if base_seed is not None:
+        parts.append(f"base seed {base_seed}")
     if seed is not None:
         parts.append(f"seed {seed}" + (" (one training run per policy)" if n is not None else ""))
     return " · ".join(parts + ([extra] if extra else []))

@@ -45,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check lib tests bench
 
 strip: $(STAMP)
-	$(BIN)/nbstripout --keep-metadata-keys cell.metadata.tags notebooks/*.ipynb
+	$(BIN)/nbstripout --keep-id --keep-metadata-keys cell.metadata.tags notebooks/*.ipynb
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do PATH=$(abspath $(BIN)):$$PATH $(BIN)/python $$b || exit 1; done

@@ -191,7 +191,8 @@ def test_train_two_steps_then_resume(problems, tok, tmp_path):
     base = _save_random_model(tok, tmp_path / "base")
     train = problems[:4]
     s = GRPOSettings(epochs=1, group_size=4, T_train=1, lr=1e-3, beta=0.04, max_turn_tokens=48,
-                     max_total_tokens=1024, prompts_per_step=2, grad_accum=2, save_steps=1, logging_steps=1)
+                     max_total_tokens=1024, prompts_per_step=2, grad_accum=2, save_steps=1, logging_steps=1,
+                     logprob_buckets=3, autocast_bf16=True)  # the tiny profile's loss forward, reference model too
     backend = _varied_backend(train, tok)
     out = tmp_path / "grpo"
     with warnings.catch_warnings():

@@ -191,7 +191,8 @@ def test_train_two_steps_then_resume(problems, tok, tmp_path):
     base = _save_random_model(tok, tmp_path / "base")
     train = problems[:4]
     s = GRPOSettings(epochs=1, group_size=4, T_train=1, lr=1e-3, beta=0.04, max_turn_tokens=48,
-                     max_total_tokens=1024, prompts_per_step=2, grad_accum=2, save_steps=1, logging_steps=1)
+                     max_total_tokens=1024, prompts_per_step=2, grad_accum=2, save_steps=1, logging_steps=1,
+                     logprob_buckets=3, autocast_bf16=True)  # the tiny profile's loss forward, reference model too
     backend = _varied_backend(train, tok)
     out = tmp_path / "grpo"
     with warnings.catch_warnings():
@@ -299,3 +300,67 @@ def test_bf16_config_builds_where_there_is_a_bf16_device(tmp_path):
             raise
         pytest.skip("transformers refuses bf16=True without a bf16-capable GPU (no CUDA device here)")
     assert cfg.bf16 and cfg.model_init_kwargs == {"dtype": "bfloat16"}
+
+
+def test_length_buckets_sort_rows_and_keep_each_groups_longest_completion():
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]])
+    buckets = grpo.length_buckets(mask, 2)
+    assert [(rows.tolist(), n) for rows, n in buckets] == [([1, 4, 0], 4), ([2, 3], 1)]  # an empty row counts as length 1
+    assert [n for _, n in grpo.length_buckets(mask, 10)] == [4, 3, 2, 1, 1]  # more buckets than rows
+    assert [(rows.tolist(), n) for rows, n in grpo.length_buckets(mask, 1)] == [([1, 4, 0, 2, 3], 4)]
+
+
+def _loss_and_grads(trainer, inputs, buckets, bf16):
+    trainer.logprob_buckets, trainer.autocast_bf16 = buckets, bf16
+    trainer.model.zero_grad()
+    loss = trainer.compute_loss(trainer.model, inputs)
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
+    trainer.model.zero_grad()
+    return loss.detach(), grads
+
+
+def test_fast_logprobs_give_trl_loss_and_gradients(problems, tok, tmp_path):
+    """Length buckets reproduce TRL's per-token log-probs, entropies, loss and gradients (float rounding only);
+    bf16 autocast over fp32 weights gives the same loss (ratio 1 on-policy) and gradients within bf16 rounding."""
+    base = _save_random_model(tok, tmp_path / "base")
+    train = problems[:4]
+    s = GRPOSettings(epochs=1, group_size=4, T_train=1, lr=1e-3, max_turn_tokens=48, max_total_tokens=1024,
+                     prompts_per_step=4, logprob_buckets=3, autocast_bf16=True)
+    backend = _varied_backend(train, tok)
+    env = Environment(train, tok, search_k=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = grpo.build_trainer(base, env, tmp_path / "grpo", s, backend_factory=lambda trainer: backend)
+    assert (trainer.logprob_buckets, trainer.autocast_bf16) == (3, True)
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this test does not run
+    torch.manual_seed(0)
+    trainer.logprob_buckets, trainer.autocast_bf16 = 1, False
+    inputs = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    lengths = inputs["completion_mask"].sum(1)
+    assert lengths.min() < lengths.max() and inputs["advantages"].abs().sum() > 0  # buckets differ; a gradient
+
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    attn = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    n = inputs["completion_ids"].size(1)
+    mask = inputs["completion_mask"].bool()
+    with torch.no_grad():
+        lp_trl, ent_trl, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n, compute_entropy=True)
+        trainer.logprob_buckets = 3
+        lp, ent, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n, compute_entropy=True)
+    assert lp.shape == lp_trl.shape and ent.shape == ent_trl.shape
+    torch.testing.assert_close(lp[mask], lp_trl[mask], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ent[mask], ent_trl[mask], rtol=1e-4, atol=1e-5)
+    assert not lp[~mask].any()  # padding scores 0, as in TRL's fused head
+
+    loss_trl, g_trl = _loss_and_grads(trainer, inputs, 1, False)
+    loss_b, g_b = _loss_and_grads(trainer, inputs, 3, False)
+    assert g_trl.norm() > 0
+    torch.testing.assert_close(loss_b, loss_trl)
+    assert (g_b - g_trl).norm() <= 1e-4 * g_trl.norm()
+    for buckets in (1, 3):
+        loss_bf16, g_bf16 = _loss_and_grads(trainer, inputs, buckets, True)
+        torch.testing.assert_close(loss_bf16, loss_trl)
+        assert torch.nn.functional.cosine_similarity(g_bf16, g_trl, dim=0) > 0.99
+        assert (g_bf16 - g_trl).norm() <= 0.1 * g_trl.norm()

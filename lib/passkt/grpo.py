@@ -21,6 +21,7 @@ chose that token); an EOS the model sampled itself is 1.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import time
@@ -55,6 +56,11 @@ class GRPOSettings:
     0.1 bonus in an all-wrong group into full-size advantages (e.g. +0.72 / -1.2 with 5 of 8 plans unique);
     "batch" divides by the batch's standard deviation (one scale for both reward terms). Plain and bonus runs
     use the same value, so the ablation changes the reward only.
+
+    ``logprob_buckets`` and ``autocast_bf16`` change how the loss forward/backward is computed, not what is
+    optimised (:class:`_FastLogprobs`, ``docs/benchmarks.md``): episodes sorted by length into that many
+    micro-batches, each cut to its own longest completion (1 = TRL's single batch padded to the longest episode);
+    bfloat16 autocast over the fp32 weights in that forward only (rollouts stay fp32, like pretraining's ``bf16``).
     """
 
     epochs: int = 10
@@ -83,10 +89,13 @@ class GRPOSettings:
     loss_type: str = "dapo"  # TRL's default: token-level loss normalised by active tokens in the batch
     scale_rewards: str = "none"  # "none" | "group" | "batch": advantage = reward - group mean [/ std]
     gen_batch_size: int = 256  # episodes per engine batch (HF backend)
+    logprob_buckets: int = 1  # loss forward in this many length-sorted micro-batches, each cut to its longest
+    autocast_bf16: bool = False  # bfloat16 autocast (fp32 master weights) in the loss forward/backward only
 
     def __post_init__(self):
         positive = ("epochs", "group_size", "prompts_per_step", "grad_accum", "save_steps", "logging_steps",
-                    "max_turn_tokens", "max_total_tokens", "lora_r", "lora_alpha", "gen_batch_size")
+                    "max_turn_tokens", "max_total_tokens", "lora_r", "lora_alpha", "gen_batch_size",
+                    "logprob_buckets")
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -420,24 +429,87 @@ def lora_config(settings: GRPOSettings):
                       task_type="CAUSAL_LM", lora_dropout=0.0)
 
 
+def length_buckets(completion_mask, n_buckets: int) -> list[tuple[object, int]]:
+    """(row indices, longest completion among them) for ``n_buckets`` groups of rows sorted by completion length.
+
+    A completion's length is the position of its last unmasked token (TRL pads completions on the right), at least 1.
+    Rows are sorted longest first and split into groups of nearly equal size; empty groups are dropped.
+    """
+    import torch
+
+    n = completion_mask.size(1)
+    ends = (completion_mask * torch.arange(1, n + 1, device=completion_mask.device)).amax(1).clamp(min=1)
+    order = torch.argsort(ends, descending=True, stable=True)
+    return [(rows, int(ends[rows].max())) for rows in torch.tensor_split(order, n_buckets) if len(rows)]
+
+
+class _FastLogprobs:
+    """Mixin over TRL's GRPOTrainer: the same per-token log-probabilities and entropies, computed faster on CPU.
+
+    TRL (1.16) scores the whole batch padded to its longest episode; the loss only reads completion tokens, and a
+    causal model's log-probabilities at a position do not depend on what follows it. So rows are sorted by
+    completion length into ``logprob_buckets`` micro-batches, each cut after its longest completion and scored by
+    TRL's own method, and the results are padded back (zeros: masked out of the loss, as TRL's padding is) in the
+    original row order. ``autocast_bf16`` runs that forward (hence its backward) under bfloat16 autocast with the
+    fp32 weights. Same loss and gradients up to float rounding (tests/test_grpo.py checks both against TRL's path).
+    """
+
+    logprob_buckets: int = 1
+    autocast_bf16: bool = False
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **kwargs):
+        import contextlib
+
+        import torch
+
+        score = super()._get_per_token_logps_and_entropies
+        dtype_ctx = (torch.autocast(input_ids.device.type, dtype=torch.bfloat16) if self.autocast_bf16
+                     else contextlib.nullcontext())
+        with dtype_ctx:
+            if self.logprob_buckets == 1 or compute_aux_loss or any(v is not None for v in kwargs.values()):
+                return score(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                             compute_aux_loss, **kwargs)  # TRL's path (also for MoE aux losses and images)
+            n_prompt = input_ids.size(1) - logits_to_keep
+            rows_all, logps, entropies = [], [], []
+            for rows, n in length_buckets(attention_mask[:, n_prompt:], self.logprob_buckets):
+                lp, ent, _ = score(model, input_ids[rows, : n_prompt + n], attention_mask[rows, : n_prompt + n], n,
+                                   batch_size, compute_entropy)
+                rows_all.append(rows)
+                logps.append(torch.nn.functional.pad(lp, (0, logits_to_keep - n)))
+                if compute_entropy:
+                    entropies.append(torch.nn.functional.pad(ent, (0, logits_to_keep - n)))
+        back = torch.argsort(torch.cat(rows_all))  # sorted position -> original row
+        return torch.cat(logps)[back], (torch.cat(entropies)[back] if compute_entropy else None), None
+
+
+@functools.cache
+def trainer_class():
+    """TRL's GRPOTrainer with :class:`_FastLogprobs` (built on first use: importing TRL is slow)."""
+    from trl import GRPOTrainer
+
+    return type("PassktGRPOTrainer", (_FastLogprobs, GRPOTrainer), {"__module__": __name__})
+
+
 def build_trainer(base_model_dir: str | Path, env: Environment, out_dir: Path, settings: GRPOSettings,
                   backend_factory: Callable | None = None):
     """GRPOTrainer over ``env``'s problems; the model is loaded from ``base_model_dir`` (a path: TRL reloads the
     reference model by name when beta > 0)."""
     from accelerate import PartialState
-    from trl import GRPOTrainer
 
     args = build_config(settings, out_dir / "checkpoints", PartialState().num_processes)
     factory = backend_factory or default_backend_factory(env.tok, settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rollout_func.*experimental.*")
-        return GRPOTrainer(
+        trainer = trainer_class()(
             model=str(base_model_dir), reward_funcs=make_reward_funcs(settings)[0], args=args,
             train_dataset=build_dataset(env), processing_class=env.tok,
             peft_config=lora_config(settings) if settings.lora else None,
             rollout_func=make_rollout_func(env, settings, factory),
             callbacks=[_make_csv_callback(out_dir / "train_log.csv")],
         )
+    trainer.logprob_buckets, trainer.autocast_bf16 = settings.logprob_buckets, settings.autocast_bf16
+    return trainer
 
 
 def last_checkpoint(ckpt_dir: Path) -> Path | None:

@@ -60,3 +60,20 @@ def test_model_fingerprint_changes_with_the_weights(tmp_path, small_tok):
     AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "c")  # same weights as a
     fa, fb, fc = (models.model_fingerprint(tmp_path / x) for x in "abc")
     assert fa == fc and fa != fb
+
+
+def test_reward_plateau_needs_evidence_of_a_flat_end():
+    import numpy as np
+    import pandas as pd
+
+    from passkt.evaluate import reward_plateau
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 201)
+    flat = pd.DataFrame({"step": steps, "reward": np.minimum(steps / 50, 1) * 0.4 + rng.normal(0, 0.01, 200)})
+    rising = pd.DataFrame({"step": steps, "reward": steps / 400 + rng.normal(0, 0.01, 200)})
+    short = pd.DataFrame({"step": np.arange(1, 25), "reward": rng.normal(0.3, 0.08, 24)})
+    assert reward_plateau(flat)["verdict"] == "plateau"
+    assert reward_plateau(rising)["verdict"] == "rising"
+    r = reward_plateau(short)  # 5 noisy steps: a flat mean is not evidence of a plateau
+    assert r["verdict"] == "undetermined" and r["rise_high"] > r["margin"]

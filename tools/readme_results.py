@@ -65,6 +65,14 @@ def verdict_block() -> str:
             f"{int(stats['meta.n_problems.bridge'])} problems per category, T = {int(stats['meta.T_eval'])}, "
             f"temperature {stats['meta.temperature']}; the base model meets {n_ok} of its {len(bands['bands'])} "
             "sanity bands ([docs/results.md](docs/results.md))."]
+    check = _load("results/metrics/grpo_train_check.json")
+    if "reward_plateau" in check:
+        runs = "; ".join(f"{name}: **{r['verdict']}** (rise {r['rise']:+.2f}, one-sided bounds [{r['rise_low']:+.2f}, "
+                         f"{r['rise_high']:+.2f}] against a margin of {r['margin']})"
+                         for name, r in check["reward_plateau"].items() if "rise" in r)
+        first = next(iter(check["reward_plateau"].values()))
+        out += ["", f"GRPO trained {first['steps']} steps; training reward over the last {first['window']} steps: "
+                f"{runs} ([04_grpo](results/notebooks/04_grpo.ipynb))."]
     return "\n".join(out)
 
 

@@ -176,6 +176,32 @@ def reward_rise(log, seed: int = 0, frac: float = 0.1, n_boot: int = 2000) -> di
             "rise": float(last.mean() - first.mean()), "ci_low": float(lo), "ci_high": float(hi)}
 
 
+def reward_plateau(log, tail: float = 0.2, margin: float = 0.05, alpha: float = 0.05) -> dict:
+    """Has the training reward stopped rising? A test of the stated effect, not of a p-value's absence.
+
+    Ordinary least squares of the per-step mean reward on the step over the last ``tail`` of the steps (at least
+    3); ``rise`` = slope x the window's length in steps. Verdict: ``plateau`` when the one-sided (1 - alpha) upper
+    bound of the rise is below ``margin`` (reward units, fixed in advance), ``rising`` when the lower bound is
+    above 0, else ``undetermined`` (too few or too noisy steps to tell). Steps are treated as independent (each is
+    a mean over its own fresh groups).
+    """
+    import numpy as np
+    from scipy import stats as st
+
+    y = log["reward"].to_numpy(dtype=float)
+    x = log["step"].to_numpy(dtype=float) if "step" in log else np.arange(1, len(y) + 1, dtype=float)
+    m = max(3, int(np.ceil(len(y) * tail)))
+    out = {"steps": int(len(y)), "window": int(min(m, len(y))), "tail": tail, "margin": margin, "alpha": alpha}
+    if len(y) < m:
+        return {**out, "verdict": "undetermined", "note": "fewer than 3 steps"}
+    x, y = x[-m:], y[-m:]
+    fit = st.linregress(x, y)
+    span, q = float(x[-1] - x[0]), float(st.t.ppf(1 - alpha, m - 2))
+    lo, hi = (fit.slope - q * fit.stderr) * span, (fit.slope + q * fit.stderr) * span
+    verdict = "plateau" if hi < margin else "rising" if lo > 0 else "undetermined"
+    return {**out, "rise": float(fit.slope * span), "rise_low": float(lo), "rise_high": float(hi), "verdict": verdict}
+
+
 def problems_per_category(df) -> dict[str, int]:
     """Distinct problems per category of an episode or counts table (for figure captions)."""
     return {str(c): int(k) for c, k in df.groupby("category")["problem_id"].nunique().items()}

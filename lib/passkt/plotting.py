@@ -516,7 +516,7 @@ def boundary_depth(data: pd.DataFrame, n_deep: int, caption: str, category: str 
     ax.plot([], [], ls="--", color="grey", label="ZIBB extrapolation (pi0 identified)")
     ax.fill_between([], [], [], color="grey", alpha=0.2, label="ZIBB range (pi0 interval)")
     ax.plot([], [], marker="D", color="grey", mec="black", ls="none", label=f"after deep sampling (k = n + {n_deep})")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     add_caption(fig, caption + f" · diamond: share solved at least once after the boundary candidates alone got up "
                 f"to {n_deep} more draws from that policy (a lower bound)")
     return fig, data

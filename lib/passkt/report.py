@@ -362,6 +362,7 @@ def _depth_section(audit: Audit, links: Links, shown: dict[str, int]) -> list[st
                       _cell(r["direction"] + ": " + _DIRECTION[r["direction"]].format(a=r["a"], b=r["b"])),
                       _value_text(r["candidates"]), f"{_value_text(r['solved_at_depth'])} of "
                       f"{_value_text(r['sampled'])}", _value_text(r["never"]),
+                      "–" if r["solved_share"] is None else
                       _value_text(r["solved_share"]) + " " + _interval_text(r["ci_low"], r["ci_high"]),
                       _value_text(r["median_first_success"]), _value_text(r["max_p_high_never"])]
                      for r in d["deep"]]),

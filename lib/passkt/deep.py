@@ -189,7 +189,8 @@ def deep_boundary(cands: pd.DataFrame, model_dirs: dict, problems: list[dict], s
 
             tok = AutoTokenizer.from_pretrained(str(model_dirs[pol]))
         env = rollout.Environment([by_id[p] for p in pids], tok, search_k=s.search_k)
-        backend = make_backend(model, tok, s, model_dirs[pol], seed)
+        # a backend seeded once (vLLM) gets a deep-sampling seed too, never the evaluation's
+        backend = make_backend(model, tok, s, model_dirs[pol], round_seed(seed, pol, -1) % 2**31)
         out[pol] = deep_sample(backend, env, pids, policy=pol, T=T, cfg=s.config(temperature), seed=seed,
                                n_deep=n_deep, chunk=chunk, out_dir=Path(out_dir) / pol,
                                settings={"model": models.model_fingerprint(model_dirs[pol])}, workers=s.workers)

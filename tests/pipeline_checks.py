@@ -138,3 +138,43 @@ def check_models(repo: Path) -> list[str]:
         if signal and all(torch.equal(sd[k], base[k]) for k in sd):
             bad.append(f"{name}: identical to the base model although training had a learning signal")
     return bad
+
+
+def check_deep(repo: Path) -> list[str]:
+    """Deep boundary sampling and the boundary mass (beyond the paper): every deep.* count is there for both pairs,
+    directions and tool categories, with solved_at_depth + never = sampled <= candidates, the per-problem CSV has one
+    row per candidate; every policy and category has its zibb.* fit with an ordered interval; the figure exists."""
+    import pandas as pd
+
+    bad = []
+    stats = stats_of(repo)
+    if not isinstance(stats.get("deep.n_deep"), int) or stats["deep.n_deep"] < 1:
+        bad.append(f"deep.n_deep = {stats.get('deep.n_deep')!r}")
+    total = 0
+    for cat in ("comparison", "bridge"):
+        for pair in ("rl_vs_base", "sft_vs_base"):
+            for d in ("gained", "lost"):
+                pre = f"deep.{cat}.{pair}.{d}."
+                v = {k: stats.get(pre + k) for k in ("candidates", "sampled", "solved_at_depth", "never")}
+                if not all(isinstance(x, int) and x >= 0 for x in v.values()):
+                    bad.append(f"{pre}*: {v}")
+                    continue
+                total += v["candidates"]
+                if v["solved_at_depth"] + v["never"] != v["sampled"] or v["sampled"] > v["candidates"]:
+                    bad.append(f"{pre}*: solved_at_depth + never != sampled or sampled > candidates: {v}")
+    csv = repo / "data/06_mechanism/deep_boundary.csv"
+    if not csv.exists():
+        bad.append(f"missing {csv}")
+    elif len(pd.read_csv(csv)) != total:
+        bad.append(f"{csv.name}: {len(pd.read_csv(csv))} rows, the metrics count {total} candidates")
+    for cat in ("math", "comparison", "bridge"):
+        for pol in POLICIES:
+            pre = f"zibb.{cat}.{pol}."
+            if stats.get(pre + "identified") not in (0, 1):
+                bad.append(f"{pre}identified = {stats.get(pre + 'identified')!r}")
+            lo, hi = stats.get(pre + "pi0_ci_low"), stats.get(pre + "pi0_ci_high")
+            if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0 <= lo <= hi <= 1):
+                bad.append(f"{pre}pi0 interval [{lo}, {hi}]")
+    if not (repo / "figures/06_mechanism/boundary_depth.png").exists():
+        bad.append("missing figures/06_mechanism/boundary_depth.png")
+    return bad

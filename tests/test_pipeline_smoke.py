@@ -79,6 +79,10 @@ def test_metrics_have_sane_ranges_and_a_working_scorer(smoke_repo):
     assert checks.check_metrics(smoke_repo) == []
 
 
+def test_deep_boundary_sampling_and_boundary_mass(smoke_repo):
+    assert checks.check_deep(smoke_repo) == []
+
+
 def test_pass_at_k_from_the_counts_is_monotone_in_k(smoke_repo):
     assert checks.check_counts(smoke_repo) == []
 
@@ -137,4 +141,4 @@ def test_full_tiny_pipeline_is_decisive_about_its_own_content(tmp_path):
                        timeout=int(os.environ.get("PASSKT_SLOW_TIMEOUT", 3600)))
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert checks.check_claims(repo) == []
-    assert checks.check_metrics(repo) + checks.check_counts(repo) + checks.check_models(repo) == []
+    assert checks.check_metrics(repo) + checks.check_counts(repo) + checks.check_models(repo) + checks.check_deep(repo) == []

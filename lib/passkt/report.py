@@ -99,6 +99,7 @@ class Audit:
     calibration: dict[int, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
+    depth: dict = field(default_factory=dict)  # :func:`depth_rows`: the boundary at depth (beyond the paper)
 
 
 def save_audit(audit: Audit, path: str | Path) -> None:
@@ -242,6 +243,7 @@ def render_markdown(audit: Audit, links: Links = STAGE_LINKS) -> str:
         "- [Summary](#summary)",
         *[f"- [{_cell(_claim_heading(r))}](#{slug(_claim_heading(r))})" for r in rows],
         "- [Reported numbers next to ours](#reported-numbers-next-to-ours)",
+        *([f"- [{DEPTH_TITLE}](#{slug(DEPTH_TITLE)})"] if audit.depth else []),
         "- [Other figures](#other-figures)",
         "- [Settings and notes](#settings-and-notes)",
         "",
@@ -269,6 +271,9 @@ def render_markdown(audit: Audit, links: Links = STAGE_LINKS) -> str:
                 for r in audit.reported
             ],
         ),
+    ]
+    out += _depth_section(audit, links, shown)
+    out += [
         "## Other figures",
         "",
     ]
@@ -289,6 +294,98 @@ def render_markdown(audit: Audit, links: Links = STAGE_LINKS) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+DEPTH_TITLE = "Boundary at depth (beyond the paper)"
+DEPTH_FIGURE = "06_mechanism/boundary_depth.png"
+CAPTIONS[DEPTH_FIGURE] = ("Pass@k on bridge measured to n, extrapolated to k = 1024 by the zero-inflated beta-binomial "
+                          "fit, and what deep sampling found")
+_DIRECTION = {"gained": "{a} solved within n, {b} never: does {b} solve it with more draws?",
+              "lost": "{b} solved within n, {a} never: does {a} solve it with more draws?"}
+
+
+def depth_rows(stats: Mapping[str, float]) -> dict:
+    """What the report shows on the boundary at depth, read from the flat metrics (nothing computed here):
+    {"n_deep", "deep": one row per (category, pair, direction) of the ``deep.*`` keys, "mass": one row per
+    (category, policy) of the ``zibb.*`` keys}. Empty when the metrics carry neither."""
+    deep, mass = [], []
+    pat = re.compile(r"^deep\.(\w+)\.(\w+)_vs_(\w+)\.(gained|lost)\.candidates$")
+    for k in sorted(stats):
+        m = pat.match(k)
+        if m:
+            cat, a, b, d = m.groups()
+            pre = k[: -len("candidates")]
+            deep.append({"category": cat, "a": a, "b": b, "direction": d,
+                         **{f: stats.get(pre + f) for f in ("candidates", "sampled", "solved_at_depth", "never",
+                                                            "solved_share", "ci_low", "ci_high",
+                                                            "median_first_success", "max_p_high_never")}})
+    pat = re.compile(r"^zibb\.(\w+)\.(\w+)\.identified$")
+    for k in sorted(stats):
+        m = pat.match(k)
+        if m:
+            pre = k[: -len("identified")]
+            far = sorted(x[len(pre) + 4:-4] for x in stats if x.startswith(pre + "pass") and x.endswith("_low"))
+            kf = far[0] if far else ""
+            mass.append({"category": m.group(1), "policy": m.group(2), "k_far": kf,
+                         **{f: stats.get(pre + f) for f in ("pi0", "pi0_mle", "pi0_ci_low", "pi0_ci_high",
+                                                            "identified", "excludes_zero", "zero_share")},
+                         "pass_far": stats.get(f"{pre}pass{kf}"), "pass_far_low": stats.get(f"{pre}pass{kf}_low"),
+                         "pass_far_high": stats.get(f"{pre}pass{kf}_high")})
+    if not deep and not mass:
+        return {}
+    return {"n_deep": stats.get("deep.n_deep"), "deep": deep, "mass": mass}
+
+
+def _mass_verdict(r: dict) -> str:
+    if not r.get("identified"):
+        return "not identified"
+    return "identified (excludes 0)" if r.get("excludes_zero") else "upper bound only (0 not excluded)"
+
+
+def _depth_section(audit: Audit, links: Links, shown: dict[str, int]) -> list[str]:
+    """Deep sampling of the boundary candidates (per pair and direction) and the boundary mass (per policy)."""
+    d = audit.depth
+    if not d:
+        return []
+    out = [f"## {DEPTH_TITLE}", ""]
+    if d.get("deep"):
+        out += [
+            f"Problems one policy solved at least once within n rollouts and the other never did (T = T_eval, headline "
+            f"temperature) were sampled again from the policy that failed, up to {_cell(d.get('n_deep'))} more draws "
+            "each, stopping at its first success. 'Solved at depth' counts the problems it then solved at least once; "
+            "the share's interval (Wilson) treats these candidates as fixed; 'bound if never' is the loosest "
+            "one-sided upper bound on the success probability of a problem never solved at depth.",
+            "",
+            *_table(["Category", "Pair", "Direction", "Candidates", "Solved at depth", "Never", "Share [interval]",
+                     "Median first success", "Bound if never"],
+                    [[_cell(r["category"]), _cell(f"{r['a']} vs {r['b']}"),
+                      _cell(r["direction"] + ": " + _DIRECTION[r["direction"]].format(a=r["a"], b=r["b"])),
+                      _value_text(r["candidates"]), f"{_value_text(r['solved_at_depth'])} of "
+                      f"{_value_text(r['sampled'])}", _value_text(r["never"]),
+                      "–" if r["solved_share"] is None else
+                      _value_text(r["solved_share"]) + " " + _interval_text(r["ci_low"], r["ci_high"]),
+                      _value_text(r["median_first_success"]), _value_text(r["max_p_high_never"])]
+                     for r in d["deep"]]),
+        ]
+    if d.get("mass"):
+        out += [
+            "Boundary mass: the share pi0 of problems with success probability exactly 0 (no number of samples solves "
+            "them), from a zero-inflated beta-binomial fit to the per-problem counts at n (T = T_eval; math T = 0), with "
+            "its profile-likelihood interval, and Pass@k extrapolated far beyond n (a range where pi0 is not "
+            "identified: the data cannot tell rarely solvable from unsolvable).",
+            "",
+            *_table(["Category", "Policy", "pi0 [interval]", "Verdict", "Share never solved at n", "Pass@k far [range]"],
+                    [[_cell(r["category"]), _cell(r["policy"]),
+                      _value_text(r["pi0"] if r.get("identified") else None) + " "
+                      + _interval_text(r["pi0_ci_low"], r["pi0_ci_high"]), _mass_verdict(r),
+                      _value_text(r["zero_share"]), f"k = {_cell(r['k_far'])}: " + _value_text(r["pass_far"]) + " "
+                      + _interval_text(r["pass_far_low"], r["pass_far_high"])]
+                     for r in d["mass"]]),
+        ]
+    if DEPTH_FIGURE in audit.figures and DEPTH_FIGURE not in shown:
+        shown[DEPTH_FIGURE] = 0
+        out += _figure_block(DEPTH_FIGURE, links)
+    return out
 
 
 def _claim_section(r: dict, cal: dict | None, links: Links, key: set[str], shown: dict[str, int]) -> list[str]:

@@ -302,7 +302,7 @@ def zibb_curves(fits: dict, category: str, ks) -> pd.DataFrame:
 
 def boundary_depth_data(counts: pd.DataFrame, fits: dict, deep_per: pd.DataFrame, n_deep: int,
                         category: str = "bridge", k_far: int = K_FAR) -> pd.DataFrame:
-    """The numbers of :func:`passkt.plotting.boundary_depth` for ``category``: per policy, Pass@k measured at
+    """The numbers of :func:`passkt.plotting_audit.boundary_depth` for ``category``: per policy, Pass@k measured at
     k = 1, 2, 4, ..., n (kind "measured"); the ZIBB extrapolation from n to k_far ("zibb": pass at the MLE, NaN
     unless identified; low / high the range over the pi0 interval); and, for a policy deep-sampled on its
     candidates, the share of problems solved at least once within n or at depth ("deep_lower_bound", at

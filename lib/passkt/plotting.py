@@ -487,39 +487,3 @@ def swap_grid(grid: pd.DataFrame | None, caption: str):
     ax.set_title("Swap: success rate")
     add_caption(fig, caption)
     return fig, g.reset_index() if grid is None else grid
-
-
-
-def boundary_depth(data: pd.DataFrame, n_deep: int, caption: str, category: str = "bridge"):
-    """Pass@k measured to n (solid, markers), extrapolated by the ZIBB fit (dashed where pi0 is identified; the
-    shaded band is the range of extrapolations the data cannot reject), and deep sampling (diamond at
-    k = n + n_deep: the share of problems solved at least once after the boundary candidates alone got up to
-    n_deep more draws -- a lower bound on what n + n_deep draws of every problem would reach).
-
-    data: :func:`passkt.deep.boundary_depth_data` (policy, kind = measured | zibb | deep_lower_bound, k, pass, low,
-    high, identified).
-    """
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for pol in [p for p in POLICY_COLORS if p in set(data.policy)]:
-        col, d = POLICY_COLORS[pol], data[data.policy == pol]
-        m = d[d.kind == "measured"]
-        ax.plot(m.k, m["pass"], marker="o", color=col, label=POLICY_LABELS[pol])
-        z = d[d.kind == "zibb"]
-        if len(z):
-            ax.fill_between(z.k, z.low, z.high, color=col, alpha=0.12, lw=0)
-            if z.identified.all():
-                ax.plot(z.k, z["pass"], ls="--", color=col)
-        x = d[d.kind == "deep_lower_bound"]
-        ax.plot(x.k, x["pass"], marker="D", ms=7, color=col, mec="black", ls="none")
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("k (samples)")
-    ax.set_ylabel("Pass@k")
-    ax.set_title(f"{CATEGORY_LABELS.get(category, category)}: the boundary at depth")
-    ax.plot([], [], ls="--", color="grey", label="ZIBB extrapolation (pi0 identified)")
-    ax.fill_between([], [], [], color="grey", alpha=0.2, label="ZIBB range (pi0 interval)")
-    ax.plot([], [], marker="D", color="grey", mec="black", ls="none", label=f"after deep sampling (k = n + {n_deep})")
-    ax.legend(fontsize=7, loc="upper left")
-    add_caption(fig, caption + f" · diamond: share solved at least once after the boundary candidates alone got up "
-                f"to {n_deep} more draws from that policy (a lower bound)")
-    return fig, data

@@ -38,6 +38,8 @@ DATA_FILES = (
     ("metrics/sanity_bands.json", "data/02_base_rollouts/sanity_bands.json"),
     ("metrics/boundary_table.csv", "data/05_pass_at_k/boundary_table.csv"),
     ("metrics/grpo_train_check.json", "data/04_grpo/train_check.json"),
+    ("metrics/boundary_mass.csv", "data/05_pass_at_k/boundary_mass.csv"),
+    ("metrics/deep_boundary.csv", "data/06_mechanism/deep_boundary.csv"),
     ("verdicts.json", "figures/07_claims_audit/verdicts.json"),
 )
 PLOT_POLICIES = ("base", "sft", "rl", "rl_bonus")

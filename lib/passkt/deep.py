@@ -35,18 +35,6 @@ PAIRS = (("rl", "base"), ("sft", "base"))  # (a, b) pairs deep-sampled in both d
 # ------------------------------------------------------------------------------------------- candidates
 
 
-def counts_from_episodes(dfs: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """A counts frame (policy, category, problem_id, temperature, T, n, c) from scored rollout frames per policy."""
-    frames = []
-    for pol, d in dfs.items():
-        g = d.groupby(["category", "problem_id", "temperature", "T"])["correct"].agg(n="size", c="sum").reset_index()
-        g.insert(0, "policy", pol)
-        frames.append(g)
-    out = pd.concat(frames, ignore_index=True)
-    out["c"] = out["c"].astype("int64")
-    return out
-
-
 def candidates(counts: pd.DataFrame, pairs, T: int, temperature: float,
                categories=("bridge", "comparison")) -> pd.DataFrame:
     """:func:`passkt.stats.boundary_candidates` for every pair (a, b), both directions, in ``categories``;

@@ -134,8 +134,6 @@ def train_pass1(model_dir: str | Path, problems: list[dict], sampling: dict, n: 
 
 def load_counts(paths, policies: list[str]):
     """Per (policy, category, problem, temperature, T): n rollouts and c successes, scored now from the rollouts."""
-    import pandas as pd
-
     from passkt import prep
 
     problems = prep.eval_problems(paths.problems)
@@ -144,7 +142,16 @@ def load_counts(paths, policies: list[str]):
         d = paths.rollouts(pol)
         if not any(d.glob("shard-*.parquet")):
             raise FileNotFoundError(f"no rollouts for policy {pol!r} in {d}")
-        df = load_scored(d, problems, columns=["problem_id", "category", "T", "temperature", "correct"])
+        frames.append(load_scored(d, problems, columns=["problem_id", "category", "T", "temperature", "correct"]))
+    return counts_of(dict(zip(policies, frames)))
+
+
+def counts_of(episodes: dict):
+    """The counts frame (policy, category, problem_id, temperature, T, n, c) of scored episode frames per policy."""
+    import pandas as pd
+
+    frames = []
+    for pol, df in episodes.items():
         g = df.groupby(["category", "problem_id", "temperature", "T"])["correct"].agg(n="size", c="sum").reset_index()
         g.insert(0, "policy", pol)
         frames.append(g)

@@ -44,8 +44,21 @@ def save_figure(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> list
     fig.savefig(files[0], metadata={"Software": None})
     fig.savefig(files[1], metadata={"Creator": None, "Producer": None, "CreationDate": None})
     data.to_csv(files[2], index=False, float_format="%.6g")
+    show_in_notebook(files[0])
     plt.close(fig)
     return files
+
+
+def show_in_notebook(png: Path) -> None:
+    """Show the saved PNG as the cell's output when running in a notebook kernel (so the executed notebooks in
+    results/ show every figure on GitHub and in JupyterLab); a no-op in plain Python."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=str(png)))
 
 
 def policy_palette(policies) -> dict:

@@ -24,8 +24,10 @@ profile:
 	@if [ "$(PROFILE)" = paper ]; then cp configs/paper.yaml params.yaml; echo "params.yaml <- configs/paper.yaml"; \
 	elif [ "$(PROFILE)" != tiny ]; then echo "unknown PROFILE=$(PROFILE) (tiny | paper)"; exit 2; fi
 
+# dvc repro, then the README's and docs' generated blocks (wall times, verdicts) from the new results/
 reproduce: $(STAMP) profile
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+	$(BIN)/python tools/readme_results.py
 
 # pytest exit 5 ("no tests collected") is a failure here, never a silent pass.
 test: $(STAMP)

@@ -51,8 +51,13 @@ def test_every_published_copy_is_the_stage_output_dvc_lock_records():
     deps = lock_entries("publish", "deps")
     manifest = json.loads((RESULTS / publish.MANIFEST).read_text())
     for rel, e in manifest.items():  # single files: the copy's MD5 is the one dvc.lock recorded for its source
-        if "source" in e and e["source"] in deps:
+        if "source" not in e:
+            continue
+        if e["source"] in deps:
             assert e["md5"] == deps[e["source"]]["md5"], f"{rel} is not the {e['source']} of dvc.lock"
+        else:  # otherwise it lies in a figure folder the publish stage depends on (checked below by folder hash)
+            assert any(e["source"].startswith(d + "/") for d in deps if d.startswith("figures/")), (
+                f"{rel}: its source {e['source']} is not a dependency of the publish stage")
     stages = [s for s in SPEC if s != "publish"]
     for stage in stages:  # figure folders: results/figures/<stage> hashes to the stage's recorded output
         folder = f"figures/{stage}"
@@ -82,8 +87,22 @@ def test_dvc_lock_is_not_older_than_the_code(stage):
     tracked = [d for d in declared if not d.startswith(("data/", "figures/"))]
     stale = [d for d in tracked if md5(ROOT / d) != recorded[d]["md5"]]
     assert not stale, f"{stage} ran with other versions of {stale}: rerun `dvc repro` and commit dvc.lock"
-    for key, value in lock.get("params", {}).get("params.yaml", {}).items():
+    recorded_params = lock.get("params", {}).get("params.yaml", {})
+    assert set(spec.get("params", [])) == set(recorded_params), f"{stage}: the declared params changed since the last run"
+    for key, value in recorded_params.items():
         assert _param(PARAMS, key) == value, f"{stage}: params.yaml {key} changed since the last run"
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in spec.get("outs", [])]
+    assert set(outs) == {o["path"] for o in lock.get("outs", [])}, f"{stage}: outputs changed since the last run"
+
+
+def test_every_stage_ran_on_the_outputs_dvc_lock_records_upstream():
+    """A chain, not islands: each stage's recorded hash of another stage's output equals what that stage recorded
+    producing (a partial rerun that left a later stage on the old output fails here)."""
+    produced = {o["path"]: (stage, o["md5"]) for stage, entry in LOCK.items() for o in entry.get("outs", [])}
+    stale = [f"{stage} ran on an older {d['path']} than {produced[d['path']][0]} produced"
+             for stage, entry in LOCK.items() for d in entry.get("deps", [])
+             if d["path"] in produced and d["md5"] != produced[d["path"]][1]]
+    assert not stale, stale
 
 
 def test_headline_metrics_are_a_dozen_named_numbers():

@@ -88,7 +88,7 @@ def results_block() -> str:
     out += [f"| {b['band']} | {b['value']:.3f} | [{b['low']}, {b['high']}]{'' if b['ok'] else ' **missed**'} |"
             for b in bands["bands"]]
     out += ["", f"Pass@1 and Pass@{n} per category (T = {T} for comparison and bridge, T = 0 for math; temperature "
-            f"{stats['meta.temperature']}; 95% paired-bootstrap intervals over problems; "
+            f"{stats['meta.temperature']}; {int(round(100 * float(stats['meta.ci'])))}% paired-bootstrap intervals over problems; "
             f"`results/metrics/pass_at_k.json`):", "",
             "| category | problems | " + " | ".join(f"{lab} Pass@1 · Pass@{n}" for _, lab in POLICIES) + " |",
             "|---|---|" + "---|" * len(POLICIES)]

@@ -47,7 +47,7 @@ def boundary_depth(data: pd.DataFrame, n_deep: int, caption: str, category: str 
 
 
 VERDICT_COLORS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclusive": "#e08214",
-                  "not_evaluated": "#888888"}
+                  "not evaluated": "#888888"}
 
 
 def claims_effects(rows: list[dict], caption: str):

@@ -69,7 +69,7 @@ def sources(root: Path) -> list[tuple[str, Path]]:
 
 def policy_columns(df: pd.DataFrame, index: str, value: str, column: str = "policy") -> pd.DataFrame:
     """Long -> wide: one row per ``index`` value, one column per policy (the shape ``dvc plots`` draws as lines)."""
-    wide = df.pivot_table(index=index, columns=column, values=value, aggfunc="first")
+    wide = df.pivot(index=index, columns=column, values=value)  # raises on a duplicate (index, policy)
     keep = [p for p in PLOT_POLICIES if p in wide.columns] + [c for c in wide.columns if c not in PLOT_POLICIES]
     return wide[keep].reset_index()
 

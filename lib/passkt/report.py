@@ -132,7 +132,7 @@ class Links:
 
 # The report in figures/07_claims_audit/ (stage 07's output): figures where their stage wrote them, the executed
 # notebooks in data/<stage>/.
-STAGE_LINKS = Links(figures="../", notebooks="../../data/{stage}/{stage}.executed.ipynb")
+STAGE_LINKS = Links(figures="../", notebooks="../../notebooks/{stage}.ipynb")  # resolves in figures/ and in results/figures/
 # The report published as results/report.{md,html}: results/figures/<stage>/..., results/notebooks/<stage>.ipynb.
 RESULTS_LINKS = Links(figures="figures/", notebooks="notebooks/{stage}.ipynb")
 

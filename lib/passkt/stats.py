@@ -494,7 +494,7 @@ def fit_zibb(n, c, ci: float = 0.95, grid: int = 41) -> ZIBBFit:
     n, c: 1-D per-problem arrays (n may vary by problem). Each problem's success probability p is drawn from the
     mixture and c ~ Binomial(n, p) given p; problems are independent. The log-likelihood uses betaln / gammaln
     (beta-binomial pmf in logs, logaddexp for the c = 0 mixture), evaluated once per distinct (n, c); the
-    optimiser (L-BFGS-B, analytic gradient, several starts) works on logit pi0, log a, log b.
+    optimiser (box-constrained BFGS, analytic gradient, several starts) works on logit pi0, log a, log b.
 
     Interval: the profile-likelihood interval {pi0: 2 (max loglik - profile loglik(pi0)) <= chi2_1(ci)} (a, b
     re-maximised at each pi0). At pi0 = 0 the parameter is on the boundary, where this cut-off is conservative.

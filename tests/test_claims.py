@@ -391,7 +391,7 @@ def _layout(root, results: bool) -> None:
         for ext in (".png", ".pdf", ".csv"):
             f.with_suffix(ext).write_text("x")
     for stage in STAGES:
-        nb = root / "results/notebooks" / f"{stage}.ipynb" if results else Paths(root).executed_notebook(stage)
+        nb = root / "results/notebooks" / f"{stage}.ipynb" if results else Paths(root).notebook(stage)  # the source
         nb.parent.mkdir(parents=True, exist_ok=True)
         nb.write_text("{}")
 

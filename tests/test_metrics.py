@@ -428,7 +428,8 @@ PAIRS = [("rl", "base"), ("sft", "base"), ("rl", "sft"), ("bonus", "base")]
 
 
 def expected_keys() -> set:
-    keys = {"meta.n", "meta.T_eval", "meta.temperature", "meta.ci", "meta.k_gap"}
+    keys = {"meta.n", "meta.T_eval", "meta.temperature", "meta.ci", "meta.k_gap", "meta.n_replicates"}
+    spread = (".seed_sd", ".seed_min", ".seed_max", ".n_seeds")
     effect = ("", ".ci_low", ".ci_high", ".p", ".tost_low", ".tost_high")
     pols = {"math": ["base", "rl"], "comparison": ["base", "sft", "rl"], "bridge": ["base", "sft", "rl"]}
     for cat, ps in pols.items():
@@ -436,7 +437,7 @@ def expected_keys() -> set:
         for pol in ps:
             keys |= {f"boundary.{cat}.{pol}.{s}" for s in ("size", "n_problems", "frac", "ci_low", "ci_high")}
             for tag in ("k1", "kmax"):
-                keys |= {f"pass.{cat}.{pol}.{tag}{s}" for s in ("", ".ci_low", ".ci_high")}
+                keys |= {f"pass.{cat}.{pol}.{tag}{s}" for s in ("", ".ci_low", ".ci_high") + spread}
             keys |= {f"saturation.{cat}.{pol}.{s}" for s in ("T_star", "T_star_k1", "T_star.censored", "T_star.ci_low",
                                                               "T_star.ci_high", "T_star.censored_frac")}
         for a, b in PAIRS:
@@ -453,15 +454,18 @@ def expected_keys() -> set:
                         "net_ci_low",
                         "net_ci_high",
                         "mcnemar_p",
+                        "net_p",
+                        "net_seed_sd",
+                        "n_seeds",
                     )
                 }
                 for tag in ("k1", "kmax"):
-                    keys |= {f"passdiff.{cat}.{nm}.{tag}{s}" for s in effect}
-                keys |= {f"gapwiden.{cat}.{nm}{s}" for s in effect}
-                keys |= {f"split.{cat}.{nm}{s}" for s in effect}
-                keys |= {f"efficiency.{cat}.{nm}{s}" for s in effect + (".n_shared", ".none_drawn_frac")}
+                    keys |= {f"passdiff.{cat}.{nm}.{tag}{s}" for s in effect + spread}
+                keys |= {f"gapwiden.{cat}.{nm}{s}" for s in effect + (".n_seeds",)}
+                keys |= {f"split.{cat}.{nm}{s}" for s in effect + (".n_seeds",)}
+                keys |= {f"efficiency.{cat}.{nm}{s}" for s in effect + (".n_shared", ".none_drawn_frac", ".n_seeds")}
                 if cat == "bridge":
-                    keys |= {f"interaction.{nm}.bridge_minus_comparison{s}" for s in effect}
+                    keys |= {f"interaction.{nm}.bridge_minus_comparison{s}" for s in effect + (".n_seeds",)}
                 keys |= {f"crossover.{cat}.{nm}.{s}" for s in ("k", "never", "already", "ci_low", "ci_high",
                                                                "ci_high_never", "never_frac", "already_frac")}
     return keys

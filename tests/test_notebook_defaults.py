@@ -59,6 +59,8 @@ def _run_defaults(repo, stage, timeout=900) -> float:
 def test_parameters_cell_holds_the_default_profile(stage):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     cell = parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    if "replicate" in cell:  # a replicated stage: its default is the first replicate (the runner passes --replicate)
+        assert cell.pop("replicate") == params["replicates"][0], f"{stage}: default replicate is not the first"
     assert cell == stage_params(params, stage, cell), f"{stage}: parameters cell differs from params.yaml"
 
 

@@ -16,8 +16,24 @@ from passkt import publish
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / publish.RESULTS
 LOCK = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"] if (ROOT / "dvc.lock").exists() else {}
-SPEC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _expand(spec: dict) -> dict:
+    """dvc.yaml's stages with each ``foreach: ${replicates}`` stage expanded to its units ``<stage>@<i>``
+    (``${item}`` substituted), as dvc.lock names them."""
+    out = {}
+    for name, st in spec.items():
+        if "foreach" not in st:
+            out[name] = st
+            continue
+        assert st["foreach"] == "${replicates}", f"{name}: foreach over {st['foreach']!r}"
+        for r in PARAMS["replicates"]:
+            out[f"{name}@{r}"] = yaml.safe_load(yaml.safe_dump(st["do"]).replace("${item}", str(r)))
+    return out
+
+
+SPEC = _expand(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 
 pytestmark = pytest.mark.skipif(not LOCK or not RESULTS.exists(), reason="no dvc.lock or results/ in this checkout")
 
@@ -55,17 +71,46 @@ def test_every_published_copy_is_the_stage_output_dvc_lock_records():
             continue
         if e["source"] in deps:
             assert e["md5"] == deps[e["source"]]["md5"], f"{rel} is not the {e['source']} of dvc.lock"
-        else:  # otherwise it lies in a figure folder the publish stage depends on (checked below by folder hash)
-            assert any(e["source"].startswith(d + "/") for d in deps if d.startswith("figures/")), (
+        else:  # otherwise it lies in a folder the publish stage depends on (figures: checked below by folder hash;
+            # a replicated stage's notebook: checked against its unit's folder listing where the DVC cache has it)
+            assert any(e["source"].startswith(d + "/") for d in deps), (
                 f"{rel}: its source {e['source']} is not a dependency of the publish stage")
     stages = [s for s in SPEC if s != "publish"]
-    for stage in stages:  # figure folders: results/figures/<stage> hashes to the stage's recorded output
-        folder = f"figures/{stage}"
-        h = dvc_dir_md5(RESULTS / "figures" / stage)
-        assert h == deps[folder]["md5"] == lock_entries(stage, "outs")[folder]["md5"], (
+    for stage in stages:  # figure folders: results/figures/<stage>[/r<i>] hashes to the stage's recorded output
+        folder = next(o["path"] for o in LOCK[stage]["outs"] if o["path"].startswith("figures/"))
+        h = dvc_dir_md5(RESULTS / folder)
+        assert h == lock_entries(stage, "outs")[folder]["md5"], (
             f"results/{folder} is not the {folder} that stage {stage} produced according to dvc.lock")
+        if folder in deps:
+            assert h == deps[folder]["md5"], f"publish ran on another {folder} than results/ holds"
     copied = {e["source"] for e in manifest.values() if "source" in e}
-    assert {f"data/{s}/{s}.executed.ipynb" for s in stages} <= copied, "an executed notebook is not published"
+    want = {f"data/{s}/{s}.executed.ipynb" for s in stages if "@" not in s}
+    want |= {f"data/{s.split('@')[0]}/r{s.split('@')[1]}/{s.split('@')[0]}.executed.ipynb" for s in stages if "@" in s}
+    assert want <= copied, f"an executed notebook is not published: {sorted(want - copied)[:3]}"
+
+
+def test_replicated_notebooks_are_the_ones_their_units_produced():
+    """Where the DVC cache holds a replicated unit's folder listing (not on a fresh clone), each published file
+    from it has the MD5 that listing records."""
+    manifest = json.loads((RESULTS / publish.MANIFEST).read_text())
+    checked = 0
+    for stage, entry in LOCK.items():
+        if "@" not in stage:
+            continue
+        for o in entry["outs"]:
+            if not o["path"].startswith("data/"):
+                continue
+            h = o["md5"].removesuffix(".dir")
+            listing = ROOT / ".dvc" / "cache" / "files" / "md5" / h[:2] / (h[2:] + ".dir")
+            if not listing.exists():
+                continue
+            files = {f"{o['path']}/{x['relpath']}": x["md5"] for x in json.loads(listing.read_text())}
+            for rel, e in manifest.items():
+                if e.get("source") in files:
+                    assert e["md5"] == files[e["source"]], f"{rel} is not the {e['source']} of dvc.lock"
+                    checked += 1
+    if not checked:
+        pytest.skip("no DVC cache with the replicated units' folder listings (a fresh clone)")
 
 
 def _param(params: dict, dotted: str):

@@ -30,12 +30,22 @@ def _minutes(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
+def _units(stage: str) -> list[tuple[str, str]]:
+    """(label, results-relative run_meta file) of a stage's units: one, or one per training replicate."""
+    extra = sorted((ROOT / "results/run_meta").glob(f"{stage}.r*.json"), key=lambda p: int(p.stem.split(".r")[-1]))
+    if not extra:
+        return [(stage, f"results/run_meta/{stage}.json")]
+    return [(f"{stage} (replicate 0)", f"results/run_meta/{stage}.json")] + [
+        (f"{stage} (replicate {p.stem.split('.r')[-1]})", f"results/run_meta/{p.name}") for p in extra]
+
+
 def wall_block() -> str:
     rows, total = [], 0.0
     for st in STAGES:
-        m = _load(f"results/run_meta/{st}.json")
-        total += m["wall_s"]
-        rows.append(f"| {st} | {_minutes(m['wall_s'])} | {m.get('end', '')[:16].replace('T', ' ')} |")
+        for label, rel in _units(st):
+            m = _load(rel)
+            total += m["wall_s"]
+            rows.append(f"| {label} | {_minutes(m['wall_s'])} | {m.get('end', '')[:16].replace('T', ' ')} |")
     return "\n".join(["| stage | wall time | finished (UTC) |", "|---|---|---|", *rows,
                       f"| **total** | **{_minutes(total)}** | |"])
 
@@ -61,18 +71,28 @@ def verdict_block() -> str:
         out.append(f"| {r['id']} | {_short(r.get('short') or r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
                    f"**{r['verdict'].replace('_', ' ')}** |")
     n_ok = sum(b["ok"] for b in bands["bands"])
-    out += ["", f"One run: n = {int(stats['meta.n'])} rollouts per (problem, T), "
-            f"{int(stats['meta.n_problems.bridge'])} problems per category, T = {int(stats['meta.T_eval'])}, "
-            f"temperature {stats['meta.temperature']}; the base model meets {n_ok} of its {len(bands['bands'])} "
-            "sanity bands ([docs/results.md](docs/results.md))."]
-    check = _load("results/metrics/grpo_train_check.json")
-    if "reward_plateau" in check:
-        runs = "; ".join(f"{name}: **{r['verdict']}** (rise {r['rise']:+.2f}, one-sided bounds [{r['rise_low']:+.2f}, "
-                         f"{r['rise_high']:+.2f}] against a margin of {r['margin']})"
-                         for name, r in check["reward_plateau"].items() if "rise" in r)
-        first = next(iter(check["reward_plateau"].values()))
-        out += ["", f"GRPO trained {first['steps']} steps; training reward over the last {first['window']} steps: "
-                f"{runs} ([04_grpo](results/notebooks/04_grpo.ipynb))."]
+    S = int(stats.get("meta.n_replicates", 1))
+    d = "passdiff.bridge.rl_vs_base.kmax"
+    out += ["", f"One run of the study: n = {int(stats['meta.n'])} rollouts per (problem, T), "
+            f"{int(stats['meta.n_problems.bridge'])} problems per category, {S} training replicate{'s' if S > 1 else ''} "
+            f"of SFT and GRPO, T = {int(stats['meta.T_eval'])}, temperature {stats['meta.temperature']}; intervals "
+            + ("resample training replicates, then problems" if S > 1 else "resample problems") +
+            f". Bridge RL − base Pass@{int(stats['meta.n'])}: {stats[d]:+.3f} [{stats[d + '.ci_low']:+.3f}, "
+            f"{stats[d + '.ci_high']:+.3f}]" + (f", between-replicate SD {stats[d + '.seed_sd']:.3f} (range "
+            f"{stats[d + '.seed_min']:+.3f} to {stats[d + '.seed_max']:+.3f})" if S > 1 else "") +
+            f". The base model meets {n_ok} of its {len(bands['bands'])} sanity bands ([docs/results.md](docs/results.md))."]
+    checks = sorted((ROOT / "results/metrics").glob("grpo_train_check*.json"))
+    runs = []
+    for f in checks:
+        check, rep = json.loads(f.read_text()), (f.stem.split(".r")[1] if ".r" in f.stem else "0")
+        for name, r in check.get("reward_plateau", {}).items():
+            if "rise" in r:
+                runs.append(f"{name} r{rep}: **{r['verdict']}** (rise {r['rise']:+.2f}, one-sided bounds "
+                            f"[{r['rise_low']:+.2f}, {r['rise_high']:+.2f}], margin {r['margin']})")
+                first = r
+    if runs:
+        out += ["", f"GRPO trained {first['steps']} steps per run; training reward over the last {first['window']} steps: "
+                + "; ".join(runs) + " ([04_grpo](results/notebooks/04_grpo.ipynb))."]
     return "\n".join(out)
 
 
@@ -88,7 +108,8 @@ def results_block() -> str:
     out += [f"| {b['band']} | {b['value']:.3f} | [{b['low']}, {b['high']}]{'' if b['ok'] else ' **missed**'} |"
             for b in bands["bands"]]
     out += ["", f"Pass@1 and Pass@{n} per category (T = {T} for comparison and bridge, T = 0 for math; temperature "
-            f"{stats['meta.temperature']}; {int(round(100 * float(stats['meta.ci'])))}% paired-bootstrap intervals over problems; "
+            f"{stats['meta.temperature']}; {int(round(100 * float(stats['meta.ci'])))}% two-level paired-bootstrap intervals "
+            "(training replicates, then problems); "
             f"`results/metrics/pass_at_k.json`):", "",
             "| category | problems | " + " | ".join(f"{lab} Pass@1 · Pass@{n}" for _, lab in POLICIES) + " |",
             "|---|---|" + "---|" * len(POLICIES)]
@@ -99,14 +120,14 @@ def results_block() -> str:
             lo, hi = stats.get(f"pass.{cat}.{pol}.kmax.ci_low"), stats.get(f"pass.{cat}.{pol}.kmax.ci_high")
             cells.append("–" if k1 is None else f"{k1:.3f} · {km:.2f} [{lo:.2f}, {hi:.2f}]")
         out.append(f"| {cat} | {int(stats[f'meta.n_problems.{cat}'])} | " + " | ".join(cells) + " |")
-    out += ["", "Boundary changes against the base model (problems solved at least once in n; gained / lost, exact "
-            "McNemar p):", "", "| category | SFT vs base | RL vs base | RL + bonus vs base |", "|---|---|---|---|"]
+    out += ["", "Boundary changes against the base model (problems solved at least once in n; gained / lost, means "
+            "over training replicates; p of net = gained − lost by the two-level bootstrap):", "", "| category | SFT vs base | RL vs base | RL + bonus vs base |", "|---|---|---|---|"]
     for cat in ("math", "comparison", "bridge"):
         cells = []
         for pair in ("sft_vs_base", "rl_vs_base", "rl_bonus_vs_base"):
             k = f"setdiff.{cat}.{pair}"
             cells.append("–" if f"{k}.gained" not in stats else
-                         f"+{int(stats[k + '.gained'])} / −{int(stats[k + '.lost'])} (p = {stats[k + '.mcnemar_p']:.2g})")
+                         f"+{stats[k + '.gained']:.3g} / −{stats[k + '.lost']:.3g} (p = {stats[k + '.net_p']:.2g})")
         out.append(f"| {cat} | " + " | ".join(cells) + " |")
     out += ["", "Verdicts of the audit (`results/report.md`; the rules are in `lib/passkt/claims.py`):",
             "", "| claim | ours | verdict |", "|---|---|---|"]

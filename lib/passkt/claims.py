@@ -17,10 +17,11 @@ claim states, not a significance label:
 Verdicts are computed, never typed: ``decide(stats)`` is a pure function that returns ``not evaluated``
 (naming the key) when a statistic it needs is missing or NaN.
 
-Uncertainty included today: problems (paired bootstrap) and rollouts (through each problem's counts), for one
-training run per policy. Training seeds are not included. :func:`read_effect` takes a hierarchical interval
-(seeds x problems) under ``{key}.hier.*`` when the stats carry one, and :func:`uncertainty_level` says which
-level a verdict rests on; nothing else in a rule changes when those intervals arrive.
+Uncertainty included: training seeds (the SFT and GRPO replicates), problems and rollouts, by the two-level
+paired bootstrap of :func:`passkt.metrics.summarise` (its intervals are in the plain keys; ``{key}.n_seeds``
+says how many replicates a statistic rests on, 1 = one training run: problems and rollouts only; the mechanism
+statistics of stage 06 use the first replicate). :func:`read_effect` still prefers an interval under
+``{key}.hier.*`` where stats carry one, and :func:`uncertainty_level` says which level a verdict rests on.
 
 Pair convention: ``{a}_vs_{b}``; ``setdiff...gained`` = |B(a) minus B(b)|, ``lost`` = |B(b) minus B(a)|;
 ``passdiff`` = Pass(a) - Pass(b). At kmax = n, Pass@kmax is the boundary share, so passdiff.{cat}.{pair}.kmax
@@ -109,6 +110,10 @@ def uncertainty_level(stats: Stats, key: str) -> str:
     """Which sources of variation the interval of ``key`` includes."""
     if first_missing(stats, (f"{key}{HIER}.ci_low",)) is None:
         return "training seeds, problems and rollouts"
+    for k in (key, key.rsplit(".", 1)[0]):  # the effect's own key, or its set-difference prefix
+        s = stats.get(f"{k}.n_seeds")
+        if s is not None and s == s and float(s) > 1:
+            return f"training seeds ({int(s)} replicates, two-level bootstrap), problems and rollouts"
     return "problems and rollouts (one training run)"
 
 
@@ -356,30 +361,34 @@ CLAIM_3 = Claim(
 
 # ----------------------------------------------------------------------------- claim 4
 
-# "SFT shrinks the boundary on C; RL vs SFT is lopsided": two paired boundary comparisons, each by McNemar on
-# the discordant problems; "SFT does not shrink it" is shown by equivalence of the boundary difference.
+# "SFT shrinks the boundary on C; RL vs SFT is lopsided": two paired boundary comparisons, each tested on the net
+# set difference (gained - lost) by the two-level bootstrap over training replicates and problems (net_p; with one
+# replicate a paired bootstrap over problems, which agrees with McNemar on the discordant problems); "SFT does not
+# shrink it" is shown by equivalence of the boundary difference.
 MARGIN_BOUNDARY = 0.05  # share of problems: boundaries within ±5% of the problems are "the same size"
 
 C4_SFT, C4_RVS = "setdiff.bridge.sft_vs_base", "setdiff.bridge.rl_vs_sft"
 C4_SFT_PASS, C4_RVS_PASS = "passdiff.bridge.sft_vs_base.kmax", "passdiff.bridge.rl_vs_sft.kmax"
 C4_KEYS = (
     ("meta.ci",)
-    + tuple(f"{p}.{s}" for p in (C4_SFT, C4_RVS) for s in ("gained", "lost", "mcnemar_p"))
+    + tuple(f"{p}.{s}" for p in (C4_SFT, C4_RVS) for s in ("gained", "lost", "net", "net_p", "mcnemar_p"))
     + effect_keys(C4_SFT_PASS, C4_RVS_PASS)
 )
 
 
 def _direction(stats: Stats, prefix: str) -> int:
-    """+1: a's boundary significantly larger (gained > lost, McNemar p < alpha); -1: smaller; 0: neither."""
-    gain, loss = float(stats[prefix + ".gained"]), float(stats[prefix + ".lost"])
-    if float(stats[prefix + ".mcnemar_p"]) >= alpha(stats) or gain == loss:
+    """+1: a's boundary significantly larger (net = gained - lost > 0, two-level bootstrap p < alpha); -1:
+    smaller; 0: neither."""
+    net = float(stats[prefix + ".net"])
+    if float(stats[prefix + ".net_p"]) >= alpha(stats) or net == 0:
         return 0
-    return 1 if gain > loss else -1
+    return 1 if net > 0 else -1
 
 
 def _setdiff_text(stats: Stats, prefix: str) -> str:
     return (
-        f"+{fmt_number(stats[prefix + '.gained'])}/-{fmt_number(stats[prefix + '.lost'])} (McNemar {fmt_p(stats[prefix + '.mcnemar_p'])})"
+        f"+{fmt_number(stats[prefix + '.gained'])}/-{fmt_number(stats[prefix + '.lost'])} (net p "
+        f"{fmt_p(stats[prefix + '.net_p'])}; McNemar per replicate, median {fmt_p(stats[prefix + '.mcnemar_p'])})"
     )
 
 
@@ -402,10 +411,11 @@ CLAIM_4 = Claim(
     "Under matched data SFT shrinks the boundary on C; the RL vs SFT set difference is lopsided.",
     "C boundaries: SFT {boundary.bridge.sft} vs base {boundary.bridge.base} ({setdiff.bridge.sft_vs_base}); "
     "RL vs SFT {setdiff.bridge.rl_vs_sft}.",
-    "Boundary set differences on bridge: SFT vs base and RL vs SFT, gained / lost with exact McNemar p, and the "
+    "Boundary set differences on bridge: SFT vs base and RL vs SFT, gained / lost (means over training "
+    "replicates) with the two-level bootstrap p of net = gained - lost (replicates, then problems), and the "
     "paired boundary difference (Pass@kmax at kmax = n) with its intervals.",
-    f"Margin {MARGIN_BOUNDARY} (share of problems). Supported if SFT loses more than it gains vs base with McNemar "
-    f"p < alpha AND RL gains more than it loses vs SFT with McNemar p < alpha; contradicted if either is "
+    f"Margin {MARGIN_BOUNDARY} (share of problems). Supported if SFT loses more than it gains vs base (net < 0, "
+    f"p < alpha) AND RL gains more than it loses vs SFT (net > 0, p < alpha); contradicted if either is "
     f"significant in the opposite direction or either boundary difference is equivalent to 0 within "
     f"±{MARGIN_BOUNDARY} (TOST); otherwise inconclusive. {PRECEDENCE}",
     C4_KEYS,
@@ -515,14 +525,15 @@ CLAIM_6 = Claim(
 # ----------------------------------------------------------------------------- claim 7
 
 # "An explicit exploration bonus is not needed": plain RL expands on its own, and the bonus run is not shown
-# better than plain RL (paired: McNemar on their boundaries and the paired Pass@kmax difference).
+# better than plain RL (paired: the net set difference of their boundaries, two-level bootstrap, and the paired
+# Pass@kmax difference). The comparison with the bonus run rests on the replicates that trained one.
 MARGIN_BONUS = 0.05  # Pass units: the bonus adding less than 5 points of Pass@kmax counts as not needed
 
 C7_PLAIN, C7_VS_BONUS = "setdiff.bridge.rl_vs_base", "setdiff.bridge.rl_vs_rl_bonus"
 C7_PASS = "passdiff.bridge.rl_vs_rl_bonus.kmax"
 C7_KEYS = (
     ("meta.ci",)
-    + tuple(f"{p}.{s}" for p in (C7_PLAIN, C7_VS_BONUS) for s in ("gained", "lost", "mcnemar_p"))
+    + tuple(f"{p}.{s}" for p in (C7_PLAIN, C7_VS_BONUS) for s in ("gained", "lost", "net", "net_p", "mcnemar_p"))
     + effect_keys(C7_PASS)
 )
 
@@ -546,12 +557,13 @@ CLAIM_7 = Claim(
     "An explicit exploration bonus is not needed for the expansion.",
     "C: RL + bonus {pass64.bridge.rl_bonus} (net {net.bridge.rl_bonus_vs_base}) vs plain RL {pass64.bridge.rl} "
     "(net {net.bridge.rl_vs_base}).",
-    "Bridge boundaries: plain RL vs base (McNemar), plain RL vs RL + bonus (McNemar) and their paired Pass@kmax "
+    "Bridge boundaries: plain RL vs base and plain RL vs RL + bonus (net set difference, two-level bootstrap p) "
+    "and their paired Pass@kmax "
     "difference (plain - bonus). Both runs use the same reward scaling (see the report's settings).",
-    f"Margin {MARGIN_BONUS} (Pass). Supported if plain RL's boundary is larger than base's (gained > lost, McNemar "
-    f"p < alpha), RL + bonus is not significantly larger than plain RL (McNemar), and plain - bonus is shown above "
+    f"Margin {MARGIN_BONUS} (Pass). Supported if plain RL's boundary is larger than base's (net > 0, p < alpha), "
+    f"RL + bonus is not significantly larger than plain RL (net p), and plain - bonus is shown above "
     f"-{MARGIN_BONUS} (one-sided at alpha); contradicted if plain RL does not expand significantly while RL + bonus "
-    "is significantly ahead of it (McNemar, or the paired interval below 0); otherwise inconclusive.",
+    "is significantly ahead of it (net p, or the paired interval below 0); otherwise inconclusive.",
     C7_KEYS,
     _guarded(C7_KEYS, bonus_not_needed),
     short="No exploration bonus needed",

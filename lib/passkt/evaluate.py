@@ -132,18 +132,41 @@ def train_pass1(model_dir: str | Path, problems: list[dict], sampling: dict, n: 
     return {k: float(sum(v) / len(v)) for k, v in out.items()}
 
 
-def load_counts(paths, policies: list[str]):
-    """Per (policy, category, problem, temperature, T): n rollouts and c successes, scored now from the rollouts."""
+def load_counts(paths, policies: list[str], replicates: list[int] | None = None):
+    """Per (policy, category, problem, temperature, T): n rollouts and c successes, scored now from the rollouts.
+
+    With ``replicates``, the counts frame gets a ``replicate`` column: a policy sampled by a replicated stage
+    (SFT, GRPO) is loaded from every listed replicate that has its rollouts (the exploration-bonus run may
+    exist in the first replicates only; a plain SFT or RL replicate missing raises), the base model once with
+    replicate -1 (shared by every replicate: it is not retrained).
+    """
+    import pandas as pd
+
     from passkt import prep
+    from passkt.paths import POLICY_ROLLOUTS, REPLICATED
 
     problems = prep.eval_problems(paths.problems)
-    frames = []
-    for pol in policies:
-        d = paths.rollouts(pol)
+
+    def one(p, pol):
+        d = p.rollouts(pol)
         if not any(d.glob("shard-*.parquet")):
             raise FileNotFoundError(f"no rollouts for policy {pol!r} in {d}")
-        frames.append(load_scored(d, problems, columns=["problem_id", "category", "T", "temperature", "correct"]))
-    return counts_of(dict(zip(policies, frames)))
+        return counts_of({pol: load_scored(d, problems, columns=["problem_id", "category", "T", "temperature", "correct"])})
+
+    if replicates is None:
+        return pd.concat([one(paths, pol) for pol in policies], ignore_index=True)
+    frames = []
+    for pol in policies:
+        if POLICY_ROLLOUTS[pol][0] not in REPLICATED:
+            frames.append(one(paths, pol).assign(replicate=-1))
+            continue
+        have = [r for r in replicates if any(paths.with_replicate(r).rollouts(pol).glob("shard-*.parquet"))]
+        if not have or (pol in ("sft", "rl") and have != list(replicates)):
+            lack = sorted(set(replicates) - set(have))
+            raise FileNotFoundError(f"no rollouts for policy {pol!r} in replicate(s) {lack} "
+                                    f"({paths.with_replicate(lack[0]).rollouts(pol)})")
+        frames += [one(paths.with_replicate(r), pol).assign(replicate=r) for r in have]
+    return pd.concat(frames, ignore_index=True)
 
 
 def counts_of(episodes: dict):

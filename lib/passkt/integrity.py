@@ -242,7 +242,8 @@ def check_dvc_deps(root: str | Path) -> dict[str, dict[str, list[str]]]:
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     out = {}
     for stage, spec in stages.items():
-        listed = {d for d in spec.get("deps", []) if d.startswith("lib/passkt/")}
+        spec = spec.get("do", spec)  # a foreach stage: its template
+        listed = {d for d in spec.get("deps", []) if isinstance(d, str) and d.startswith("lib/passkt/")}
         need = set(stage_lib_deps(root, stage))
         out[stage] = {"missing": sorted(need - listed), "extra": sorted(listed - need)}
     return out

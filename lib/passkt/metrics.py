@@ -114,9 +114,10 @@ def check_counts(counts: pd.DataFrame) -> pd.DataFrame:
     if np.any((c < 0) | (c > n)):
         row = counts.index[(c < 0) | (c > n)][0]
         raise ValueError(f"counts row {row}: c={counts.at[row, 'c']} is outside [0, n={counts.at[row, 'n']}]")
-    dup = counts.duplicated(list(KEYS))
+    keys = list(KEYS) + (["replicate"] if "replicate" in counts.columns else [])
+    dup = counts.duplicated(keys)
     if dup.any():
-        key = counts.loc[dup.to_numpy(), list(KEYS)].iloc[0].to_dict()
+        key = counts.loc[dup.to_numpy(), keys].iloc[0].to_dict()
         raise ValueError(f"counts has duplicate rows for key {key}")
     return counts
 
@@ -333,6 +334,94 @@ def bootstrap_surface(
     points, point_reps = _finish(pt_frames, pt_reps, "pass", ci, n_boot)
     diffs, diff_reps = _finish(df_frames, df_reps, "diff", ci, n_boot)
     return BootstrapSurface(ks, points, diffs, point_reps, diff_reps, resamples)
+
+
+# ----------------------------------------------------------------------------- training replicates
+
+SHARED = ("base",)  # policies evaluated once and shared by every training replicate (the base model is given)
+
+
+def with_replicates(counts: pd.DataFrame) -> pd.DataFrame:
+    """The counts frame with a ``replicate`` column (one replicate, 0, where it has none)."""
+    return counts if "replicate" in counts.columns else counts.assign(replicate=0)
+
+
+def replicate_sets(counts: pd.DataFrame) -> dict[str, tuple]:
+    """Policy -> the training replicates it has (a shared policy: None, it enters every replicate)."""
+    c = with_replicates(counts)
+    return {pol: None if pol in SHARED else tuple(sorted(int(r) for r in g["replicate"].unique()))
+            for pol, g in c.groupby("policy", sort=True)}
+
+
+def pair_replicates(sets: dict, a: str, b: str) -> tuple | None:
+    """The replicates a comparison of a and b rests on: those both have (a shared policy has all)."""
+    ra, rb = sets[a], sets[b]
+    if ra is None or rb is None:
+        return rb if ra is None else ra
+    return tuple(sorted(set(ra) & set(rb)))
+
+
+@dataclass(frozen=True)
+class ReplicateSurface(BootstrapSurface):
+    """A :class:`BootstrapSurface` whose replicates resample training seeds, then problems (two levels).
+
+    Built by :func:`replicate_surface`: every curve rests on its policy's replicates, every difference on the
+    replicates both policies have; ``hier`` maps each such replicate set to its
+    :class:`passkt.stats.HierarchicalBootstrap` (per-seed tables, seed draws). Within a set every seed and policy
+    see the same drawn problems; the problem draw of a category is the same in every set (same seed).
+    """
+
+    hier: dict = field(default_factory=dict)
+
+    def for_pair(self, sets: dict, a: str, b: str):
+        return self.hier[pair_replicates(sets, a, b)]
+
+
+def replicate_surface(counts: pd.DataFrame, ks, pairs=(), n_boot: int = 1000, seed: int = 0,
+                      ci: float = 0.95) -> ReplicateSurface:
+    """Two-level paired bootstrap (training seeds, then problems) of every curve point and policy difference.
+
+    Estimates are means over replicates of the per-replicate mean over problems; intervals resample replicates
+    and problems (:func:`passkt.stats.hierarchical_bootstrap`); with one replicate everything equals
+    :func:`bootstrap_surface`. Extra columns: seed_sd, seed_min, seed_max, n_seeds, ci_low_problems,
+    ci_high_problems (the interval with the seeds held fixed).
+    """
+    from passkt import stats as st
+
+    c = with_replicates(counts)
+    sets = replicate_sets(c)
+    full = tuple(sorted({r for v in sets.values() if v for r in v})) or (0,)
+    need: dict[tuple, tuple[list, list]] = {}
+    for pol, r in sets.items():
+        need.setdefault(r or full, ([], []))[0].append(pol)
+    for a, b in pairs:
+        if a in sets and b in sets:
+            need.setdefault(pair_replicates(sets, a, b) or full, ([], []))[1].append((a, b))
+    hier, pt, pr, dfs, dr = {}, [], [], [], []
+    for rset, (pols, prs) in sorted(need.items()):
+        keep = (c["policy"].isin(SHARED) | c["replicate"].isin(rset)).to_numpy()
+        use = c[keep & c["policy"].isin(set(pols) | {x for ab in prs for x in ab}).to_numpy()]
+        covers = {q for q, r in sets.items() if r is None or set(rset) <= set(r)}  # policies that have every replicate
+        use = use[use["policy"].isin(covers)]
+        hb = st.hierarchical_bootstrap(use, ks, prs, n_boot=n_boot, seed=seed, ci=ci, seed_col="replicate",
+                                       shared=SHARED)
+        hier[rset] = hb
+        sel = hb.points["policy"].isin(pols).to_numpy()
+        pt.append(hb.points[sel])
+        pr.append(hb.reps["points"][:, sel])
+        if len(hb.diffs):
+            dfs.append(hb.diffs)
+            dr.append(hb.reps["diffs"])
+    points = pd.concat(pt, ignore_index=True)
+    point_reps = np.concatenate(pr, axis=1)
+    diffs = pd.concat(dfs, ignore_index=True) if dfs else pd.DataFrame(
+        columns=["a", "b", "category", "temperature", "T", "k", "diff", "p", "ci_low", "ci_high"])
+    diff_reps = np.concatenate(dr, axis=1) if dr else np.empty((int(n_boot), 0))
+    with np.errstate(invalid="ignore"):
+        points["se"] = np.nanstd(point_reps, axis=0, ddof=1) if n_boot > 1 else np.nan
+        diffs["se"] = np.nanstd(diff_reps, axis=0, ddof=1) if n_boot > 1 and len(diffs) else np.nan
+    first = next(iter(hier.values()))
+    return ReplicateSurface(np.sort(_check_ks(ks)), points, diffs, point_reps, diff_reps, first.resamples, hier)
 
 
 # ----------------------------------------------------------------------------- capability boundary
@@ -609,7 +698,7 @@ def summarise(
     k_gap = min(8, kmax // 2)
     if 1 not in ks or kmax % 2 or k_gap not in ks:
         raise ValueError(f"summarise: ks must contain 1, kmax and k_gap = min(8, kmax/2), got {ks.tolist()}")
-    check_counts(counts)
+    counts = check_counts(with_replicates(counts))
     warm = counts[np.isclose(counts["temperature"], temperature)]
     if warm.empty:
         raise ValueError(f"summarise: no counts at temperature={temperature}")
@@ -619,13 +708,15 @@ def summarise(
     for cat in cats:
         if not (ev["category"] == cat).any():
             raise ValueError(f"summarise: no counts for category {cat!r} at T={depth[cat]}")
-    boot = bootstrap_surface(ev, ks, pairs, n_boot=n_boot, seed=seed, ci=ci)
+    sets = replicate_sets(ev)
+    boot = replicate_surface(ev, ks, pairs, n_boot=n_boot, seed=seed, ci=ci)
     sat_k = saturation_depth(pass_surface(warm, ks), kmax, eps)
     deep = warm[(warm["category"] != "math").to_numpy()]
-    boot_T = bootstrap_surface(deep, ks, (), n_boot=n_boot, seed=seed, ci=ci) if len(deep) else None
+    boot_T = replicate_surface(deep, ks, (), n_boot=n_boot, seed=seed, ci=ci) if len(deep) else None
     sat_1 = saturation_depth(pass_surface(warm, ks), 1, eps)
     i1, imax, igap = (int(np.flatnonzero(ks == k)[0]) for k in (1, kmax, k_gap))
     n_values = ev["n"].unique()
+    all_reps = tuple(sorted({r for v in sets.values() if v for r in v})) or (0,)
 
     out: dict[str, float] = {
         "meta.n": float(n_values[0]) if len(n_values) == 1 else float("nan"),
@@ -633,36 +724,46 @@ def summarise(
         "meta.temperature": float(temperature),
         "meta.ci": float(ci),
         "meta.k_gap": float(k_gap),
+        "meta.n_replicates": float(len(all_reps)),
     }
+
+    def spread(key: str, frame: pd.DataFrame, where: dict, k: int | None = None) -> dict[str, float]:
+        """Between-replicate spread of one statistic (SD, min, max over training seeds; SD NaN with one)."""
+        m = np.ones(len(frame), dtype=bool)
+        for col, val in {**where, **({"k": k} if k is not None else {})}.items():
+            m &= np.isclose(frame[col], val) if col == "temperature" else (frame[col] == val).to_numpy()
+        row = frame[m].iloc[0]
+        return {f"{key}.seed_sd": float(row["seed_sd"]), f"{key}.seed_min": float(row["seed_min"]),
+                f"{key}.seed_max": float(row["seed_max"]), f"{key}.n_seeds": float(row["n_seeds"])}
+
+    def rows_of(rows: pd.DataFrame, pol: str, r: int) -> pd.DataFrame:
+        g = rows[rows["policy"] == pol]
+        return g if sets[pol] is None else g[g["replicate"] == r]
+
     at_kmax: dict[tuple[str, str], tuple[float, np.ndarray]] = {}  # (cat, pair) -> diff at kmax and its replicates
     for cat in cats:
         rows = ev[ev["category"] == cat]
         universe = set(rows["problem_id"])
         pids, W = boot.resamples[cat]  # the resample of every Pass statistic of this category
-        c_by, n_by = (rows.pivot(index="problem_id", columns="policy", values=v).reindex(pids) for v in ("c", "n"))
         out[f"meta.n_problems.{cat}"] = float(len(universe))
-        solved = {pol: set(g.loc[g["c"] > 0, "problem_id"]) for pol, g in rows.groupby("policy", sort=True)}
-        sizes = rows.groupby("policy", sort=True).size()
-        for pol, ids in solved.items():
-            m, lo_hi = int(sizes[pol]), wilson_interval(len(ids), int(sizes[pol]))
-            pre = f"boundary.{cat}.{pol}"
-            out.update(
-                {
-                    f"{pre}.size": float(len(ids)),
-                    f"{pre}.n_problems": float(m),
-                    f"{pre}.frac": len(ids) / m,
-                    f"{pre}.ci_low": lo_hi[0],
-                    f"{pre}.ci_high": lo_hi[1],
-                }
-            )
-            est, reps = boot.curve(pol, cat, temperature, depth[cat])
+        solved = {pol: {r: set(rows_of(rows, pol, r).query("c > 0")["problem_id"]) for r in (sets[pol] or all_reps)}
+                  for pol in sorted(rows["policy"].unique())}
+        for pol, by_rep in solved.items():
+            m = int(rows_of(rows, pol, next(iter(by_rep)))["problem_id"].nunique())
+            est, reps = boot.curve(pol, cat, temperature, depth[cat])  # Pass@kmax (kmax = n) = the boundary share
             lo, hi = _percentiles(reps, ci)
+            pre = f"boundary.{cat}.{pol}"
+            size = float(np.mean([len(v) for v in by_rep.values()]))
+            out.update({f"{pre}.size": size, f"{pre}.n_problems": float(m), f"{pre}.frac": size / m,
+                        f"{pre}.ci_low": float(lo[imax]), f"{pre}.ci_high": float(hi[imax])})
+            where = dict(policy=pol, category=cat, temperature=temperature, T=depth[cat])
             for tag, i in (("k1", i1), ("kmax", imax)):
                 out.update(
                     {
                         f"pass.{cat}.{pol}.{tag}": float(est[i]),
                         f"pass.{cat}.{pol}.{tag}.ci_low": float(lo[i]),
                         f"pass.{cat}.{pol}.{tag}.ci_high": float(hi[i]),
+                        **spread(f"pass.{cat}.{pol}.{tag}", boot.points, where, int(ks[i])),
                     }
                 )
             t_k = sat_k.loc[(sat_k["policy"] == pol) & (sat_k["category"] == cat), "T_star"]
@@ -675,33 +776,56 @@ def summarise(
             if a not in solved or b not in solved:
                 continue
             name = f"{a}_vs_{b}"
-            sd = set_difference(solved[a], solved[b], universe)
-            net, net_lo, net_hi = net_boundary_ci(
-                solved[a], solved[b], universe, n_boot, seed, ci, category=cat
-            )
+            reps_ab = pair_replicates(sets, a, b) or all_reps
+            hb = boot.for_pair(sets, a, b) if pair_replicates(sets, a, b) else next(iter(boot.hier.values()))
+            sds = [set_difference(solved[a][r if sets[a] else all_reps[0]], solved[b][r if sets[b] else all_reps[0]],
+                                  universe) for r in reps_ab]
             pre = f"setdiff.{cat}.{name}"
-            out.update({f"{pre}.{part}": float(len(s)) for part, s in sd.items()})
+            out.update({f"{pre}.{part}": float(np.mean([len(sd[part]) for sd in sds])) for part in sds[0]})
+            bnd = hb.boundary
+            net = bnd[(bnd["a"] == a).to_numpy() & (bnd["b"] == b).to_numpy() & (bnd["category"] == cat).to_numpy()
+                      & np.isclose(bnd["temperature"], temperature) & (bnd["T"] == depth[cat]).to_numpy()
+                      & (bnd["stat"] == "net").to_numpy()].iloc[0]
             out.update(
                 {
-                    f"{pre}.net": net,
-                    f"{pre}.net_ci_low": net_lo,
-                    f"{pre}.net_ci_high": net_hi,
-                    f"{pre}.mcnemar_p": mcnemar_exact(len(sd["gained"]), len(sd["lost"])),
+                    f"{pre}.net": float(net["count"]),
+                    f"{pre}.net_ci_low": float(net["count_ci_low"]),
+                    f"{pre}.net_ci_high": float(net["count_ci_high"]),
+                    f"{pre}.net_p": float(net["p"]),
+                    f"{pre}.net_seed_sd": float(net["seed_sd"] * net["n_problems"]),
+                    f"{pre}.n_seeds": float(len(reps_ab)),
+                    # descriptive: the median over replicates of each replicate's exact McNemar p
+                    f"{pre}.mcnemar_p": float(np.median([mcnemar_exact(len(sd["gained"]), len(sd["lost"])) for sd in sds])),
                 }
             )
             dest, dreps = boot.diff_curve(a, b, cat, temperature, depth[cat])
+            where = dict(a=a, b=b, category=cat, temperature=temperature, T=depth[cat])
             for tag, i in (("k1", i1), ("kmax", imax)):
                 out.update(effect(f"passdiff.{cat}.{name}.{tag}", dest[i], dreps[:, i], ci))
+                out.update(spread(f"passdiff.{cat}.{name}.{tag}", boot.diffs, where, int(ks[i])))
             out.update(effect(f"gapwiden.{cat}.{name}", dest[imax] - dest[igap], dreps[:, imax] - dreps[:, igap], ci))
-            e_est, e_reps, shared = shared_pass1_diff(c_by[a], n_by[a], c_by[b], n_by[b], W)
-            out.update(effect(f"efficiency.{cat}.{name}", e_est, e_reps, ci))
-            out[f"efficiency.{cat}.{name}.n_shared"] = float(shared.sum())
-            out[f"efficiency.{cat}.{name}.none_drawn_frac"] = float(np.mean(W[:, shared].sum(axis=1) == 0))
-            out.update(effect(f"split.{cat}.{name}", dest[imax] - e_est, dreps[:, imax] - e_reps, ci))
+            # efficiency per replicate under the same problem draw W, combined with the pair's seed draws
+            e_est, e_reps, n_shared, none = [], [], [], []
+            for r in reps_ab:
+                ra, rb = rows_of(rows, a, r), rows_of(rows, b, r)
+                c_a, n_a, c_b, n_b = (g.set_index("problem_id")[v].reindex(pids) for g in (ra, rb) for v in ("c", "n"))
+                e, er, shared = shared_pass1_diff(c_a, n_a, c_b, n_b, W)
+                e_est.append(e), e_reps.append(er), n_shared.append(shared.sum())
+                none.append(np.mean(W[:, shared].sum(axis=1) == 0))
+            V = hb.seed_draws if len(reps_ab) > 1 else np.ones((len(W), 1))
+            order = [list(reps_ab).index(int(sd)) for sd in hb.seeds] if len(reps_ab) > 1 else [0]
+            e_mean = float(np.mean(e_est))
+            e_rep = (V * np.stack(e_reps, axis=1)[:, order]).sum(axis=1) / V.shape[1]
+            out.update(effect(f"efficiency.{cat}.{name}", e_mean, e_rep, ci))
+            out[f"efficiency.{cat}.{name}.n_shared"] = float(np.mean(n_shared))
+            out[f"efficiency.{cat}.{name}.none_drawn_frac"] = float(np.mean(none))
+            out.update(effect(f"split.{cat}.{name}", dest[imax] - e_mean, dreps[:, imax] - e_rep, ci))
+            for key in ("gapwiden", "efficiency", "split"):
+                out[f"{key}.{cat}.{name}.n_seeds"] = float(len(reps_ab))
             at_kmax[cat, name] = float(dest[imax]), dreps[:, imax]
-            ea, ra = boot.curve(a, cat, temperature, depth[cat])
-            eb, rb = boot.curve(b, cat, temperature, depth[cat])
-            xo = crossover_interval(ra, rb, ks, ci)
+            ea, ra_ = boot.curve(a, cat, temperature, depth[cat])
+            eb, rb_ = boot.curve(b, cat, temperature, depth[cat])
+            xo = crossover_interval(ra_, rb_, ks, ci)
             state = float(crossover_states(ea, eb, ks)[0])
             out.update(
                 {
@@ -715,6 +839,7 @@ def summarise(
         if cat == "bridge" and ("comparison", name) in at_kmax:
             est_c, reps_c = at_kmax["comparison", name]
             out.update(effect(f"interaction.{name}.bridge_minus_comparison", est - est_c, reps - reps_c, ci))
+            out[f"interaction.{name}.bridge_minus_comparison.n_seeds"] = out[f"passdiff.bridge.{name}.kmax.n_seeds"]
     return {key: float(v) for key, v in out.items()}
 
 
@@ -731,3 +856,25 @@ def boundary_table(stats: dict, pairs, categories=("math", "comparison", "bridge
                 rows.append({"category": cat, "pair": f"{a} vs {b}", **{x: stats[f"{key}.{x}"] for x in BOUNDARY_COLUMNS}})
     return pd.DataFrame(rows, columns=["category", "pair", *BOUNDARY_COLUMNS])
 
+
+
+def replicate_table(boot: ReplicateSurface, T_eval: int, temperature: float, ks) -> pd.DataFrame:
+    """Per training replicate: each policy's Pass@k and each pair's difference at the headline point (math at
+    T = 0), k in ``ks`` — the per-seed numbers behind every mean and two-level interval (columns: replicate,
+    statistic, category, k, value, ci_low, ci_high; the interval resamples problems within the replicate)."""
+    rows = []
+    for hb in boot.hier.values():
+        for kind in ("points", "diffs"):
+            f = hb.per_seed[kind]
+            if f.empty:
+                continue
+            at = np.where(f["category"] == "math", 0, int(T_eval))
+            f = f[(f["T"].to_numpy() == at) & np.isclose(f["temperature"].astype(float), temperature) & f["k"].isin(list(ks))]
+            val = "pass" if kind == "points" else "diff"
+            name = f["policy"] if kind == "points" else f["a"] + " - " + f["b"]
+            rows.append(pd.DataFrame({"replicate": f["seed"].to_numpy(), "statistic": name.to_numpy(),
+                                      "category": f["category"].to_numpy(), "k": f["k"].to_numpy(),
+                                      "value": f[val].to_numpy(), "ci_low": f["ci_low"].to_numpy(),
+                                      "ci_high": f["ci_high"].to_numpy()}))
+    out = pd.concat(rows, ignore_index=True).drop_duplicates(["replicate", "statistic", "category", "k"])
+    return out.sort_values(["category", "statistic", "k", "replicate"]).reset_index(drop=True)

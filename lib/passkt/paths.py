@@ -2,7 +2,9 @@
 
 Each pipeline stage owns exactly two folders: ``data/<stage>/`` (artifacts, executed notebook, run_meta.json)
 and ``figures/<stage>/`` (PNG + PDF + CSV per figure). DVC tracks both as the stage's outputs, so no two stages
-ever own overlapping paths.
+ever own overlapping paths. The training stages (SFT, GRPO) run once per training replicate, each replicate a DVC
+``foreach`` unit owning ``data/<stage>/r<i>/`` and ``figures/<stage>/r<i>/``; a ``Paths`` built with
+``replicate=i`` resolves those stages' folders (and the policies they sample) to replicate ``i``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ STAGES = (
     "06_mechanism",
     "07_claims_audit",
 )
+
+# Stages run once per training replicate (dvc.yaml ``foreach: ${replicates}``).
+REPLICATED = ("03_sft", "04_grpo")
 
 # Which stage samples which policy, and where its rollouts live (relative to the stage's data folder).
 POLICY_ROLLOUTS = {
@@ -39,23 +44,39 @@ def find_root(start: str | Path = ".") -> Path:
     raise FileNotFoundError(f"no dvc.yaml at or above {p}: run from inside the passkt repository")
 
 
+def replicate_seed(seed: int, replicate: int) -> int:
+    """Training-and-sampling seed of replicate ``replicate`` under master ``seed``: 1000 * seed + replicate, so
+    the replicates of master seeds 0 and 1 are disjoint (0, 1, 2 vs 1000, 1001, 1002)."""
+    if not 0 <= replicate < 1000:
+        raise ValueError(f"replicate {replicate} outside 0..999")
+    return 1000 * seed + replicate
+
+
 @dataclass(frozen=True)
 class Paths:
     root: Path
+    replicate: int = 0          # which training replicate the replicated stages' folders resolve to
 
     @classmethod
-    def at(cls, root: str | Path = ".") -> "Paths":
-        return cls(find_root(root))
+    def at(cls, root: str | Path = ".", replicate: int = 0) -> "Paths":
+        return cls(find_root(root), replicate)
+
+    def with_replicate(self, replicate: int) -> "Paths":
+        return Paths(self.root, replicate)
 
     # generic stage folders -------------------------------------------------------------------------------
     def notebook(self, stage: str) -> Path:
         return self.root / "notebooks" / f"{stage}.ipynb"
 
+    def _unit(self, stage: str) -> str:
+        return f"{stage}/r{self.replicate}" if stage in REPLICATED else stage
+
     def data(self, stage: str) -> Path:
-        return self.root / "data" / stage
+        """The stage's data folder (this replicate's for a replicated stage)."""
+        return self.root / "data" / self._unit(stage)
 
     def figures(self, stage: str) -> Path:
-        return self.root / "figures" / stage
+        return self.root / "figures" / self._unit(stage)
 
     def executed_notebook(self, stage: str) -> Path:
         return self.data(stage) / f"{stage}.executed.ipynb"

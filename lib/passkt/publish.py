@@ -27,7 +27,7 @@ import pandas as pd
 
 from passkt import report
 from passkt.integrity import write_json_atomic
-from passkt.paths import STAGES, Paths, find_root
+from passkt.paths import REPLICATED, STAGES, Paths, find_root
 
 RESULTS = "results"
 MANIFEST = "MANIFEST.json"
@@ -37,8 +37,8 @@ DATA_FILES = (
     ("metrics/mechanism.json", "data/06_mechanism/metrics.json"),
     ("metrics/sanity_bands.json", "data/02_base_rollouts/sanity_bands.json"),
     ("metrics/boundary_table.csv", "data/05_pass_at_k/boundary_table.csv"),
-    ("metrics/grpo_train_check.json", "data/04_grpo/train_check.json"),
     ("metrics/boundary_mass.csv", "data/05_pass_at_k/boundary_mass.csv"),
+    ("metrics/per_replicate.csv", "data/05_pass_at_k/per_replicate.csv"),
     ("metrics/deep_boundary.csv", "data/06_mechanism/deep_boundary.csv"),
     ("verdicts.json", "figures/07_claims_audit/verdicts.json"),
 )
@@ -49,16 +49,35 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def replicates(root: Path) -> list[int]:
+    """The training replicates params.yaml lists (the units of the replicated stages)."""
+    import yaml
+
+    reps = yaml.safe_load((root / "params.yaml").read_text()).get("replicates", [0])
+    return [int(r) for r in reps]
+
+
 def sources(root: Path) -> list[tuple[str, Path]]:
-    """(results-relative path, source file) of every file copied as it is."""
+    """(results-relative path, source file) of every file copied as it is.
+
+    A replicated stage's figures keep their replicate folders (``figures/03_sft/r1/...``); its executed notebooks
+    and run metadata are ``notebooks/<stage>.ipynb`` (replicate 0, the one the report links) and
+    ``notebooks/<stage>.r<i>.ipynb`` for the others; the GRPO training check is published per replicate.
+    """
     P = Paths(root)
     out = []
     for stage in STAGES:
-        for f in sorted(P.figures(stage).rglob("*")):  # a mirror: tests recompute DVC's folder hash from it
+        figs = root / "figures" / stage  # every replicate's folder of a replicated stage
+        for f in sorted(figs.rglob("*")):  # a mirror: tests recompute DVC's folder hash from it
             if f.is_file():
-                out.append((f"figures/{stage}/{f.relative_to(P.figures(stage)).as_posix()}", f))
-        out.append((f"notebooks/{stage}.ipynb", P.executed_notebook(stage)))
-        out.append((f"run_meta/{stage}.json", P.run_meta(stage)))
+                out.append((f"figures/{stage}/{f.relative_to(figs).as_posix()}", f))
+        for r in replicates(root) if stage in REPLICATED else [0]:
+            Q, tag = P.with_replicate(r), "" if r == 0 or stage not in REPLICATED else f".r{r}"
+            out.append((f"notebooks/{stage}{tag}.ipynb", Q.executed_notebook(stage)))
+            out.append((f"run_meta/{stage}{tag}.json", Q.run_meta(stage)))
+    for r in replicates(root):
+        out.append((f"metrics/grpo_train_check{'' if r == 0 else f'.r{r}'}.json",
+                    P.with_replicate(r).data("04_grpo") / "train_check.json"))
     out += [(dst, root / src) for dst, src in DATA_FILES]
     missing = [str(src.relative_to(root)) for _, src in out if not src.exists()]
     if missing:
@@ -80,10 +99,14 @@ def plot_tables(root: Path) -> dict[str, pd.DataFrame]:
     curves = pd.read_csv(P.figures("05_pass_at_k") / "pass_curves.csv")
     out = {f"pass_at_k_{cat}": policy_columns(curves[curves.panel == cat], "k", "pass")
            for cat in ("bridge", "comparison", "math")}
-    train = pd.read_csv(P.figures("04_grpo") / "training_curves.csv")
+    reps = replicates(root)
+    train = pd.concat([pd.read_csv(P.with_replicate(r).figures("04_grpo") / "training_curves.csv")
+                       .assign(run=lambda d, r=r: d["run"] + f"_r{r}") for r in reps], ignore_index=True)
     out["grpo_reward"] = policy_columns(train, "step", "reward", column="run")
     out["pretrain_loss"] = pd.read_csv(P.figures("01_base_model") / "pretrain_loss.csv")
-    out["sft_loss"] = pd.read_csv(P.figures("03_sft") / "sft_loss.csv")
+    sft = pd.concat([pd.read_csv(P.with_replicate(r).figures("03_sft") / "sft_loss.csv").assign(replicate=f"r{r}")
+                     for r in reps], ignore_index=True)
+    out["sft_loss"] = policy_columns(sft, "step", "loss", column="replicate")
     return out
 
 

@@ -100,6 +100,26 @@ class Audit:
     notes: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
     depth: dict = field(default_factory=dict)  # :func:`depth_rows`: the boundary at depth (beyond the paper)
+    study: str = "decisive"  # the settings of stages 02-07: "quick" (configs/quick.yaml) is flagged as not decisive
+
+
+QUICK_BANNER = (
+    "> **Quick profile: these verdicts are not decisive.** They come from the smaller settings of "
+    "`configs/quick.yaml` (fewer rollouts per problem, one training replicate), kept for a fast look; the "
+    "default study (`params.yaml`) is the one whose verdicts a reviewer should read."
+)
+
+
+def uncertainty_note(stats: dict) -> str:
+    """One paragraph: which sources of variation the intervals include (from the stats' own metadata)."""
+    s = int(stats.get("meta.n_replicates", 1) or 1)
+    if s > 1:
+        return (f"Uncertainty included: training seeds ({s} SFT and GRPO replicates from the one base model), problems "
+                "and rollouts, by a two-level paired bootstrap (replicates, then problems; every policy sees the same "
+                "draw). The exploration-bonus run and the mechanism statistics (stage 06) rest on the replicates "
+                "listed per claim (column 'Uncertainty included').")
+    return ("Uncertainty included: problems (paired bootstrap) and rollouts, for one training run per policy; "
+            "training seeds are not included (column 'Uncertainty included' per claim).")
 
 
 def save_audit(audit: Audit, path: str | Path) -> None:
@@ -211,6 +231,7 @@ def render_markdown(audit: Audit, links: Links = STAGE_LINKS) -> str:
     out = [
         f"# {TITLE}",
         "",
+        *([QUICK_BANNER, ""] if audit.study == "quick" else []),
         f"Produced by profile **{_cell(audit.profile)}**"
         + (" (a small synthetic testbed: the numbers describe it, not the paper's model)" if audit.profile != "paper"
            else "")
@@ -527,7 +548,9 @@ def headline_metrics(audit: Audit, pass_metrics: Mapping[str, float]) -> dict[st
     """The numbers a reviewer compares between runs, flat: each claim's effect (``claim.<id>.effect``, the
     verdict's value), the count of each verdict (``verdicts.<verdict>``), bridge Pass@1 and Pass@kmax of base, SFT
     and RL at T_eval (``bridge.<policy>.pass1``, ``.pass_kmax``), the bridge boundary problems gained and lost
-    (``bridge.<a>_vs_<b>.gained``, ``.lost``), and the settings they are at (``meta.T_eval``, ``meta.n``).
+    (``bridge.<a>_vs_<b>.gained``, ``.lost``), the bridge RL - base Pass@kmax difference with its two-level interval
+    and between-seed SD (``bridge.rl_vs_base.dpass_kmax*``), and the settings they are at (``meta.T_eval``,
+    ``meta.n``, ``meta.n_replicates``).
 
     ``pass_metrics``: stage 05's metrics.json. The keys do not depend on the data; a value that is missing,
     NaN or not evaluated is None (JSON null)."""
@@ -543,8 +566,12 @@ def headline_metrics(audit: Audit, pass_metrics: Mapping[str, float]) -> dict[st
     for pair in HEADLINE_PAIRS:
         for part in ("gained", "lost"):
             out[f"bridge.{pair}.{part}"] = _num(pass_metrics.get(f"setdiff.bridge.{pair}.{part}"))
+    d = "passdiff.bridge.rl_vs_base.kmax"  # the headline effect, its two-level interval and between-seed spread
+    for part, key in (("", d), (".ci_low", d + ".ci_low"), (".ci_high", d + ".ci_high"), (".seed_sd", d + ".seed_sd")):
+        out[f"bridge.rl_vs_base.dpass_kmax{part}"] = _num(pass_metrics.get(key))
     out["meta.T_eval"] = _num(pass_metrics.get("meta.T_eval"))
     out["meta.n"] = _num(pass_metrics.get("meta.n"))
+    out["meta.n_replicates"] = _num(pass_metrics.get("meta.n_replicates"))
     return out
 
 

@@ -19,10 +19,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-# Switch params.yaml to a profile: tiny = as committed, paper = configs/paper.yaml (undo with `git checkout params.yaml`).
+# Switch params.yaml to a profile: tiny = as committed, quick = configs/quick.yaml (the tiny study at smaller,
+# not decisive settings; reuses the tiny base model), paper = configs/paper.yaml (undo with `git checkout params.yaml`).
 profile:
-	@if [ "$(PROFILE)" = paper ]; then cp configs/paper.yaml params.yaml; echo "params.yaml <- configs/paper.yaml"; \
-	elif [ "$(PROFILE)" != tiny ]; then echo "unknown PROFILE=$(PROFILE) (tiny | paper)"; exit 2; fi
+	@if [ "$(PROFILE)" = paper ] || [ "$(PROFILE)" = quick ]; then cp configs/$(PROFILE).yaml params.yaml; echo "params.yaml <- configs/$(PROFILE).yaml"; \
+	elif [ "$(PROFILE)" != tiny ]; then echo "unknown PROFILE=$(PROFILE) (tiny | quick | paper)"; exit 2; fi
 
 # dvc repro, then the README's and docs' generated blocks (wall times, verdicts) from the new results/
 reproduce: $(STAMP) profile

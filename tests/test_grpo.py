@@ -364,3 +364,30 @@ def test_fast_logprobs_give_trl_loss_and_gradients(problems, tok, tmp_path):
         torch.testing.assert_close(loss_bf16, loss_trl)
         assert torch.nn.functional.cosine_similarity(g_bf16, g_trl, dim=0) > 0.99
         assert (g_bf16 - g_trl).norm() <= 0.1 * g_trl.norm()
+
+
+def test_plateau_callback_stops_at_an_epoch_end_once_the_reward_is_flat(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from passkt.grpo import _make_plateau_callback
+
+    log = tmp_path / "train_log.csv"
+    cb = _make_plateau_callback(log, min_epochs=2.0)
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 41)
+
+    def end_epoch(rewards, epoch):
+        pd.DataFrame({"step": steps[: len(rewards)], "reward": rewards}).to_csv(log, index=False)
+        control = SimpleNamespace(should_training_stop=False)
+        cb.on_epoch_end(None, SimpleNamespace(epoch=epoch, global_step=len(rewards), is_world_process_zero=True), control)
+        return control.should_training_stop
+
+    flat = 0.5 + rng.normal(0, 0.005, 40)
+    assert not end_epoch(flat[:12], 1.0)  # before plateau_min_epochs: never
+    assert not end_epoch(np.linspace(0.1, 0.9, 25), 2.0)  # still rising
+    assert end_epoch(flat, 3.0)
+    stop = json.loads((tmp_path / "plateau_stop.json").read_text())
+    assert stop["step"] == 40 and stop["test"]["verdict"] == "plateau"

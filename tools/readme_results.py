@@ -70,6 +70,9 @@ def verdict_block() -> str:
             ours += f" [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]"
         out.append(f"| {r['id']} | {_short(r.get('short') or r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
                    f"**{r['verdict'].replace('_', ' ')}** |")
+    gaps = [f"claim {r['id']}: {r['decision_gap']}" for r in rows if r.get("decision_gap")]
+    if gaps:
+        out += ["", "Inconclusive, and what would decide them: " + "; ".join(gaps) + "."]
     n_ok = sum(b["ok"] for b in bands["bands"])
     S = int(stats.get("meta.n_replicates", 1))
     d = "passdiff.bridge.rl_vs_base.kmax"
@@ -87,12 +90,13 @@ def verdict_block() -> str:
         check, rep = json.loads(f.read_text()), (f.stem.split(".r")[1] if ".r" in f.stem else "0")
         for name, r in check.get("reward_plateau", {}).items():
             if "rise" in r:
-                runs.append(f"{name} r{rep}: **{r['verdict']}** (rise {r['rise']:+.2f}, one-sided bounds "
-                            f"[{r['rise_low']:+.2f}, {r['rise_high']:+.2f}], margin {r['margin']})")
-                first = r
+                runs.append(f"{name} r{rep}: {r['steps']} steps, **{r['verdict']}** (rise over the last {r['window']} "
+                            f"steps {r['rise']:+.2f}, one-sided bounds [{r['rise_low']:+.2f}, {r['rise_high']:+.2f}], "
+                            f"margin {r['margin']})")
     if runs:
-        out += ["", f"GRPO trained {first['steps']} steps per run; training reward over the last {first['window']} steps: "
-                + "; ".join(runs) + " ([04_grpo](results/notebooks/04_grpo.ipynb))."]
+        out += ["", "GRPO training reward per run (a run stops at an epoch's end once its reward has plateaued by this "
+                "test, else after `04_grpo.grpo.epochs`): " + "; ".join(runs)
+                + " ([04_grpo](results/notebooks/04_grpo.ipynb))."]
     return "\n".join(out)
 
 

@@ -84,6 +84,7 @@ class Claim:
     decide: Callable[[Stats], Verdict]
     short: str = ""  # a few words for the report's summary table
     effect: str = ""  # what the verdict's value (and interval) is: the effect the rule reads first
+    margin: float = float("nan")  # the decision margin of that effect (for :func:`decision_gap`)
 
 
 def first_missing(stats: Stats, keys: tuple[str, ...]) -> str | None:
@@ -265,6 +266,7 @@ CLAIM_1 = Claim(
     _guarded(C1_KEYS, separates_expansion_from_efficiency),
     short="Pass@(k,T) separates expansion from efficiency",
     effect="split = expansion - efficiency, bridge, RL vs base (Pass)",
+    margin=MARGIN_SPLIT,
 )
 
 
@@ -308,6 +310,7 @@ CLAIM_2 = Claim(
     _guarded(C2_KEYS, bridge_gap_widens),
     short="On bridge, RL rises above base and the gap widens",
     effect="dPass@kmax, bridge, RL - base (Pass)",
+    margin=MARGIN_RISE,
 )
 
 
@@ -356,6 +359,7 @@ CLAIM_3 = Claim(
     _guarded(C3_KEYS, specific_to_compositional),
     short="The expansion is specific to compositional tasks",
     effect="interaction: dPass@kmax bridge - comparison, RL vs base (Pass)",
+    margin=MARGIN_TASK,
 )
 
 
@@ -422,6 +426,7 @@ CLAIM_4 = Claim(
     _guarded(C4_KEYS, sft_shrinks_rl_lopsided),
     short="SFT shrinks the bridge boundary; RL vs SFT lopsided",
     effect="dPass@kmax (boundary difference), bridge, SFT - base (share of problems)",
+    margin=MARGIN_BOUNDARY,
 )
 
 
@@ -472,6 +477,7 @@ CLAIM_5 = Claim(
     _guarded(C5_KEYS, rl_reweights_sft_replaces),
     short="RL reweights base's strategies, SFT replaces them",
     effect="novelty excess of RL over base's held-out half, bridge (share of episodes)",
+    margin=MARGIN_STRATEGY,
 )
 
 
@@ -519,6 +525,7 @@ CLAIM_6 = Claim(
     _guarded(C6_KEYS, gain_in_integration),
     short="RL's gain is in integrating retrieved information",
     effect="surprisal difference in differences, RL vs base (nats/token)",
+    margin=MARGIN_SURPRISAL,
 )
 
 
@@ -568,6 +575,7 @@ CLAIM_7 = Claim(
     _guarded(C7_KEYS, bonus_not_needed),
     short="No exploration bonus needed",
     effect="dPass@kmax, bridge, plain RL - RL + bonus (Pass)",
+    margin=MARGIN_BONUS,
 )
 
 
@@ -582,6 +590,28 @@ _FIELD = re.compile(r"\{([^{}]+)\}")
 def fill_evidence(template: str, paper: Mapping[str, str]) -> str:
     """A claim's evidence text with each "{id}" replaced by the paper's number; KeyError names an unknown id."""
     return _FIELD.sub(lambda m: paper[m.group(1)], template)
+
+
+def decision_gap(value, low, high, margin: float) -> str:
+    """For an inconclusive verdict: how wide its interval is against what a decision needs, and roughly how much
+    more data would give it. An effect is shown when the interval leaves 0 (half-width below |estimate|), no
+    effect when it fits inside ±margin (half-width below margin - |estimate|); the easier of the two sets the
+    target. Interval widths shrink as 1/sqrt(size), so the factor is (half-width / target)^2 applied to the
+    problems per category and to the training replicates alike (a rough guide: the estimate may move)."""
+    try:
+        est, lo, hi, m = float(value), float(low), float(high), float(margin)
+    except (TypeError, ValueError):
+        return ""
+    if not all(math.isfinite(x) for x in (est, lo, hi, m)):
+        return ""
+    h = (hi - lo) / 2
+    target = max(abs(est), m - abs(est))
+    head = f"interval half-width {h:.3g} against the margin {m:g} (estimate {est:+.3g})"
+    if target <= 0 or h <= 0:
+        return head + ": the estimate sits on the margin; more data alone would not decide it"
+    f = (h / target) ** 2
+    return (head + f"; a decision needs a half-width below {target:.3g}: about {f:.1f}x the problems per category "
+            "and training replicates (interval width ~ 1/sqrt(size))")
 
 
 def evaluate(stats: Stats, claims: tuple[Claim, ...] = CLAIMS, paper: Mapping[str, str] | None = None) -> list[dict]:
@@ -609,6 +639,8 @@ def evaluate(stats: Stats, claims: tuple[Claim, ...] = CLAIMS, paper: Mapping[st
                 "ci_high": v.interval[1] if v.interval else None,
                 "explanation": v.explanation,
                 "uncertainty": level if v.verdict != NOT_EVALUATED else "",
+                "decision_gap": decision_gap(v.value, *(v.interval or (None, None)), c.margin)
+                if v.verdict == INCONCLUSIVE else "",
             }
         )
     return rows

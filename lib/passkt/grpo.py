@@ -61,6 +61,11 @@ class GRPOSettings:
     optimised (:class:`_FastLogprobs`, ``docs/benchmarks.md``): episodes sorted by length into that many
     micro-batches, each cut to its own longest completion (1 = TRL's single batch padded to the longest episode);
     bfloat16 autocast over the fp32 weights in that forward only (rollouts stay fp32, like pretraining's ``bf16``).
+
+    ``stop_at_plateau``: train up to ``epochs``, but stop at the end of an epoch (from ``plateau_min_epochs`` on) once
+    the training reward has plateaued by :func:`passkt.evaluate.reward_plateau` (no rise over the last 20% of the
+    steps beyond its fixed margin, one-sided); the stop is recorded in ``plateau_stop.json``. The learning-rate
+    schedule is the one for ``epochs`` (a stop leaves it mid-way).
     """
 
     epochs: int = 10
@@ -91,6 +96,8 @@ class GRPOSettings:
     gen_batch_size: int = 256  # episodes per engine batch (HF backend)
     logprob_buckets: int = 1  # loss forward in this many length-sorted micro-batches, each cut to its longest
     autocast_bf16: bool = False  # bfloat16 autocast (fp32 master weights) in the loss forward/backward only
+    stop_at_plateau: bool = False  # stop at an epoch's end once the training reward has plateaued
+    plateau_min_epochs: float = 2.0  # ... but not before this many epochs
 
     def __post_init__(self):
         positive = ("epochs", "group_size", "prompts_per_step", "grad_accum", "save_steps", "logging_steps",
@@ -367,6 +374,29 @@ def _make_csv_callback(path: Path):
     return CSVLogCallback()
 
 
+def _make_plateau_callback(log_path: Path, min_epochs: float):
+    """Stops training at the end of an epoch (from ``min_epochs`` on) once ``reward_plateau`` of the CSV log says
+    "plateau"; writes ``plateau_stop.json`` beside the log with the step, epoch and the test."""
+    from transformers import TrainerCallback
+
+    from passkt.evaluate import reward_plateau
+
+    class PlateauStop(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if (state.epoch or 0) + 1e-9 < min_epochs or not log_path.exists():
+                return
+            import pandas as pd
+
+            test = reward_plateau(pd.read_csv(log_path))
+            if test["verdict"] == "plateau":
+                control.should_training_stop = True
+                if state.is_world_process_zero:
+                    (log_path.parent / "plateau_stop.json").write_text(json.dumps(
+                        {"step": state.global_step, "epoch": state.epoch, "test": test}, indent=2) + "\n")
+
+    return PlateauStop()
+
+
 def trim_log(path: Path, last_step: int) -> None:
     """Drop log rows after ``last_step`` (written after the checkpoint we resume from), so rows stay unique."""
     if not path.exists():
@@ -506,7 +536,9 @@ def build_trainer(base_model_dir: str | Path, env: Environment, out_dir: Path, s
             train_dataset=build_dataset(env), processing_class=env.tok,
             peft_config=lora_config(settings) if settings.lora else None,
             rollout_func=make_rollout_func(env, settings, factory),
-            callbacks=[_make_csv_callback(out_dir / "train_log.csv")],
+            callbacks=[_make_csv_callback(out_dir / "train_log.csv")]
+            + ([_make_plateau_callback(out_dir / "train_log.csv", settings.plateau_min_epochs)]
+               if settings.stop_at_plateau else []),
         )
     trainer.logprob_buckets, trainer.autocast_bf16 = settings.logprob_buckets, settings.autocast_bf16
     return trainer
@@ -559,6 +591,7 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
         integrity.clear_done(out)
         if integrity.claim_checkpoints(out / "checkpoints", fp):
             (out / "train_log.csv").unlink(missing_ok=True)  # the log of the discarded run
+            (out / "plateau_stop.json").unlink(missing_ok=True)
     state.wait_for_everyone()
     env = Environment(problems, tokenizer, search_k)
     trainer = build_trainer(base_model_dir, env, out, settings, backend_factory)
@@ -576,7 +609,8 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
             "seconds_per_step": round(seconds / steps, 3) if steps else math.nan,
             "resumed_from": str(resume) if resume else None,
             "rollout_seconds": round(ro.get("seconds", 0.0), 3), "rollout_episodes": ro.get("episodes", 0),
-            "rollout_generated_tokens": ro.get("generated_tokens", 0), "scorer": scorer, "fingerprint": fp}
+            "rollout_generated_tokens": ro.get("generated_tokens", 0), "scorer": scorer, "fingerprint": fp,
+            "stopped_at_plateau": (out / "plateau_stop.json").exists()}
     if trainer.accelerator.is_main_process:
         integrity.mark_done(out, fp, result=result)
     return result

@@ -426,6 +426,7 @@ def _claim_section(r: dict, cal: dict | None, links: Links, key: set[str], shown
         f"- Statistic: {_cell(r['statistic'])}",
         f"- Rule (fixed in advance): {_cell(r['rule'])}",
         f"- Uncertainty included: {_cell(r.get('uncertainty') or '–')}",
+        *([f"- What would decide it: {_cell(r['decision_gap'])}"] if r.get("decision_gap") else []),
     ]
     if stage:
         out.append(f"- Statistics computed by notebook [{stage}]({links.notebook(stage)})")

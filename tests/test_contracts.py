@@ -19,7 +19,23 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 STAGES = [p.stem for p in NOTEBOOKS]
-PROFILES = {"tiny": ROOT / "params.yaml", "paper": ROOT / "configs/paper.yaml", "smoke": ROOT / "configs/smoke.yaml"}
+PROFILES = {"tiny": ROOT / "params.yaml", "paper": ROOT / "configs/paper.yaml", "smoke": ROOT / "configs/smoke.yaml",
+            "quick": ROOT / "configs/quick.yaml"}
+PROFILE_NAME = {"quick": "tiny"}  # quick runs the tiny world and base model (`study: quick` names its settings)
+REPLICATED = ("03_sft", "04_grpo")
+
+
+def spec(stage: str) -> dict:
+    """A stage's definition (a foreach stage: its template)."""
+    s = DVC["stages"][stage]
+    return s.get("do", s)
+
+
+def cell_of(stage: str) -> dict:
+    """The notebook's parameters, without ``replicate`` (the runner's --replicate, not a params.yaml key)."""
+    cell = parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    cell.pop("replicate", None)
+    return cell
 
 
 def test_every_notebook_is_a_stage_and_back():
@@ -35,18 +51,24 @@ def test_every_notebook_is_a_stage_and_back():
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_runs_the_runner_on_its_notebook(stage):
-    s = DVC["stages"][stage]
-    assert s["cmd"] == f"python -m passkt.run {stage}"
-    assert f"notebooks/{stage}.ipynb" in s["deps"]
+    s = spec(stage)
     outs = [o if isinstance(o, str) else next(iter(o)) for o in s["outs"]]
-    assert sorted(outs) == sorted([f"data/{stage}", f"figures/{stage}"])
+    assert f"notebooks/{stage}.ipynb" in s["deps"]
+    if stage in REPLICATED:  # one unit per training replicate, each owning its replicate's folders
+        assert DVC["stages"][stage]["foreach"] == "${replicates}"
+        assert s["cmd"] == f"python -m passkt.run {stage} --replicate ${{item}}"
+        assert sorted(outs) == sorted([f"data/{stage}/r${{item}}", f"figures/{stage}/r${{item}}"])
+        assert "replicate" in parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    else:
+        assert s["cmd"] == f"python -m passkt.run {stage}"
+        assert sorted(outs) == sorted([f"data/{stage}", f"figures/{stage}"])
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_dvc_params_match_the_parameters_cell(stage):
-    cell = parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    cell = cell_of(stage)
     shared = {k for k in PARAMS if not k[:2].isdigit()}
-    declared = set(DVC["stages"][stage]["params"])
+    declared = set(spec(stage)["params"])
     expected = {stage} | (set(cell) & shared)
     assert declared == expected, f"{stage}: dvc params {sorted(declared)} vs needed {sorted(expected)}"
 
@@ -55,10 +77,11 @@ def test_dvc_params_match_the_parameters_cell(stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_profile_validates_against_the_notebooks(profile, stage):
     params = yaml.safe_load(PROFILES[profile].read_text())
-    cell = parameters_cell(ROOT / "notebooks" / f"{stage}.ipynb")
+    cell = cell_of(stage)
     resolved = stage_params(params, stage, cell)  # raises on unknown / missing / mistyped keys
     assert set(resolved) == set(cell)
-    assert resolved["profile"] == profile
+    assert resolved["profile"] == PROFILE_NAME.get(profile, profile)
+    assert isinstance(params["replicates"], list) and params["replicates"] and params["replicates"][0] == 0
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -74,7 +97,7 @@ def test_sampling_dicts_are_complete(profile):
 def test_profiles_share_one_key_set():
     keys = {name: {k: sorted(v) if isinstance(v, dict) else None for k, v in yaml.safe_load(p.read_text()).items()}
             for name, p in PROFILES.items()}
-    assert keys["paper"] == keys["tiny"] == keys["smoke"]
+    assert keys["paper"] == keys["tiny"] == keys["smoke"] == keys["quick"]
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
@@ -89,7 +112,11 @@ def test_notebooks_are_stripped_and_use_python3(nb):
 
 def test_no_two_stages_own_overlapping_outputs():
     outs = []
-    for s in DVC["stages"].values():
+    for name, s in DVC["stages"].items():
+        if "foreach" in s:  # expand the units as dvc.lock names them
+            for r in PARAMS["replicates"]:
+                outs += [(o if isinstance(o, str) else next(iter(o))).replace("${item}", str(r)) for o in s["do"]["outs"]]
+            continue
         outs += [o if isinstance(o, str) else next(iter(o)) for o in s["outs"]]
     for a in outs:
         for b in outs:
@@ -190,7 +217,8 @@ def test_dvc_sees_the_pipeline_in_a_fresh_git_copy(tmp_path):
     dag = run("dag", "--md")
     status = run("status")
     for stage in STAGES:
-        assert stage in dag and f"{stage}:" in status
+        units = [f"{stage}@{r}" for r in PARAMS["replicates"]] if stage in REPLICATED else [stage]
+        assert all(u in dag and f"{u}:" in status for u in units), (stage, status[:2000])
     assert "python -m passkt.run 00_data_prep" in run("repro", "--dry", "00_data_prep")
     assert not (dst / "data" / "00_data_prep").exists()  # a dry run computes nothing
 

@@ -112,7 +112,7 @@ def test_notebooks_are_stripped_and_use_python3(nb):
 
 def test_no_two_stages_own_overlapping_outputs():
     outs = []
-    for name, s in DVC["stages"].items():
+    for s in DVC["stages"].values():
         if "foreach" in s:  # expand the units as dvc.lock names them
             for r in PARAMS["replicates"]:
                 outs += [(o if isinstance(o, str) else next(iter(o))).replace("${item}", str(r)) for o in s["do"]["outs"]]

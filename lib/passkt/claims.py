@@ -607,7 +607,10 @@ def decision_gap(value, low, high, margin: float) -> str:
     h = (hi - lo) / 2
     target = max(abs(est), m - abs(est))
     head = f"interval half-width {h:.3g} against the margin {m:g} (estimate {est:+.3g})"
-    if target <= 0 or h <= 0:
+    if h <= 0:
+        return head + ": the interval has no width (every resample gives the same value); more data of this kind "\
+                      "would not change it"
+    if target <= 0:
         return head + ": the estimate sits on the margin; more data alone would not decide it"
     f = (h / target) ** 2
     return (head + f"; a decision needs a half-width below {target:.3g}: about {f:.1f}x the problems per category "

@@ -113,3 +113,56 @@ def test_a_trained_policy_missing_a_replicate_is_an_error():
     c = c[~((c.policy == "rl") & (c.replicate == 1) & (c.category == "bridge"))]
     with pytest.raises(ValueError, match="lacks seed"):
         metrics.summarise(c, KS, 5, 1.0, PAIRS, n_boot=50, seed=1)
+
+
+def test_sign_flip_p_is_exact_mcnemar_for_one_replicate():
+    for b, c in [(4, 0), (5, 0), (8, 2), (12, 4), (3, 3), (0, 0), (10, 1), (0, 7)]:
+        m = np.array([1] * b + [-1] * c + [0] * 20)
+        assert metrics.sign_flip_p(m) == pytest.approx(metrics.mcnemar_exact(b, c))
+    # several replicates: per-problem nets in -S..S; brute force over all sign patterns of the nonzero ones
+    m = np.array([3, 2, -1, 0, 1, 2, -3, 1])
+    nz = m[m != 0]
+    signs = np.array(np.meshgrid(*[[-1, 1]] * nz.size)).reshape(nz.size, -1).T
+    brute = np.mean(np.abs(signs @ np.abs(nz)) >= abs(m.sum()))
+    assert metrics.sign_flip_p(m) == pytest.approx(brute)
+    with pytest.raises(ValueError, match="integers"):
+        metrics.sign_flip_p(np.array([0.5, 1.0]))
+
+
+def test_replicated_statistics_combine_the_per_replicate_ones():
+    shift = {0: -0.1, 1: 0.0, 2: 0.1}
+    c = _counts(shift, seed=5)
+    s = metrics.summarise(c, KS, 5, 1.0, PAIRS, n_boot=300, seed=1)
+    per = {r: metrics.summarise(c[(c.replicate == r) | (c.policy == "base")], KS, 5, 1.0, PAIRS[:2], n_boot=50, seed=1)
+           for r in shift}
+    for key in ("efficiency.bridge.rl_vs_base", "gapwiden.bridge.rl_vs_base", "split.comparison.sft_vs_base",
+                "setdiff.bridge.rl_vs_base.gained", "setdiff.bridge.rl_vs_base.lost", "pass.bridge.rl.k1"):
+        assert s[key] == pytest.approx(np.mean([per[r][key] for r in shift])), key
+    # the test of a boundary difference: exact sign flips of the per-problem net summed over replicates
+    br = c[(c.category == "bridge") & (c["T"] == 5)]
+    base = br[br.policy == "base"].set_index("problem_id")["c"] > 0
+    net = sum((br[(br.policy == "rl") & (br.replicate == r)].set_index("problem_id")["c"] > 0).astype(int)
+              - base.astype(int) for r in shift)
+    assert s["setdiff.bridge.rl_vs_base.net_p"] == pytest.approx(metrics.sign_flip_p(net.to_numpy()))
+
+
+def test_a_crossover_rests_on_the_replicates_both_policies_have():
+    c = _counts({0: 0.0, 1: 0.3, 2: 0.3})
+    s = metrics.summarise(c, KS, 5, 1.0, PAIRS, n_boot=300, seed=1)
+    s0 = metrics.summarise(c[c.replicate <= 0], KS, 5, 1.0, PAIRS, n_boot=300, seed=1)
+    for part in ("k", "never", "already", "ci_low", "ci_high", "never_frac", "already_frac"):
+        key = f"crossover.bridge.rl_vs_rl_bonus.{part}"
+        assert s[key] == pytest.approx(s0[key], nan_ok=True), key
+
+
+def test_pass_surface_counts_problems_not_replicate_rows():
+    c = _counts({0: 0.0, 1: 0.1})
+    surf = metrics.pass_surface(c, KS)
+    assert set(surf["n_problems"]) == {30}
+
+
+def test_the_boundary_mass_refuses_pooled_replicates():
+    from passkt import deep
+
+    with pytest.raises(ValueError, match="one replicate"):
+        deep.zibb_fits(_counts({0: 0.0, 1: 0.1}), ["rl"], 5, 1.0, 0.95)

@@ -76,7 +76,7 @@ def verdict_block() -> str:
     n_ok = sum(b["ok"] for b in bands["bands"])
     S = int(stats.get("meta.n_replicates", 1))
     d = "passdiff.bridge.rl_vs_base.kmax"
-    out += ["", f"One run of the study: n = {int(stats['meta.n'])} rollouts per (problem, T), "
+    out += ["", f"The committed run: n = {int(stats['meta.n'])} rollouts per (problem, T), "
             f"{int(stats['meta.n_problems.bridge'])} problems per category, {S} training replicate{'s' if S > 1 else ''} "
             f"of SFT and GRPO, T = {int(stats['meta.T_eval'])}, temperature {stats['meta.temperature']}; intervals "
             + ("resample training replicates, then problems" if S > 1 else "resample problems") +
@@ -125,7 +125,8 @@ def results_block() -> str:
             cells.append("–" if k1 is None else f"{k1:.3f} · {km:.2f} [{lo:.2f}, {hi:.2f}]")
         out.append(f"| {cat} | {int(stats[f'meta.n_problems.{cat}'])} | " + " | ".join(cells) + " |")
     out += ["", "Boundary changes against the base model (problems solved at least once in n; gained / lost, means "
-            "over training replicates; p of net = gained − lost by the two-level bootstrap):", "", "| category | SFT vs base | RL vs base | RL + bonus vs base |", "|---|---|---|---|"]
+            "over training replicates; p: exact sign-flip test of the per-problem net, McNemar's test for one "
+            "replicate):", "", "| category | SFT vs base | RL vs base | RL + bonus vs base |", "|---|---|---|---|"]
     for cat in ("math", "comparison", "bridge"):
         cells = []
         for pair in ("sft_vs_base", "rl_vs_base", "rl_bonus_vs_base"):

@@ -238,6 +238,8 @@ def zibb_fits(counts: pd.DataFrame, policies, T_eval: int, temperature: float, c
     for (pol, cat), g in counts[counts["policy"].isin(policies)].groupby(["policy", "category"], sort=True):
         T = 0 if cat == "math" else T_eval
         sel = g[(g["T"] == T).to_numpy() & np.isclose(g["temperature"], temperature)]
+        if sel["problem_id"].duplicated().any():  # e.g. several training replicates: fit one of them
+            raise ValueError(f"zibb_fits: policy {pol!r} ({cat}) has several rows per problem; pass one replicate")
         if len(sel):
             out[(pol, cat)] = stats.fit_zibb(sel["n"].to_numpy(), sel["c"].to_numpy(), ci=ci)
     return out

@@ -137,7 +137,8 @@ def pass_surface(counts: pd.DataFrame, ks) -> pd.DataFrame:
     ks = _check_ks(ks)
     keys, mat = _problem_matrix(counts, ks)
     wide = pd.DataFrame(mat, columns=ks).groupby([keys[g] for g in GROUP], sort=True)
-    means, sizes = wide.mean(), wide.size()
+    means = wide.mean()  # with training replicates: the mean over replicates and problems (balanced replicates)
+    sizes = keys.groupby(list(GROUP), sort=True)["problem_id"].nunique()
     out = means.index.to_frame(index=False).loc[np.repeat(np.arange(len(means)), ks.size)]
     out = out.reset_index(drop=True)
     out["k"] = np.tile(ks, len(means))
@@ -467,6 +468,29 @@ def mcnemar_exact(b: int, c: int) -> float:
     return float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), b + c, 0.5)))
 
 
+def sign_flip_p(m) -> float:
+    """Exact two-sided sign-flip (randomisation) p of sum(m) for integer per-problem values m: P(|sum s_i m_i| >=
+    |sum m_i|) with independent fair signs s_i (the null that the two policies are exchangeable on every problem).
+
+    For a boundary comparison m_i = sum over replicates of (gained - lost) on problem i; with one replicate
+    m_i is in {-1, 0, 1} and this is the exact McNemar test (:func:`mcnemar_exact`) on the discordant problems.
+    Computed exactly by convolution over the integer support (at most 2 * sum|m| + 1 points)."""
+    m = np.asarray(m)
+    if m.size and (np.any(m != np.round(m))):
+        raise ValueError("sign_flip_p: per-problem values must be integers (sums over replicates of -1/0/1)")
+    a = np.abs(m[m != 0]).astype(int)
+    if a.size == 0:
+        return 1.0
+    total = int(a.sum())
+    dist = np.zeros(2 * total + 1)
+    dist[total] = 1.0
+    for v in a:
+        dist = 0.5 * (np.roll(dist, v) + np.roll(dist, -v))  # the support never wraps: |partial sum| <= total
+    obs = abs(int(m.sum()))
+    support = np.arange(-total, total + 1)
+    return float(min(1.0, dist[np.abs(support) >= obs].sum()))
+
+
 def wilson_interval(x: int, n: int, conf: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion x/n."""
     if int(n) != n or n < 1:
@@ -691,7 +715,16 @@ def summarise(
     saturation.{cat}.{pol}.{T_star,T_star_k1,T_star.censored,T_star.ci_low,T_star.ci_high,T_star.censored_frac}
     (at kmax; censored = 1: ">= T_star", saturation not reached within the T grid; the interval is the
     inverted-CDF percentile interval of T* over the problem resamples of the pass statistics);
-    meta.{n,T_eval,temperature,ci,k_gap}, meta.n_problems.{cat}.
+    meta.{n,T_eval,temperature,ci,k_gap,n_replicates}, meta.n_problems.{cat}.
+
+    Training replicates (a ``replicate`` column; none = one replicate): every statistic is the mean over the
+    replicates of its per-replicate value and every interval resamples replicates, then problems
+    (:func:`replicate_surface`); a pair rests on the replicates both policies have. Extra keys: pass and passdiff
+    ``.seed_sd``, ``.seed_min``, ``.seed_max``, ``.n_seeds`` (between-replicate spread); ``.n_seeds`` on gapwiden,
+    efficiency, split and interaction; setdiff ``.net_p`` (exact sign-flip test of the per-problem net summed over
+    replicates; one replicate: exact McNemar), ``.net_seed_sd``, ``.n_seeds``, and ``.mcnemar_p`` (the median of
+    the per-replicate McNemar p, descriptive); set-difference counts are means over replicates. boundary
+    ``.ci_low``/``.ci_high`` are the interval of Pass@kmax (= the boundary share, kmax = n).
     """
     ks = np.sort(_check_ks(ks))
     kmax = int(ks.max())
@@ -791,7 +824,9 @@ def summarise(
                     f"{pre}.net": float(net["count"]),
                     f"{pre}.net_ci_low": float(net["count_ci_low"]),
                     f"{pre}.net_ci_high": float(net["count_ci_high"]),
-                    f"{pre}.net_p": float(net["p"]),
+                    # exact sign-flip test of the per-problem net summed over replicates (one replicate: McNemar)
+                    f"{pre}.net_p": sign_flip_p(np.sum([[(u in sd["gained"]) - (u in sd["lost"]) for u in sorted(universe)]
+                                                        for sd in sds], axis=0)),
                     f"{pre}.net_seed_sd": float(net["seed_sd"] * net["n_problems"]),
                     f"{pre}.n_seeds": float(len(reps_ab)),
                     # descriptive: the median over replicates of each replicate's exact McNemar p
@@ -823,8 +858,9 @@ def summarise(
             for key in ("gapwiden", "efficiency", "split"):
                 out[f"{key}.{cat}.{name}.n_seeds"] = float(len(reps_ab))
             at_kmax[cat, name] = float(dest[imax]), dreps[:, imax]
-            ea, ra_ = boot.curve(a, cat, temperature, depth[cat])
-            eb, rb_ = boot.curve(b, cat, temperature, depth[cat])
+            pair_surf = BootstrapSurface(boot.ks, hb.points, hb.diffs, hb.reps["points"], hb.reps["diffs"])
+            ea, ra_ = pair_surf.curve(a, cat, temperature, depth[cat])  # both curves on the pair's replicates
+            eb, rb_ = pair_surf.curve(b, cat, temperature, depth[cat])
             xo = crossover_interval(ra_, rb_, ks, ci)
             state = float(crossover_states(ea, eb, ks)[0])
             out.update(

@@ -43,6 +43,9 @@ DATA_FILES = (
     ("verdicts.json", "figures/07_claims_audit/verdicts.json"),
 )
 PLOT_POLICIES = ("base", "sft", "rl", "rl_bonus")
+# dvc.yaml's plots name these columns; a profile with fewer replicates leaves the others empty
+GRPO_RUNS = ("rl_r0", "rl_r1", "rl_r2", "rl_bonus_r0")
+SFT_RUNS = ("r0", "r1", "r2")
 
 
 def md5(path: Path) -> str:
@@ -67,10 +70,12 @@ def sources(root: Path) -> list[tuple[str, Path]]:
     P = Paths(root)
     out = []
     for stage in STAGES:
-        figs = root / "figures" / stage  # every replicate's folder of a replicated stage
-        for f in sorted(figs.rglob("*")):  # a mirror: tests recompute DVC's folder hash from it
-            if f.is_file():
-                out.append((f"figures/{stage}/{f.relative_to(figs).as_posix()}", f))
+        figs = root / "figures" / stage
+        units = [figs / f"r{r}" for r in replicates(root)] if stage in REPLICATED else [figs]  # listed replicates only
+        for unit in units:
+            for f in sorted(unit.rglob("*")):  # a mirror: tests recompute DVC's folder hash from it
+                if f.is_file():
+                    out.append((f"figures/{stage}/{f.relative_to(figs).as_posix()}", f))
         for r in replicates(root) if stage in REPLICATED else [0]:
             Q, tag = P.with_replicate(r), "" if r == 0 or stage not in REPLICATED else f".r{r}"
             out.append((f"notebooks/{stage}{tag}.ipynb", Q.executed_notebook(stage)))
@@ -93,6 +98,12 @@ def policy_columns(df: pd.DataFrame, index: str, value: str, column: str = "poli
     return wide[keep].reset_index()
 
 
+def _with_columns(wide: pd.DataFrame, index: str, cols) -> pd.DataFrame:
+    """``wide`` with at least the columns ``cols`` (empty where a run is absent), so dvc.yaml's plot fields exist."""
+    extra = [c for c in wide.columns if c not in cols and c != index]
+    return wide.reindex(columns=[index, *cols, *extra])
+
+
 def plot_tables(root: Path) -> dict[str, pd.DataFrame]:
     """The curves `dvc plots show` draws: Pass@k per category at the headline T, and the GRPO training reward."""
     P = Paths(root)
@@ -102,11 +113,11 @@ def plot_tables(root: Path) -> dict[str, pd.DataFrame]:
     reps = replicates(root)
     train = pd.concat([pd.read_csv(P.with_replicate(r).figures("04_grpo") / "training_curves.csv")
                        .assign(run=lambda d, r=r: d["run"] + f"_r{r}") for r in reps], ignore_index=True)
-    out["grpo_reward"] = policy_columns(train, "step", "reward", column="run")
+    out["grpo_reward"] = _with_columns(policy_columns(train, "step", "reward", column="run"), "step", GRPO_RUNS)
     out["pretrain_loss"] = pd.read_csv(P.figures("01_base_model") / "pretrain_loss.csv")
     sft = pd.concat([pd.read_csv(P.with_replicate(r).figures("03_sft") / "sft_loss.csv").assign(replicate=f"r{r}")
                      for r in reps], ignore_index=True)
-    out["sft_loss"] = policy_columns(sft, "step", "loss", column="replicate")
+    out["sft_loss"] = _with_columns(policy_columns(sft, "step", "loss", column="replicate"), "step", SFT_RUNS)
     return out
 
 

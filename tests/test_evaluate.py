@@ -77,3 +77,9 @@ def test_reward_plateau_needs_evidence_of_a_flat_end():
     assert reward_plateau(rising)["verdict"] == "rising"
     r = reward_plateau(short)  # 5 noisy steps: a flat mean is not evidence of a plateau
     assert r["verdict"] == "undetermined" and r["rise_high"] > r["margin"]
+    # a reward that falls within the window has not plateaued (the stop rule fired on such dips before)
+    falling = pd.DataFrame({"step": steps, "reward": 0.6 - steps / 400 + rng.normal(0, 0.01, 200)})
+    r = reward_plateau(falling)
+    assert r["verdict"] == "falling" and r["rise_high"] < 0
+    slight = pd.DataFrame({"step": steps, "reward": 0.5 - steps / 4000 + rng.normal(0, 0.002, 200)})
+    assert reward_plateau(slight)["verdict"] == "plateau"  # falling by less than the margin: flat enough

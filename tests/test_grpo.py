@@ -388,6 +388,7 @@ def test_plateau_callback_stops_at_an_epoch_end_once_the_reward_is_flat(tmp_path
     flat = 0.5 + rng.normal(0, 0.005, 40)
     assert not end_epoch(flat[:12], 1.0)  # before plateau_min_epochs: never
     assert not end_epoch(np.linspace(0.1, 0.9, 25), 2.0)  # still rising
+    assert not end_epoch(np.linspace(0.9, 0.1, 25), 2.0)  # falling: not a plateau either
     assert end_epoch(flat, 3.0)
     stop = json.loads((tmp_path / "plateau_stop.json").read_text())
     assert stop["step"] == 40 and stop["test"]["verdict"] == "plateau"

@@ -210,10 +210,11 @@ def reward_plateau(log, tail: float = 0.2, margin: float = 0.05, alpha: float = 
     """Has the training reward stopped rising? A test of the stated effect, not of a p-value's absence.
 
     Ordinary least squares of the per-step mean reward on the step over the last ``tail`` of the steps (at least
-    3); ``rise`` = slope x the window's length in steps. Verdict: ``plateau`` when the one-sided (1 - alpha) upper
-    bound of the rise is below ``margin`` (reward units, fixed in advance), ``rising`` when the lower bound is
-    above 0, else ``undetermined`` (too few or too noisy steps to tell). Steps are treated as independent (each is
-    a mean over its own fresh groups).
+    3); ``rise`` = slope x the window's length in steps. Verdict: ``plateau`` when the rise is shown within
+    ±``margin`` (reward units, fixed in advance) by two one-sided tests at ``alpha`` (an equivalence test: a reward
+    that falls significantly has not plateaued), ``rising`` when the one-sided lower bound is above 0, ``falling``
+    when the upper bound is below 0, else ``undetermined`` (too few or too noisy steps to tell). Steps are treated
+    as independent (each is a mean over its own fresh groups).
     """
     import numpy as np
     from scipy import stats as st
@@ -228,7 +229,8 @@ def reward_plateau(log, tail: float = 0.2, margin: float = 0.05, alpha: float = 
     fit = st.linregress(x, y)
     span, q = float(x[-1] - x[0]), float(st.t.ppf(1 - alpha, m - 2))
     lo, hi = (fit.slope - q * fit.stderr) * span, (fit.slope + q * fit.stderr) * span
-    verdict = "plateau" if hi < margin else "rising" if lo > 0 else "undetermined"
+    verdict = ("plateau" if -margin < lo and hi < margin else "rising" if lo > 0 else "falling" if hi < 0
+               else "undetermined")
     return {**out, "rise": float(fit.slope * span), "rise_low": float(lo), "rise_high": float(hi), "verdict": verdict}
 
 

@@ -63,8 +63,8 @@ class GRPOSettings:
     bfloat16 autocast over the fp32 weights in that forward only (rollouts stay fp32, like pretraining's ``bf16``).
 
     ``stop_at_plateau``: train up to ``epochs``, but stop at the end of an epoch (from ``plateau_min_epochs`` on) once
-    the training reward has plateaued by :func:`passkt.evaluate.reward_plateau` (no rise over the last 20% of the
-    steps beyond its fixed margin, one-sided); the stop is recorded in ``plateau_stop.json``. The learning-rate
+    the training reward has plateaued by :func:`passkt.evaluate.reward_plateau` (its rise over the last 20% of the
+    steps shown within ±its fixed margin by an equivalence test; a falling reward does not stop it); the stop is recorded in ``plateau_stop.json``. The learning-rate
     schedule is the one for ``epochs`` (a stop leaves it mid-way).
     """
 

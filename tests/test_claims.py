@@ -549,6 +549,7 @@ def test_decision_gap_names_the_target_and_the_data_factor():
     assert "half-width 0.06" in text and "below 0.03" in text and "4.0x" in text
     # estimate 0.1 beyond the margin: showing the effect needs a half-width below 0.1 (0.15 now: 2.2x)
     assert "below 0.1:" in C.decision_gap(0.1, -0.05, 0.25, 0.05) and "2.2x" in C.decision_gap(0.1, -0.05, 0.25, 0.05)
+    assert "already narrow enough" in C.decision_gap(0.127, 0.03, 0.227, 0.05)  # another part of the rule decides
     assert "on the margin" in C.decision_gap(0.0, -0.1, 0.1, 0.0) and "no width" in C.decision_gap(0.0, 0.0, 0.0, 0.05)
     assert C.decision_gap(float("nan"), 0, 1, 0.05) == "" and C.decision_gap("n/a", None, None, 0.05) == ""
     rows = C.evaluate(stats_all_supported())

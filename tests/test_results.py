@@ -140,6 +140,12 @@ def test_dvc_lock_is_not_older_than_the_code(stage):
     assert set(outs) == {o["path"] for o in lock.get("outs", [])}, f"{stage}: outputs changed since the last run"
 
 
+def test_dvc_lock_holds_exactly_the_pipelines_stages():
+    """No entry of a stage dvc.yaml no longer has (e.g. a stage before it became a foreach): it would vouch for
+    nothing and confuse every check that walks the lock."""
+    assert set(LOCK) == set(SPEC), f"dvc.lock and dvc.yaml differ in stages: {sorted(set(LOCK) ^ set(SPEC))}"
+
+
 def test_every_stage_ran_on_the_outputs_dvc_lock_records_upstream():
     """A chain, not islands: each stage's recorded hash of another stage's output equals what that stage recorded
     producing (a partial rerun that left a later stage on the old output fails here)."""

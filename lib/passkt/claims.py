@@ -628,6 +628,9 @@ def decision_gap(value, low, high, margin: float) -> str:
     if target <= 0:
         return head + ": the estimate sits on the margin; more data alone would not decide it"
     f = (h / target) ** 2
+    if f <= 1:
+        return (head + f": this interval is already narrow enough (below {target:.3g}); the verdict waits on another "
+                "part of the rule (see why)")
     return (head + f"; a decision needs a half-width below {target:.3g}: about {f:.1f}x the problems per category "
             "and training replicates (interval width ~ 1/sqrt(size))")
 

@@ -211,6 +211,14 @@ def _category_cube(keys: pd.DataFrame, mat: np.ndarray):
     return groups, np.asarray(pids), cube
 
 
+def _where(frame: pd.DataFrame, where: dict) -> np.ndarray:
+    """Rows of ``frame`` matching every (column, value) of ``where`` (temperature compared float-tolerantly)."""
+    mask = np.ones(len(frame), dtype=bool)
+    for col, val in where.items():
+        mask &= np.isclose(frame[col], val) if col == "temperature" else (frame[col] == val).to_numpy()
+    return mask
+
+
 @dataclass(frozen=True)
 class BootstrapSurface:
     """Estimates, percentile intervals and raw replicates of a paired bootstrap.
@@ -230,10 +238,7 @@ class BootstrapSurface:
     resamples: dict = field(default_factory=dict)
 
     def _columns(self, frame: pd.DataFrame, where: dict) -> np.ndarray:
-        mask = np.ones(len(frame), dtype=bool)
-        for col, val in where.items():
-            mask &= np.isclose(frame[col], val) if col == "temperature" else (frame[col] == val).to_numpy()
-        cols = np.flatnonzero(mask)
+        cols = np.flatnonzero(_where(frame, where))
         if cols.size != self.ks.size:
             raise KeyError(f"no bootstrap curve for {where}")
         return cols[np.argsort(frame["k"].to_numpy()[cols])]
@@ -354,6 +359,11 @@ def replicate_sets(counts: pd.DataFrame) -> dict[str, tuple]:
             for pol, g in c.groupby("policy", sort=True)}
 
 
+def all_replicates(sets: dict) -> tuple:
+    """Every training replicate any policy of ``sets`` (:func:`replicate_sets`) has; (0,) if only shared ones."""
+    return tuple(sorted({r for v in sets.values() if v for r in v})) or (0,)
+
+
 def pair_replicates(sets: dict, a: str, b: str) -> tuple | None:
     """The replicates a comparison of a and b rests on: those both have (a shared policy has all)."""
     ra, rb = sets[a], sets[b]
@@ -391,7 +401,7 @@ def replicate_surface(counts: pd.DataFrame, ks, pairs=(), n_boot: int = 1000, se
 
     c = with_replicates(counts)
     sets = replicate_sets(c)
-    full = tuple(sorted({r for v in sets.values() if v for r in v})) or (0,)
+    full = all_replicates(sets)
     need: dict[tuple, tuple[list, list]] = {}
     for pol, r in sets.items():
         need.setdefault(r or full, ([], []))[0].append(pol)
@@ -749,7 +759,7 @@ def summarise(
     sat_1 = saturation_depth(pass_surface(warm, ks), 1, eps)
     i1, imax, igap = (int(np.flatnonzero(ks == k)[0]) for k in (1, kmax, k_gap))
     n_values = ev["n"].unique()
-    all_reps = tuple(sorted({r for v in sets.values() if v for r in v})) or (0,)
+    all_reps = all_replicates(sets)
 
     out: dict[str, float] = {
         "meta.n": float(n_values[0]) if len(n_values) == 1 else float("nan"),
@@ -762,10 +772,7 @@ def summarise(
 
     def spread(key: str, frame: pd.DataFrame, where: dict, k: int | None = None) -> dict[str, float]:
         """Between-replicate spread of one statistic (SD, min, max over training seeds; SD NaN with one)."""
-        m = np.ones(len(frame), dtype=bool)
-        for col, val in {**where, **({"k": k} if k is not None else {})}.items():
-            m &= np.isclose(frame[col], val) if col == "temperature" else (frame[col] == val).to_numpy()
-        row = frame[m].iloc[0]
+        row = frame[_where(frame, {**where, **({"k": k} if k is not None else {})})].iloc[0]
         return {f"{key}.seed_sd": float(row["seed_sd"]), f"{key}.seed_min": float(row["seed_min"]),
                 f"{key}.seed_max": float(row["seed_max"]), f"{key}.n_seeds": float(row["n_seeds"])}
 
@@ -815,10 +822,8 @@ def summarise(
                                   universe) for r in reps_ab]
             pre = f"setdiff.{cat}.{name}"
             out.update({f"{pre}.{part}": float(np.mean([len(sd[part]) for sd in sds])) for part in sds[0]})
-            bnd = hb.boundary
-            net = bnd[(bnd["a"] == a).to_numpy() & (bnd["b"] == b).to_numpy() & (bnd["category"] == cat).to_numpy()
-                      & np.isclose(bnd["temperature"], temperature) & (bnd["T"] == depth[cat]).to_numpy()
-                      & (bnd["stat"] == "net").to_numpy()].iloc[0]
+            net = hb.boundary[_where(hb.boundary, dict(a=a, b=b, category=cat, temperature=temperature, T=depth[cat],
+                                                         stat="net"))].iloc[0]
             out.update(
                 {
                     f"{pre}.net": float(net["count"]),
@@ -847,10 +852,9 @@ def summarise(
                 e, er, shared = shared_pass1_diff(c_a, n_a, c_b, n_b, W)
                 e_est.append(e), e_reps.append(er), n_shared.append(shared.sum())
                 none.append(np.mean(W[:, shared].sum(axis=1) == 0))
-            V = hb.seed_draws if len(reps_ab) > 1 else np.ones((len(W), 1))
-            order = [list(reps_ab).index(int(sd)) for sd in hb.seeds] if len(reps_ab) > 1 else [0]
+            assert [int(s) for s in hb.seeds] == list(reps_ab)  # the seed draws' columns are these replicates, in order
             e_mean = float(np.mean(e_est))
-            e_rep = (V * np.stack(e_reps, axis=1)[:, order]).sum(axis=1) / V.shape[1]
+            e_rep = (hb.seed_draws * np.stack(e_reps, axis=1)).sum(axis=1) / len(reps_ab)
             out.update(effect(f"efficiency.{cat}.{name}", e_mean, e_rep, ci))
             out[f"efficiency.{cat}.{name}.n_shared"] = float(np.mean(n_shared))
             out[f"efficiency.{cat}.{name}.none_drawn_frac"] = float(np.mean(none))

@@ -78,14 +78,11 @@ def table() -> str:
 
 
 def write_block() -> None:
-    import re
+    sys.path.insert(0, str(ROOT / "tools"))
+    from readme_results import render  # the one writer of generated blocks
 
     path = ROOT / "docs" / "base_model.md"
-    text = path.read_text()
-    pat = re.compile(rf"(<!-- {BLOCK}:begin[^>]*-->\n)(?:.*?\n)?(<!-- {BLOCK}:end -->)", re.S)
-    if not pat.search(text):
-        raise SystemExit(f"docs/base_model.md has no <!-- {BLOCK}:begin --> … <!-- {BLOCK}:end --> block")
-    path.write_text(pat.sub(lambda m: m.group(1) + table() + "\n" + m.group(2), text))
+    path.write_text(render(path.read_text(), ((BLOCK, table),), "docs/base_model.md"))
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ skips, naming why, where there is no CUDA device or no vllm package.
 """
 
 import copy
+import math
 import os
 import random
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from passkt import models, rollout
-from passkt.backends import HFBackend, HFGenerateBackend
+from passkt.backends import HFBackend, HFGenerateBackend, ScriptedBackend
 
 pytestmark = [
     pytest.mark.gpu,
@@ -125,3 +126,88 @@ def test_vllm_backend_generates(cpu_model, small_tok, tmp_path):
     assert [greedy[r].token_ids[0] for r, _ in clear] == [t for _, t in clear]
     for g in greedy + be.generate(rows, 6, 1.0, 0.95):
         assert 1 <= len(g.token_ids) <= 6 and (not g.hit_limit or len(g.token_ids) == 6)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Training on the GPU: SFT (LoRA, bf16, activation checkpointing) and GRPO steps, on a randomly initialised
+# Qwen2-architecture model of a few hundred million parameters (the paper profile's code paths at small scale).
+# --------------------------------------------------------------------------------------------------------------
+
+def _random_qwen2(tok, path, layers=24):
+    """A random Qwen2 of ~260M parameters (hidden 1024, 16 heads / 2 KV heads, MLP 2816) saved like a hub model."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(models.tiny_config(tok, 1024, layers, 16, 2, 2816, 2048))
+    assert models.n_params(model) > 2e8
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return {k: v for f in sorted(path.glob("*.safetensors")) for k, v in load_file(f).items()}
+
+
+def test_sft_lora_bf16_checkpointed_on_cuda(small_tok, tmp_path):
+    import datasets
+
+    from passkt import sft
+
+    base = _random_qwen2(small_tok, tmp_path / "base")
+    rng = random.Random(0)
+    rows = []
+    for _ in range(16):
+        ids = [rng.randrange(len(small_tok) - 1) for _ in range(200)]
+        rows.append({"input_ids": ids, "labels": [-100] * 100 + ids[100:]})  # loss on the second half only
+    s = sft.SFTSettings(epochs=2.0, lr=1e-3, batch_size=4, grad_accum=2, max_len=256, lora=True, device="cuda",
+                        bf16=True, gradient_checkpointing=True, logging_steps=1, save_steps=1000)
+    torch.cuda.reset_peak_memory_stats()
+    res = sft.train_sft(base, datasets.Dataset.from_list(rows), tmp_path / "sft", s)
+    assert res["steps"] == 4 and all(math.isfinite(r["loss"]) for r in res["log"])
+    assert torch.cuda.max_memory_allocated() > 2e8  # the model trained on the GPU (bf16 weights: ~0.5 GB)
+    after, before = _weights(tmp_path / "sft"), _weights(base)
+    assert not (tmp_path / "sft" / "adapter_config.json").exists()  # LoRA merged into a plain model
+    assert {v.dtype for v in after.values()} == {torch.bfloat16}  # saved in bf16
+    assert any(not torch.equal(before[k].to(torch.bfloat16), after[k]) for k in before)
+
+
+def test_grpo_steps_bf16_checkpointed_on_cuda(small_sets, small_tok, tmp_path):
+    import warnings
+
+    from passkt import grpo
+
+    sets, _ = small_sets
+    train = sets["train"][:4]
+    base = _random_qwen2(small_tok, tmp_path / "base")
+    s = grpo.GRPOSettings(epochs=1, group_size=4, T_train=1, lr=1e-5, bf16=True, gradient_checkpointing=True,
+                          max_turn_tokens=16, max_total_tokens=512, prompts_per_step=2, save_steps=10,
+                          save_total_limit=1)
+    torch.cuda.reset_peak_memory_stats()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = grpo.train_grpo(base, train, small_tok, tmp_path / "grpo", s, search_k=1)  # the HF engine, live model
+    assert res["steps"] == 2 and res["rollout_episodes"] == 16 and res["processes"] == 1
+    assert torch.cuda.max_memory_allocated() > 2e8
+    assert len((tmp_path / "grpo" / "train_log.csv").read_text().splitlines()) == 3
+
+    # a random model is never right, so every advantage is 0: scripted episodes with mixed rewards move the weights
+    by_q = {p["question"]: p for p in train}
+    turn = iter(range(10**6))
+
+    def script(ctx):
+        p = next(v for q, v in by_q.items() if f"Question: {q}" in ctx)
+        if "<information>" not in ctx.split("<|im_start|>assistant\n")[-1]:
+            return f"<think>look</think><search>{p['question'][:20]}</search>"
+        return f"<answer>{p['answer'] if next(turn) % 3 == 0 else 'nothing'}</answer>"
+
+    scripted = ScriptedBackend(small_tok, script)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = grpo.train_grpo(base, train, small_tok, tmp_path / "grpo2", s, search_k=1,
+                              backend_factory=lambda trainer: scripted)
+    assert res["steps"] == 2
+    after, before = _weights(tmp_path / "grpo2" / "model"), _weights(base)
+    assert any(not torch.equal(before[k].float(), after[k].float()) for k in before), "no parameter moved"

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from passkt import grpo, integrity
+from passkt import compat, grpo, integrity
 from passkt.backends import ScriptedBackend
 from passkt.grpo import GRPOSettings
 from passkt.models import build_tokenizer, tiny_config
@@ -150,7 +150,8 @@ def test_reward_scaling_is_explicit_and_keeps_the_bonus_size(tmp_path, profile):
     section = yaml.safe_load((ROOT / profile).read_text())["04_grpo"]
     assert section["grpo"]["scale_rewards"] == "none"
     for bonus in (0.0, section["bonus"]):
-        cfg = grpo.build_config(GRPOSettings(**{**section["grpo"], "bonus": bonus}), tmp_path / "ck")
+        # bf16 off: transformers refuses it without a bf16 device (test_bf16_config_builds_where_... covers it)
+        cfg = grpo.build_config(GRPOSettings(**{**section["grpo"], "bonus": bonus, "bf16": False}), tmp_path / "ck")
         assert cfg.scale_rewards == "none"
 
 
@@ -248,10 +249,17 @@ def test_lora_step_saves_a_merged_plain_model(problems, tok, tmp_path):
 
 def _paper_settings(bonus: float = 0.0, **changes) -> GRPOSettings:
     """GRPOSettings of the paper profile's plain run (bonus 0) or bonus run, as notebooks/04_grpo.ipynb builds them."""
-    s = PAPER["sampling"]
-    return GRPOSettings(**{**PAPER["04_grpo"]["grpo"], **changes}, bonus=bonus, seed=PAPER["seed"], top_p=s["top_p"],
-                        max_turn_tokens=s["max_turn_tokens"], max_total_tokens=s["max_total_tokens"],
-                        gen_batch_size=s["batch_size"])
+    runs = grpo.replicate_runs({**PAPER["04_grpo"]["grpo"], **changes}, PAPER["sampling"], bonus, 1, 0, PAPER["seed"])
+    return runs["rl_bonus" if bonus else "rl"]
+
+
+def test_paper_settings_train_on_policy_with_the_importance_correction(tmp_path):
+    s = _paper_settings()
+    assert s.top_p == 1.0 and PAPER["sampling"]["top_p"] < 1.0  # evaluation may use top-p; training never does
+    assert s.math_max_turn_tokens >= 4096 and s.bf16 and s.gradient_checkpointing and s.save_total_limit >= 1
+    cfg = grpo.build_config(grpo.GRPOSettings(**{**s.__dict__, "bf16": False}), tmp_path, n_processes=8)  # no bf16 device
+    assert cfg.vllm_importance_sampling_correction and cfg.save_total_limit == s.save_total_limit
+    assert cfg.vllm_max_model_length >= s.max_total_tokens + s.math_max_turn_tokens
 
 
 def test_paper_profile_accelerate_and_deepspeed_configs_parse():
@@ -272,8 +280,9 @@ def test_paper_settings_pass_our_batch_checks(tmp_path, monkeypatch, n_processes
     kw = grpo.build_config(s, tmp_path / "ck", n_processes=n_processes)
     assert kw["num_generations"] == s.group_size == 8
     assert kw["per_device_train_batch_size"] * kw["gradient_accumulation_steps"] * n_processes == 32 * 8
-    assert kw["use_vllm"] and kw["vllm_mode"] == "colocate" and kw["vllm_importance_sampling_correction"] is False
-    assert kw["vllm_max_model_length"] == s.max_total_tokens + s.max_turn_tokens
+    assert kw["use_vllm"] and kw["vllm_mode"] == "colocate" and kw["vllm_importance_sampling_correction"] is True
+    assert kw["vllm_max_model_length"] == s.max_total_tokens + s.math_max_turn_tokens  # the longest turn: math
+    assert kw["save_total_limit"] == 2 and kw["bf16"] and compat.checkpointing(True).items() <= kw.items()
     assert kw["reward_weights"] == ([1.0, bonus] if bonus else [1.0]) and kw["beta"] == 0.0
 
 
@@ -285,11 +294,13 @@ def test_build_config_rejects_batches_that_split_groups(tmp_path):
 
 
 def test_paper_settings_build_a_trl_config(tmp_path):
-    """TRL accepts the paper profile's GRPOConfig (use_vllm; vllm itself is not needed to build it)."""
-    cfg = grpo.build_config(_paper_settings(PAPER["04_grpo"]["bonus"]), tmp_path / "ck")
-    assert cfg.use_vllm and cfg.vllm_mode == "colocate" and not cfg.vllm_importance_sampling_correction
-    assert cfg.num_generations == 8 and cfg.per_device_train_batch_size == 256 and cfg.steps_per_generation == 1
-    assert not cfg.bf16  # the paper profile sets no bf16: GRPOSettings' default
+    """TRL accepts the paper profile's GRPOConfig (use_vllm; vllm itself is not needed to build it). bf16 is off
+    here only because transformers refuses it without a bf16 device (the next test covers it where there is one)."""
+    cfg = grpo.build_config(_paper_settings(PAPER["04_grpo"]["bonus"], bf16=False), tmp_path / "ck")
+    assert cfg.use_vllm and cfg.vllm_mode == "colocate" and cfg.vllm_importance_sampling_correction
+    assert cfg.num_generations == 8 and cfg.per_device_train_batch_size == 32 and cfg.gradient_accumulation_steps == 8
+    assert cfg.steps_per_generation == 8  # one generation of 32 x 8 episodes per optimiser step
+    assert PAPER["04_grpo"]["grpo"]["bf16"] and PAPER["04_grpo"]["grpo"]["gradient_checkpointing"]
 
 
 def test_bf16_config_builds_where_there_is_a_bf16_device(tmp_path):

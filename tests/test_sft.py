@@ -251,3 +251,16 @@ def test_lora_merges_into_a_plain_model(train, tok, base_dir, tmp_path):
     w, w0 = model.model.layers[0].self_attn.q_proj.weight, base.model.layers[0].self_attn.q_proj.weight
     assert not torch.equal(w, w0)  # the adapter's update is in the merged weights
     assert torch.equal(model.model.embed_tokens.weight, base.model.embed_tokens.weight)  # LoRA left these alone
+
+
+def test_device_settings_are_checked_and_reach_the_trainer_config(tmp_path):
+    from passkt import compat, sft
+
+    with pytest.raises(ValueError, match="SFTSettings.device='tpu'"):
+        sft.SFTSettings(device="tpu")
+    with pytest.raises(ValueError, match="SFTSettings.grad_accum=0"):
+        sft.SFTSettings(grad_accum=0)
+    assert sft.SFTSettings(bf16=True, lora=True).load_dtype == "bfloat16"  # frozen base weights in bf16
+    assert sft.SFTSettings(bf16=True, lora=False).load_dtype == "float32"  # fp32 master weights, bf16 autocast
+    cfg = sft._sft_config(tmp_path, sft.SFTSettings(grad_accum=4, gradient_checkpointing=True))
+    assert cfg.use_cpu and cfg.gradient_accumulation_steps == 4 and compat.checkpointing_enabled(cfg)

@@ -39,6 +39,7 @@ from passkt.protocol import STOP_STRINGS
 class Generation:
     token_ids: list[int]
     hit_limit: bool  # stopped at max_new_tokens without a stop string / EOS
+    logprobs: list | None = None  # the sampling log-probability of each token, where the engine reports it (vLLM)
 
 
 def stop_token_ids(tokenizer, stops: Sequence[str] = STOP_STRINGS) -> list[int] | None:
@@ -641,31 +642,115 @@ def _string_stop_cut(tok, toks: list[int]) -> int | None:
 
 
 class VLLMBackend(TurnBackend):
-    """vLLM sampling (GPU; the paper profile). Imported lazily so CPU installs never need vLLM."""
+    """vLLM sampling (GPU; the paper profile). Imported lazily so CPU installs never need vLLM.
 
-    def __init__(self, model_path: str, tokenizer, seed: int = 0, **llm_kwargs):
+    ``generate`` sends at most ``batch_size`` prompts per ``LLM.generate`` call and gives every request its own
+    seed, :meth:`request_seed` of (``seed``, ``calls``, request index), where ``calls`` counts this backend's
+    ``generate`` calls: the samples depend neither on the engine's global RNG nor on the batching, and a new
+    backend with the same seed at the same call count (see :meth:`reseed`) draws the same tokens.
+    Use it as a context manager, or call :meth:`close`, to free the GPU.
+    """
+
+    def __init__(self, model_path: str, tokenizer, seed: int = 0, batch_size: int = 256, **llm_kwargs):
+        """``llm_kwargs`` go to ``vllm.LLM`` as they are (dtype, max_model_len, gpu_memory_utilization,
+        data_parallel_size, enforce_eager, ...)."""
         try:
-            from vllm import LLM, SamplingParams  # noqa: F401
+            from vllm import LLM
         except ImportError as e:  # pragma: no cover - exercised only on GPU machines
             raise ImportError("backend 'vllm' needs the vllm package (GPU machines; pip install vllm)") from e
-        from vllm import LLM
 
-        self.tok, self.seed = tokenizer, seed
+        self._setup(tokenizer, seed, batch_size)
         self.llm = LLM(model=model_path, seed=seed, **llm_kwargs)
-        self.eos_id = tokenizer.eos_token_id
+        self.owns_engine = True
 
-    def generate(self, contexts, max_new_tokens, temperature, top_p):  # pragma: no cover - GPU only
+    @classmethod
+    def wrap(cls, llm, tokenizer, seed: int = 0, batch_size: int = 256) -> "VLLMBackend":
+        """A backend on an engine built elsewhere (TRL's colocated one); :meth:`close` leaves that engine alive."""
+        self = cls.__new__(cls)
+        self._setup(tokenizer, seed, batch_size)
+        self.llm, self.owns_engine = llm, False
+        return self
+
+    def _setup(self, tokenizer, seed: int, batch_size: int) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"VLLMBackend batch_size must be an integer >= 1, got {batch_size!r}")
+        self.tok, self.seed, self.batch_size = tokenizer, seed, batch_size
+        self.eos_id = tokenizer.eos_token_id
+        self.calls = 0  # generate calls so far: part of every request's seed
+        self._lock = threading.Lock()
+
+    def reseed(self, seed: int, calls: int = 0) -> None:
+        """Restart the seed stream (e.g. once per shard, so a resumed shard draws what it drew the first time)."""
+        with self._lock:
+            self.seed, self.calls = seed, calls
+
+    @staticmethod
+    def request_seed(seed: int, call: int, index: int) -> int:
+        """The vLLM seed of request ``index`` of ``generate`` call ``call``: blake2b of the three, in [0, 2**31)."""
+        import hashlib
+
+        h = hashlib.blake2b(f"{seed}:{call}:{index}".encode(), digest_size=8).digest()
+        return int.from_bytes(h, "little") % 2**31
+
+    def generate(self, contexts, max_new_tokens, temperature, top_p):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        sp = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                            stop=list(STOP_STRINGS), include_stop_str_in_output=True)
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=c) for c in contexts], sp, use_tqdm=False)
+        if self.llm is None:
+            raise RuntimeError("VLLMBackend is closed")
+        with self._lock:
+            seed, call = self.seed, self.calls
+            self.calls += 1
         res = []
-        for o in outs:
-            c = o.outputs[0]
-            res.append(Generation(list(c.token_ids), hit_limit=c.finish_reason == "length"))
+        for a in range(0, len(contexts), self.batch_size):
+            chunk = contexts[a : a + self.batch_size]
+            sps = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                  stop=list(STOP_STRINGS), include_stop_str_in_output=True, logprobs=0,
+                                  seed=self.request_seed(seed, call, a + i)) for i in range(len(chunk))]
+            outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(c)) for c in chunk], sps, use_tqdm=False)
+            for o in outs:
+                c = o.outputs[0]
+                ids = list(c.token_ids)
+                # logprobs=0 asks for the sampled token's logprob only: one {token_id: Logprob} per position
+                lps = None if c.logprobs is None else [float(d[t].logprob) for t, d in zip(ids, c.logprobs)]
+                res.append(Generation(ids, hit_limit=c.finish_reason == "length", logprobs=lps))
         return res
+
+    def close(self) -> None:
+        """Tear down an owned engine and free its GPU memory (idempotent); a wrapped engine is only let go."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is None or not getattr(self, "owns_engine", False):
+            return
+        # the V1 engine core may run in a child process: stop it now rather than whenever the LLM is collected
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if callable(getattr(core, "shutdown", None)):
+            core.shutdown()
+        del llm, core  # no reference left for gc.collect to miss
+        try:
+            from vllm.distributed.parallel_state import (
+                destroy_distributed_environment,
+                destroy_model_parallel,
+            )
+        except ImportError:
+            pass
+        else:
+            destroy_model_parallel()
+            destroy_distributed_environment()
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency of vllm
+            return
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> "VLLMBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class ScriptedBackend(TurnBackend):

@@ -164,7 +164,7 @@ def deep_boundary(cands: pd.DataFrame, model_dirs: dict, problems: list[dict], s
     {policy: :func:`deep_sample`'s result}.
     """
     from passkt import models
-    from passkt.sampling import SamplingSettings, make_backend
+    from passkt.sampling import SamplingSettings, close_backend, make_backend
 
     s = SamplingSettings.from_dict(sampling)
     by_id = {p["id"]: p for p in problems}
@@ -179,9 +179,12 @@ def deep_boundary(cands: pd.DataFrame, model_dirs: dict, problems: list[dict], s
         env = rollout.Environment([by_id[p] for p in pids], tok, search_k=s.search_k)
         # a backend seeded once (vLLM) gets a deep-sampling seed too, never the evaluation's
         backend = make_backend(model, tok, s, model_dirs[pol], round_seed(seed, pol, -1) % 2**31)
-        out[pol] = deep_sample(backend, env, pids, policy=pol, T=T, cfg=s.config(temperature), seed=seed,
-                               n_deep=n_deep, chunk=chunk, out_dir=Path(out_dir) / pol,
-                               settings={"model": models.model_fingerprint(model_dirs[pol])}, workers=s.workers)
+        try:
+            out[pol] = deep_sample(backend, env, pids, policy=pol, T=T, cfg=s.config(temperature), seed=seed,
+                                   n_deep=n_deep, chunk=chunk, out_dir=Path(out_dir) / pol,
+                                   settings={"model": models.model_fingerprint(model_dirs[pol])}, workers=s.workers)
+        finally:
+            close_backend(backend)  # one engine at a time (vLLM): the next policy's loads on freed memory
         _log(f"{pol}: {len(pids)} problems, {out[pol]['episodes']} episodes in {out[pol]['seconds']:.1f} s "
              f"({out[pol]['resumed_rounds']} rounds resumed), "
              f"{sum(v is not None for v in out[pol]['first'].values())} solved at depth")

@@ -108,21 +108,35 @@ def scorer_check(problems: list[dict]) -> dict:
             "scorer.wrong_reject": sum(reject) / max(len(reject), 1), "scorer.n_problems": len(accept)}
 
 
-def train_pass1(model_dir: str | Path, problems: list[dict], sampling: dict, n: int, T: int, seed: int) -> dict:
+def train_pass1(model_dir: str | Path, problems: list[dict], sampling: dict, n: int, T: int, seed: int,
+                isolated: bool | None = None) -> dict:
     """Pass@1 (mean exact match) of a saved policy on ``problems`` at budget T, n samples each, per category.
 
-    Used to check that SFT learned its demonstrations and that GRPO improved on its training problems.
+    Used to check that SFT learned its demonstrations and that GRPO improved on its training problems. Runs in its
+    own process with the vLLM backend (``sampling.isolate``).
     """
     import torch
 
     from passkt.models import load_policy
+    from passkt.sampling import close_backend, in_own_process, isolate
 
     s = SamplingSettings.from_dict(sampling)
-    model, tok = load_policy(model_dir, device=s.device)
+    if isolate(s, isolated):
+        return in_own_process(train_pass1, model_dir, problems, sampling, n, T, seed, isolated=False)
+    if s.backend == "hf":
+        model, tok = load_policy(model_dir, device=s.device)
+    else:  # the engine loads the weights itself
+        from transformers import AutoTokenizer
+
+        model, tok = None, AutoTokenizer.from_pretrained(str(model_dir))
     env = rollout.Environment(problems, tok, search_k=s.search_k)
     torch.manual_seed(seed)
-    eps = rollout.run_episodes(make_backend(model, tok, s, model_dir, seed), env,
-                               [(p["id"], i, T) for p in problems for i in range(n)], s.config(), workers=s.workers)
+    backend = make_backend(model, tok, s, model_dir, seed)
+    try:
+        eps = rollout.run_episodes(backend, env, [(p["id"], i, T) for p in problems for i in range(n)], s.config(),
+                                   workers=s.workers)
+    finally:
+        close_backend(backend)
     out: dict[str, list] = {}
     for e in eps:
         p = env.problems[e.problem_id]

@@ -30,13 +30,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from passkt import compat
 from passkt.backends import HFBackend, VLLMBackend
 from passkt.protocol import ANSWERED, build_prompt
 from passkt.rollout import Environment, Episode, SamplingConfig, run_episodes
 from passkt.scoring import normalize_answer, score_answer
 
 ENV_SEGMENTS = ("information", "notice")  # token segments the environment wrote (env_mask 0)
-VLLM_MODES = ("colocate", "server")
+VLLM_MODES = ("colocate",)  # TRL's server mode needs its own rollout wiring: not built (docs/gpu.md)
 SCALE_REWARDS = ("none", "group", "batch")  # TRL 1.16 also accepts True / False for "group" / "none"
 
 
@@ -75,20 +76,23 @@ class GRPOSettings:
     beta: float = 0.0  # KL coefficient to the base model (0: no reference model is loaded)
     epsilon: float = 0.2  # PPO-style clip range of the importance ratio
     temperature: float = 1.0  # sampling temperature; TRL also divides logits by it when scoring tokens
-    top_p: float = 1.0
+    top_p: float = 1.0  # on-policy: TRL scores tokens without top-p, so training rollouts sample the full softmax
     max_turn_tokens: int = 64
+    math_max_turn_tokens: int = 0  # per-turn limit of math episodes (0: max_turn_tokens), as in evaluation
     max_total_tokens: int = 1024
     prompts_per_step: int = 8
     grad_accum: int = 1
     bonus: float = 0.0  # exploration bonus weight (0 = plain GRPO)
     seed: int = 0
     save_steps: int = 25
+    save_total_limit: int = 2  # checkpoints kept (each holds the optimiser state: ~100 GB for a 7B full fine-tune)
     logging_steps: int = 1
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
     use_vllm: bool = False  # paper profile: TRL's vLLM engine samples the rollouts (GPU only)
-    vllm_mode: str = "colocate"  # "colocate" (vLLM shares the training GPUs) or "server" (trl vllm-serve)
+    vllm_mode: str = "colocate"  # vLLM shares the training GPUs (the only mode wired up)
+    importance_sampling: bool = True  # with use_vllm: TRL's truncated IS correction (vLLM bf16 vs trainer)
     bf16: bool = False  # CPU: False
     gradient_checkpointing: bool = False
     loss_type: str = "dapo"  # TRL's default: token-level loss normalised by active tokens in the batch
@@ -100,7 +104,8 @@ class GRPOSettings:
     plateau_min_epochs: float = 2.0  # ... but not before this many epochs
 
     def __post_init__(self):
-        positive = ("epochs", "group_size", "prompts_per_step", "grad_accum", "save_steps", "logging_steps",
+        positive = ("epochs", "group_size", "prompts_per_step", "grad_accum", "save_steps", "save_total_limit",
+                    "logging_steps",
                     "max_turn_tokens", "max_total_tokens", "lora_r", "lora_alpha", "gen_batch_size",
                     "logprob_buckets")
         for name in positive:
@@ -125,6 +130,8 @@ class GRPOSettings:
                 raise ValueError(f"GRPOSettings.{name}={getattr(self, name)}: must be >= 0")
         if self.scale_rewards not in SCALE_REWARDS:
             raise ValueError(f"GRPOSettings.scale_rewards={self.scale_rewards!r}: must be one of {SCALE_REWARDS}")
+        if not isinstance(self.math_max_turn_tokens, int) or self.math_max_turn_tokens < 0:
+            raise ValueError(f"GRPOSettings.math_max_turn_tokens={self.math_max_turn_tokens!r}: must be an integer >= 0")
         if self.vllm_mode not in VLLM_MODES:
             raise ValueError(f"GRPOSettings.vllm_mode={self.vllm_mode!r}: must be one of {VLLM_MODES}")
 
@@ -133,7 +140,7 @@ def sampling_config(settings: GRPOSettings, search_k: int) -> SamplingConfig:
     """The engine's sampling settings for training episodes (same fields as evaluation's)."""
     return SamplingConfig(temperature=settings.temperature, top_p=settings.top_p,
                           max_turn_tokens=settings.max_turn_tokens, max_total_tokens=settings.max_total_tokens,
-                          search_k=search_k)
+                          search_k=search_k, math_max_turn_tokens=settings.math_max_turn_tokens)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -190,9 +197,11 @@ def rollout_batch(env: Environment, episodes: list[Episode], max_completion_toke
     """
     out = {k: [] for k in ("prompt_ids", "completion_ids", "env_mask", "correct", "valid", "searches", "queries",
                            "query_key", "termination", "n_tokens", "n_model_tokens")}
+    logprobs = []
     for ep in episodes:
         p_ids, c_ids, mask = episode_tensors(ep)
         c_ids, mask = c_ids[:max_completion_tokens], mask[:max_completion_tokens]
+        logprobs.append(completion_logprobs(ep, len(p_ids), mask))
         valid = ep.termination == ANSWERED
         correct = valid and bool(score_answer(ep.answer, env.problems[ep.problem_id])["correct"])
         out["prompt_ids"].append(p_ids)
@@ -206,7 +215,21 @@ def rollout_batch(env: Environment, episodes: list[Episode], max_completion_toke
         out["termination"].append(ep.termination)
         out["n_tokens"].append(len(c_ids))
         out["n_model_tokens"].append(sum(mask))
-    out["logprobs"] = None  # TRL scores the tokens with the training model itself
+    # the engine's sampling log-probs (vLLM) feed TRL's importance-sampling correction; without them TRL scores
+    # the tokens with the training model itself (the HF engine samples from that very model)
+    out["logprobs"] = logprobs if all(lp is not None for lp in logprobs) and episodes else None
+    return out
+
+
+def completion_logprobs(ep: Episode, n_prompt: int, mask: list[int]) -> list[float] | None:
+    """Sampling log-probs aligned with the completion: the engine's value on model tokens, NaN on environment
+    tokens (TRL 1.16 gives a NaN position an importance ratio of exactly 1). None if the engine reported none."""
+    if not ep.logps:
+        return None
+    out = [ep.logps.get(n_prompt + j, math.nan) if m else math.nan for j, m in enumerate(mask)]
+    missing = sum(1 for v, m in zip(out, mask) if m and math.isnan(v))
+    if missing:
+        raise RuntimeError(f"episode {ep.problem_id}/{ep.sample}: {missing} model tokens without a sampling log-prob")
     return out
 
 
@@ -248,12 +271,11 @@ def default_backend_factory(tokenizer, settings: GRPOSettings) -> Callable:
 
     def factory(trainer):
         if settings.use_vllm:
-            if settings.vllm_mode != "colocate":
-                raise NotImplementedError("GRPO rollouts through a vLLM server are not wired up: use vllm_mode='colocate'")
-            backend = VLLMBackend.__new__(VLLMBackend)  # wrap TRL's engine instead of loading another copy
-            backend.tok, backend.seed, backend.eos_id = tokenizer, settings.seed, tokenizer.eos_token_id
-            backend.llm = trainer.vllm_generation.llm
-            return backend
+            # wrap TRL's engine (it holds the synced training weights) instead of loading another copy
+            # one seed stream per process: ranks sample different problems with independent draws
+            return VLLMBackend.wrap(trainer.vllm_generation.llm, tokenizer,
+                                    seed=settings.seed + 7919 * trainer.accelerator.process_index,
+                                    batch_size=settings.gen_batch_size)
         model = trainer.accelerator.unwrap_model(trainer.model)
         return HFBackend(model, tokenizer, batch_size=settings.gen_batch_size)
 
@@ -383,12 +405,18 @@ def _make_plateau_callback(log_path: Path, min_epochs: float):
 
     class PlateauStop(TrainerCallback):
         def on_epoch_end(self, args, state, control, **kwargs):
-            if (state.epoch or 0) + 1e-9 < min_epochs or not log_path.exists():
+            if (state.epoch or 0) + 1e-9 < min_epochs:
                 return
             import pandas as pd
+            from accelerate.utils import broadcast_object_list
 
-            test = reward_plateau(pd.read_csv(log_path))
-            if test["verdict"] == "plateau":
+            # only the main process writes the log: it decides, and every process stops at the same step
+            test = [reward_plateau(pd.read_csv(log_path)) if state.is_world_process_zero and log_path.exists()
+                    else None]
+            if process_state().num_processes > 1:
+                broadcast_object_list(test, from_process=0)
+            test = test[0]
+            if test is not None and test["verdict"] == "plateau":
                 control.should_training_stop = True
                 if state.is_world_process_zero:
                     (log_path.parent / "plateau_stop.json").write_text(json.dumps(
@@ -440,15 +468,17 @@ def build_config(settings: GRPOSettings, output_dir: str | Path, n_processes: in
         beta=settings.beta, epsilon=settings.epsilon, loss_type=settings.loss_type,
         scale_rewards=settings.scale_rewards,
         reward_weights=make_reward_funcs(settings)[1], seed=settings.seed, data_seed=settings.seed,
-        save_strategy="steps", save_steps=settings.save_steps, logging_steps=settings.logging_steps,
-        report_to=[], bf16=settings.bf16, activation_checkpointing=settings.gradient_checkpointing,
+        save_strategy="steps", save_steps=settings.save_steps, save_total_limit=settings.save_total_limit,
+        logging_steps=settings.logging_steps, report_to=[], bf16=settings.bf16, **compat.checkpointing(settings.gradient_checkpointing),
         model_init_kwargs={"dtype": "bfloat16" if settings.bf16 else "float32"}, log_completions=False,
         use_vllm=settings.use_vllm,
     )
     if settings.use_vllm:
-        # our rollout_func returns no sampling logprobs (retrieved text has none), so no vLLM/trainer IS correction
-        kw.update(vllm_mode=settings.vllm_mode, vllm_importance_sampling_correction=False,
-                  vllm_max_model_length=settings.max_total_tokens + settings.max_turn_tokens)
+        # the rollout_func returns vLLM's sampling log-probs (NaN on retrieved text), so TRL corrects the
+        # bf16-engine vs trainer mismatch with a truncated importance ratio
+        kw.update(vllm_mode=settings.vllm_mode, vllm_importance_sampling_correction=settings.importance_sampling,
+                  vllm_max_model_length=settings.max_total_tokens
+                  + max(settings.max_turn_tokens, settings.math_max_turn_tokens))
     return GRPOConfig(**kw)
 
 
@@ -525,9 +555,7 @@ def build_trainer(base_model_dir: str | Path, env: Environment, out_dir: Path, s
                   backend_factory: Callable | None = None):
     """GRPOTrainer over ``env``'s problems; the model is loaded from ``base_model_dir`` (a path: TRL reloads the
     reference model by name when beta > 0)."""
-    from accelerate import PartialState
-
-    args = build_config(settings, out_dir / "checkpoints", PartialState().num_processes)
+    args = build_config(settings, out_dir / "checkpoints", process_state().num_processes)
     factory = backend_factory or default_backend_factory(env.tok, settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rollout_func.*experimental.*")
@@ -542,6 +570,29 @@ def build_trainer(base_model_dir: str | Path, env: Environment, out_dir: Path, s
         )
     trainer.logprob_buckets, trainer.autocast_bf16 = settings.logprob_buckets, settings.autocast_bf16
     return trainer
+
+
+def process_state():
+    """accelerate's process state, initialised as the launcher asked: on CPUs ``ACCELERATE_USE_CPU=true`` (set by
+    ``accelerate launch --cpu``, or by hand around ``accelerate launch --multi_gpu`` / torchrun) gives one gloo
+    process per launched rank; a plain ``PartialState()`` created first would pin every rank to a lone process."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def replicate_runs(grpo: dict, sampling: dict, bonus: float, bonus_replicates: int, replicate: int,
+                   train_seed: int) -> dict[str, GRPOSettings]:
+    """The GRPO runs of one training replicate, by policy name: ``rl`` always, ``rl_bonus`` in the first
+    ``bonus_replicates`` replicates. The stage's notebook and the training entry point (``passkt.train``) both build
+    their settings here, so a run the launcher trained is the very run the notebook would train (same fingerprint).
+    Episode limits come from the shared ``sampling`` section; training samples at top-p 1 (on-policy)."""
+    bonuses = {"rl": 0.0, **({"rl_bonus": bonus} if replicate < bonus_replicates else {})}
+    return {name: GRPOSettings(**grpo, bonus=b, seed=train_seed, max_turn_tokens=sampling["max_turn_tokens"],
+                               math_max_turn_tokens=sampling.get("math_max_turn_tokens", 0),
+                               max_total_tokens=sampling["max_total_tokens"], gen_batch_size=sampling["batch_size"])
+            for name, b in bonuses.items()}
 
 
 def last_checkpoint(ckpt_dir: Path) -> Path | None:
@@ -584,9 +635,7 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
                                 "backend_factory": getattr(backend_factory, "__qualname__", None)})
     if (done := integrity.finished_result(out, fp)) is not None:  # finished by this code, model, data, settings
         return done
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     if state.is_main_process:  # one process clears stale state; the others wait for it
         integrity.clear_done(out)
         if integrity.claim_checkpoints(out / "checkpoints", fp):
@@ -597,7 +646,11 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
     trainer = build_trainer(base_model_dir, env, out, settings, backend_factory)
     resume = last_checkpoint(out / "checkpoints")
     start = int(resume.name.split("-")[-1]) if resume else 0
-    trim_log(out / "train_log.csv", start)
+    if state.is_main_process:
+        trim_log(out / "train_log.csv", start)
+        if resume is None:  # a fresh start: a stop record of an earlier, unfinished run does not describe this one
+            (out / "plateau_stop.json").unlink(missing_ok=True)
+    state.wait_for_everyone()
     t0 = time.time()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.time() - t0
@@ -610,7 +663,7 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
             "resumed_from": str(resume) if resume else None,
             "rollout_seconds": round(ro.get("seconds", 0.0), 3), "rollout_episodes": ro.get("episodes", 0),
             "rollout_generated_tokens": ro.get("generated_tokens", 0), "scorer": scorer, "fingerprint": fp,
-            "stopped_at_plateau": (out / "plateau_stop.json").exists()}
+            "stopped_at_plateau": (out / "plateau_stop.json").exists(), "processes": state.num_processes}
     if trainer.accelerator.is_main_process:
         integrity.mark_done(out, fp, result=result)
     return result

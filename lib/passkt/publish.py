@@ -104,6 +104,9 @@ def _with_columns(wide: pd.DataFrame, index: str, cols) -> pd.DataFrame:
     return wide.reindex(columns=[index, *cols, *extra])
 
 
+PRETRAIN_COLUMNS = ["step", "epoch", "loss", "learning_rate"]
+
+
 def plot_tables(root: Path) -> dict[str, pd.DataFrame]:
     """The curves `dvc plots show` draws: Pass@k per category at the headline T, and the GRPO training reward."""
     P = Paths(root)
@@ -114,7 +117,8 @@ def plot_tables(root: Path) -> dict[str, pd.DataFrame]:
     train = pd.concat([pd.read_csv(P.with_replicate(r).figures("04_grpo") / "training_curves.csv")
                        .assign(run=lambda d, r=r: d["run"] + f"_r{r}") for r in reps], ignore_index=True)
     out["grpo_reward"] = _with_columns(policy_columns(train, "step", "reward", column="run"), "step", GRPO_RUNS)
-    out["pretrain_loss"] = pd.read_csv(P.figures("01_base_model") / "pretrain_loss.csv")
+    pre = P.figures("01_base_model") / "pretrain_loss.csv"  # absent for a pretrained base model (paper profile)
+    out["pretrain_loss"] = pd.read_csv(pre) if pre.exists() else pd.DataFrame(columns=PRETRAIN_COLUMNS)
     sft = pd.concat([pd.read_csv(P.with_replicate(r).figures("03_sft") / "sft_loss.csv").assign(replicate=f"r{r}")
                      for r in reps], ignore_index=True)
     out["sft_loss"] = _with_columns(policy_columns(sft, "step", "loss", column="replicate"), "step", SFT_RUNS)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from passkt import integrity
+from passkt.backends import Generation
 from passkt.detok import decode_offsets
 from passkt.integrity import fingerprint
 from passkt.protocol import ANSWERED, NOTICE, build_prompt, information, parse_turn, split_turn
@@ -35,6 +36,11 @@ class SamplingConfig:
     max_turn_tokens: int = 64
     max_total_tokens: int = 1024
     search_k: int = 2  # paragraphs returned per search
+    math_max_turn_tokens: int = 0  # per-turn limit of math problems (0: max_turn_tokens); worked solutions run long
+
+    def turn_limit(self, category: str) -> int:
+        return self.math_max_turn_tokens if category == "math" and self.math_max_turn_tokens > 0 \
+            else self.max_turn_tokens
 
 
 class Environment:
@@ -82,6 +88,7 @@ class Episode:
     generated: int = 0  # model-written tokens in this episode's context (incl. those inherited by a fork)
     inherited: int = 0  # of which were written before the fork (not sampled again)
     is_fork: bool = False
+    logps: dict = field(default_factory=dict)  # context position -> sampling log-prob of a model token (vLLM)
 
     def add(self, kind: str, ids: list[int]) -> None:
         if ids:
@@ -90,12 +97,15 @@ class Episode:
 
     def fork(self, budget: int) -> "Episode":
         return Episode(self.problem_id, self.sample, budget, list(self.ids), [list(s) for s in self.segments],
-                       list(self.queries), generated=self.generated, inherited=self.generated, is_fork=True)
+                       list(self.queries), generated=self.generated, inherited=self.generated, is_fork=True,
+                       logps=dict(self.logps))
 
 
-def _model_turn(env: Environment, ep: Episode, toks: list[int], hit_limit: bool) -> None:
+def _model_turn(env: Environment, ep: Episode, toks: list[int], hit_limit: bool, logps: list | None = None) -> None:
     """Append one generated turn to the episode, split into typed segments, and act on it."""
     eos = env.eos_id
+    if logps is not None:  # the turn's tokens are appended in order from the current end of the context
+        ep.logps.update({len(ep.ids) + i: float(lp) for i, lp in enumerate(logps[: len(toks)])})
     body = toks[:-1] if toks and toks[-1] == eos else toks
     # parse the turn decoded as a whole (a character may span tokens); a token belongs to the segment holding
     # its first character, and the last segment also takes tokens that write no text
@@ -165,10 +175,14 @@ def continue_episodes(backend, env: Environment, active: list[Episode], cfg: Sam
             active, rows = nxt, list(range(len(nxt)))
         if not active:
             break
-        gens = backend.decode(state, cfg.max_turn_tokens, cfg.temperature, cfg.top_p)
+        limits = [cfg.turn_limit(env.problems[e.problem_id]["category"]) for e in active]
+        gens = backend.decode(state, max(limits), cfg.temperature, cfg.top_p)
         spawned, keep, nxt = [], [], []
         for r, (ep, g) in enumerate(zip(active, gens)):
-            _model_turn(env, ep, g.token_ids, g.hit_limit)
+            if len(g.token_ids) > limits[r]:  # a row under a lower limit (mixed batch): cut where it would stop
+                g = Generation(g.token_ids[: limits[r]], hit_limit=True,
+                               logprobs=None if g.logprobs is None else g.logprobs[: limits[r]])
+            _model_turn(env, ep, g.token_ids, g.hit_limit, g.logprobs)
             if not ep.done and ep.queries:
                 ep.add("information", env.info_ids(ep.problem_id, ep.queries[-1]))
                 s = len(ep.queries)
@@ -486,6 +500,8 @@ def sample_policy(backend, env: Environment, problems: list[dict], *, policy: st
         gen = _generator(s_seed)
         if not hasattr(be, "generator"):  # a backend without its own generator samples from torch's global one
             torch.manual_seed(s_seed)
+        if hasattr(be, "reseed"):  # vLLM: per-request seeds restart from the shard's seed (a resumed shard redraws)
+            be.reseed(s_seed)
         scfg = SamplingConfig(**{**cfg.__dict__, "temperature": temp})
         eps: list[Episode] = []
         if mode == "fork" or len(g) == 1:

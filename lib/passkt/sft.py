@@ -29,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from passkt import compat
 from passkt.data import load_problems
 from passkt.prior import ATTRIBUTE_WORDS, RELATION_WORDS, Transcript
 from passkt.protocol import build_prompt, encode_parts
@@ -221,6 +222,22 @@ class SFTSettings:
     seed: int = 0
     logging_steps: int = 5
     save_steps: int = 100  # checkpoint interval (steps), for resuming an interrupted run
+    device: str = "cpu"  # the trainer's device: cpu | cuda (accelerate places the model; one process per GPU)
+    bf16: bool = False  # bf16 mixed precision; with LoRA the frozen base weights are also stored in bf16
+    gradient_checkpointing: bool = False  # activation checkpointing (a 7B model's activations at 8k tokens)
+    grad_accum: int = 1  # gradient accumulation steps (effective batch = batch_size x grad_accum x processes)
+
+    def __post_init__(self):
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"SFTSettings.device={self.device!r}: must be 'cpu' or 'cuda'")
+        if not isinstance(self.grad_accum, int) or isinstance(self.grad_accum, bool) or self.grad_accum < 1:
+            raise ValueError(f"SFTSettings.grad_accum={self.grad_accum!r}: must be a positive integer")
+
+    @property
+    def load_dtype(self) -> str:
+        """The dtype the base model is loaded in: bf16 only under LoRA (full fine-tuning keeps fp32 master
+        weights and trains under bf16 autocast)."""
+        return "bfloat16" if self.bf16 and self.lora else "float32"
 
 
 def _sft_config(out_dir: Path, s: SFTSettings):
@@ -228,10 +245,12 @@ def _sft_config(out_dir: Path, s: SFTSettings):
 
     return SFTConfig(
         output_dir=str(out_dir / "checkpoints"), num_train_epochs=s.epochs, learning_rate=s.lr,
-        per_device_train_batch_size=s.batch_size, max_length=s.max_len, weight_decay=s.weight_decay,
+        per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum, max_length=s.max_len,
+        weight_decay=s.weight_decay,
         warmup_steps=s.warmup_ratio, lr_scheduler_type="cosine", logging_steps=s.logging_steps,
         seed=s.seed, data_seed=s.seed, save_strategy="steps", save_steps=s.save_steps, save_total_limit=1,
-        report_to=[], bf16=False, fp16=False, use_cpu=True, activation_checkpointing=False,
+        report_to=[], bf16=s.bf16, fp16=False, use_cpu=s.device == "cpu",
+        **compat.checkpointing(s.gradient_checkpointing),
         dataloader_num_workers=0, packing=False, dataset_num_proc=None,
     )
 
@@ -251,7 +270,7 @@ def build_trainer(base_model_dir: str | Path, dataset, out_dir: str | Path, sett
 
     if not {"input_ids", "labels"} <= set(dataset.column_names):
         raise ValueError(f"dataset columns {dataset.column_names}: need input_ids and labels (use sft_dataset)")
-    model, tok = load_policy(base_model_dir)
+    model, tok = load_policy(base_model_dir, dtype=settings.load_dtype)  # the trainer moves it to its device
     return SFTTrainer(model=model, args=_sft_config(Path(out_dir), settings), train_dataset=dataset,
                       processing_class=tok, peft_config=_lora_config(settings) if settings.lora else None)
 
@@ -288,9 +307,13 @@ def train_sft(base_model_dir: str | Path, dataset, out_dir: str | Path, settings
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - t0
-    model = trainer.model
+    model = trainer.accelerator.unwrap_model(trainer.model)
     if settings.lora:
         model = model.merge_and_unload()
+    if settings.bf16:  # later stages sample and train in bf16: half the disk and DVC cache of an fp32 save
+        import torch
+
+        model = model.to(torch.bfloat16)
     model.save_pretrained(out_dir)
     trainer.processing_class.save_pretrained(out_dir)
     log = [{"step": r["step"], "loss": r["loss"], "lr": r.get("learning_rate")}

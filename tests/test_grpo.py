@@ -403,3 +403,11 @@ def test_plateau_callback_stops_at_an_epoch_end_once_the_reward_is_flat(tmp_path
     assert end_epoch(flat, 3.0)
     stop = json.loads((tmp_path / "plateau_stop.json").read_text())
     assert stop["step"] == 40 and stop["test"]["verdict"] == "plateau"
+
+
+def test_a_launched_run_that_is_not_finished_is_an_error_not_trained_here(problems, tok, tmp_path):
+    base = _save_random_model(tok, tmp_path / "base")
+    with pytest.raises(RuntimeError, match="no finished GRPO run with this code"):
+        grpo.train_grpo(base, problems[:2], tok, tmp_path / "run", GRPOSettings(group_size=2, prompts_per_step=2),
+                        search_k=1, require_finished=True)
+    assert not (tmp_path / "run" / "checkpoints").exists()

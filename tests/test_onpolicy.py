@@ -1,6 +1,7 @@
 """Paper-profile sampling details that a CPU can check: per-category turn limits, the engine's sampling log-probs
 carried into GRPO's rollout batch (NaN on environment tokens), and the importance ratio they give TRL."""
 
+import copy
 import math
 
 import pytest
@@ -65,39 +66,71 @@ def test_rollout_batch_carries_sampling_logprobs_nan_on_environment_tokens(small
     assert plain["logprobs"] is None  # an engine without log-probs: TRL scores with the training model
 
 
-def test_importance_ratio_from_a_bf16_engine_is_not_identically_one(small_tok):
-    """TRL's correction: ratio = exp(trainer log-prob - sampling log-prob) on model tokens, 1 where the sampling
-    log-prob is NaN. With vLLM sampling in bf16 and the trainer in fp32 the ratio must carry that mismatch."""
+class Bf16Engine(ScriptedBackend):
+    """The scripted turns, reported with the log-probs a bf16 copy of ``model`` gives them (as vLLM in bf16 would)."""
+
+    def __init__(self, tok, script, model):
+        super().__init__(tok, script)
+        self.low = copy.deepcopy(model).to(torch.bfloat16)
+
+    def generate(self, contexts, max_new_tokens, temperature, top_p):
+        out = []
+        for c, g in zip(contexts, super().generate(contexts, max_new_tokens, temperature, top_p)):
+            out.append(Generation(g.token_ids, g.hit_limit, _token_logps(self.low, c + g.token_ids)[len(c):]))
+        return out
+
+
+def _token_logps(model, ids):
+    """log p(ids[i] | ids[:i]) for i >= 1 (position 0: NaN), in float32 from ``model``'s logits."""
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1].float(), -1)
+    return [math.nan] + lp.gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1).tolist()
+
+
+def test_bf16_engine_logprobs_reach_trl_aligned_and_differ_from_the_fp32_trainer(small_tok, eval_set):
+    """What TRL's correction reads: our rollout batch's ``logprobs`` are the engine's value of each model token in
+    ``completion_ids`` (position by position) and NaN elsewhere; against the fp32 trainer's own log-probs of the same
+    tokens, the ratio TRL forms (exp of the difference, 1 at NaN) is not identically 1."""
     from transformers import AutoModelForCausalLM
 
     from passkt.models import tiny_config
 
+    train = [p for p in eval_set if p["category"] != "math"][:2]
+
+    def script(ctx):
+        q = next(p for p in train if p["question"] in ctx)
+        if "<information>" in ctx.split("<|im_start|>assistant\n")[-1]:
+            return f"<answer>{q['answer']}</answer>"
+        return f"<think>go</think><search>{q['question'][:20]}</search>"
+
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(small_tok, 64, 2, 2, 1, 128, 512)).eval()
-    low = AutoModelForCausalLM.from_config(model.config).to(torch.bfloat16).eval()
-    low.load_state_dict({k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
-    ids = torch.randint(0, len(small_tok) - 1, (4, 40))
-    mask = torch.ones(4, 39)
-    mask[:, 10:20] = 0  # an environment segment
+    model = AutoModelForCausalLM.from_config(tiny_config(small_tok, 64, 2, 2, 1, 128, 2048)).eval()
+    env = Environment(train, small_tok, search_k=1)
+    s = grpo.GRPOSettings(group_size=2, T_train=2, max_turn_tokens=48, max_total_tokens=1024)
+    prompts = [t for t in grpo.prompt_index(env) for _ in range(2)]
+    out = grpo.make_rollout_func(env, s, lambda tr: Bf16Engine(small_tok, script, model))(prompts, None)
+    ratios = []
+    for p_ids, c_ids, mask, lps in zip(out["prompt_ids"], out["completion_ids"], out["env_mask"], out["logprobs"]):
+        trainer = _token_logps(model, p_ids + c_ids)[len(p_ids):]  # the fp32 policy TRL scores with
+        low = _token_logps(Bf16Engine(small_tok, script, model).low, p_ids + c_ids)[len(p_ids):]
+        for j, m in enumerate(mask):
+            if m:
+                assert lps[j] == pytest.approx(low[j], abs=1e-6)  # aligned with the token it belongs to
+                ratios.append(math.exp(trainer[j] - lps[j]))
+            else:
+                assert math.isnan(lps[j])
+    assert ratios and all(math.isfinite(r) for r in ratios)
+    assert max(abs(r - 1) for r in ratios) > 1e-3  # the bf16 engine is not the fp32 trainer
 
-    def logps(m):
-        with torch.no_grad():
-            lp = torch.log_softmax(m(input_ids=ids).logits[:, :-1].float(), -1)
-        return lp.gather(-1, ids[:, 1:, None]).squeeze(-1)
 
-    sampling = logps(low).masked_fill(mask == 0, float("nan"))  # what the rollout batch hands TRL
-    diff = torch.nan_to_num((logps(model) - sampling) * mask, nan=0.0)  # trl 1.16 grpo_trainer, token_* modes
-    ratio = torch.exp(diff)
-    assert torch.all(ratio[mask == 0] == 1)
-    assert (ratio[mask == 1] - 1).abs().max() > 1e-3 and torch.isfinite(ratio).all()
-
-
-def test_a_model_token_without_logprob_is_an_error(small_tok, eval_set):
+def test_a_model_token_without_logprob_is_an_error_and_an_empty_completion_is_all_nan():
     from passkt.rollout import Episode
 
     ep = Episode("p", 0, 1, list(range(10)), [["prompt", 0, 4], ["reasoning", 4, 10]], logps={4: -0.1})
-    with pytest.raises(RuntimeError, match="model tokens without a sampling log-prob"):
+    with pytest.raises(RuntimeError, match="5 model tokens without a sampling log-prob"):
         grpo.completion_logprobs(ep, 4, [1] * 6)
+    empty = Episode("q", 0, 1, list(range(6)), [["prompt", 0, 4], ["notice", 4, 6]])  # wrote nothing
+    assert all(math.isnan(v) for v in grpo.completion_logprobs(empty, 4, [0, 0]))
 
 
 def test_a_sampling_job_in_its_own_process_draws_what_it_draws_in_process(small_tok, eval_set, tmp_path):

@@ -116,7 +116,7 @@ def test_chunks_of_batch_size_with_per_request_seeds(fake_vllm):
     assert [len(c) for c in be.llm.calls] == [4, 4, 2]
     sps = [sp for c in be.llm.calls for sp in c]
     assert [sp.seed for sp in sps] == [VLLMBackend.request_seed(5, 0, i) for i in range(len(CONTEXTS))]
-    assert all(sp.logprobs == 0 and sp.stop == list(STOP_STRINGS) and sp.include_stop_str_in_output
+    assert all(sp.logprobs is None and sp.stop == list(STOP_STRINGS) and sp.include_stop_str_in_output
                and (sp.temperature, sp.top_p, sp.max_tokens) == (0.7, 0.9, 6) for sp in sps)
     for c, sp, g in zip(CONTEXTS, sps, gens):  # outputs in context order
         ids, _, finish = draw(c, sp)
@@ -145,7 +145,7 @@ def test_same_draws_across_batching_and_resume(fake_vllm):
 
 
 def test_logprobs_align_with_tokens(fake_vllm):
-    be = VLLMBackend("m", TOK, seed=1, batch_size=4)
+    be = VLLMBackend("m", TOK, seed=1, batch_size=4, logprobs=True)
     gens = be.generate(CONTEXTS, 5, 1.0, 1.0)
     sps = [sp for c in be.llm.calls for sp in c]
     assert any(g.hit_limit for g in gens) and not all(g.hit_limit for g in gens)
@@ -217,3 +217,50 @@ def test_owned_engine_core_is_shut_down(fake_vllm):
 def test_from_dict_rejects_bad_engine_settings(key, value):
     with pytest.raises(ValueError, match=rf"sampling\.{key} .*got {value!r}"):
         SamplingSettings.from_dict({"backend": "vllm", key: value})
+
+
+def test_each_request_stops_at_its_own_token_limit(fake_vllm):
+    be = VLLMBackend("m", TOK, seed=1, batch_size=4)
+    limits = [3 if i % 2 else 9 for i in range(len(CONTEXTS))]
+    gens = be.generate(CONTEXTS, limits, 1.0, 1.0)
+    assert [sp.max_tokens for c in be.llm.calls for sp in c] == limits
+    assert all(len(g.token_ids) <= lim for g, lim in zip(gens, limits))
+    with pytest.raises(ValueError, match="3 token limits for 10 contexts"):
+        be.generate(CONTEXTS, [1, 2, 3], 1.0, 1.0)
+
+
+def test_mixed_batch_gives_math_its_own_limit_through_the_engine(fake_vllm, small_tok, eval_set):
+    from passkt.rollout import Environment, SamplingConfig, run_episodes
+
+    one = {}
+    for p in eval_set:
+        one.setdefault(p["category"], p)
+    env = Environment(list(one.values()), small_tok, search_k=1)
+    be = VLLMBackend("m", small_tok, seed=1, batch_size=8)
+    cfg = SamplingConfig(max_turn_tokens=4, math_max_turn_tokens=11, max_total_tokens=4096, search_k=1)
+    run_episodes(be, env, [(p["id"], 0, 2) for p in one.values()], cfg)
+    first = be.llm.calls[0]  # the first turn: one request per problem, in job order
+    assert [sp.max_tokens for sp in first] == [11 if c == "math" else 4 for c in one]
+
+
+def test_grpo_training_draws_fresh_seeds_every_step_and_rank(fake_vllm):
+    from passkt import grpo
+
+    s = grpo.GRPOSettings(use_vllm=True, seed=5)
+    factory = grpo.default_backend_factory(TOK, s)
+
+    def trainer(step, rank):
+        return types.SimpleNamespace(vllm_generation=types.SimpleNamespace(llm=FakeLLM(model="m", seed=0)),
+                                     accelerator=types.SimpleNamespace(process_index=rank),
+                                     state=types.SimpleNamespace(global_step=step))
+
+    seeds = {}
+    for step, rank in [(0, 0), (1, 0), (0, 1), (1, 1)]:
+        be = factory(trainer(step, rank))
+        assert be.logprobs and not be.owns_engine  # GRPO's IS correction reads them; TRL owns the engine
+        be.generate(CONTEXTS[:2], 4, 1.0, 1.0)
+        seeds[step, rank] = [sp.seed for sp in be.llm.calls[0]]
+    assert len({tuple(v) for v in seeds.values()}) == 4  # neither a later step nor another rank repeats draws
+    be = factory(trainer(1, 0))  # a resumed run at step 1 draws what step 1 drew
+    be.generate(CONTEXTS[:2], 4, 1.0, 1.0)
+    assert [sp.seed for sp in be.llm.calls[0]] == seeds[1, 0]

@@ -69,8 +69,8 @@ def dry_params(model_dir: Path, device: str) -> dict:
     p["03_sft"]["sft"].update(epochs=1.0, batch_size=2, max_len=1024, device=device, bf16=not cpu,
                               save_steps=1000)
     p["03_sft"]["train_check_n"] = 1
-    p["04_grpo"]["grpo"].update(epochs=1, prompts_per_step=2, group_size=2, use_vllm=False, bf16=not cpu,
-                                save_steps=1000)
+    p["04_grpo"]["grpo"].update(epochs=1, prompts_per_step=2, group_size=2, grad_accum=2, use_vllm=False,
+                                bf16=not cpu, save_steps=1000)
     p["04_grpo"]["train_check_n"] = 1
     # two gloo processes on a CPU (accelerate's --cpu launcher would start one without MPI); one per GPU on a
     # single-GPU host without DeepSpeed (the paper's configs/accelerate_zero2.yaml needs deepspeed and 8 GPUs)

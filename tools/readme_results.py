@@ -142,8 +142,70 @@ def results_block() -> str:
     return "\n".join(out)
 
 
+def _claims_csv(path: Path) -> dict[str, dict]:
+    import csv
+
+    with path.open(newline="") as f:
+        return {r["id"]: r for r in csv.DictReader(f)}
+
+
+def seed_runs() -> dict[int, tuple[dict, dict]]:
+    """{seed: (claims rows, headline)}: the committed run and every run saved by tools/seed_runs.py."""
+    import yaml
+
+    seed = yaml.safe_load((ROOT / "params.yaml").read_text())["seed"]
+    runs = {seed: (_claims_csv(ROOT / "results/figures/07_claims_audit/claims.csv"), _load("results/headline.json"))}
+    for d in sorted((ROOT / "docs/data").glob("seed_*")):
+        runs[int(d.name.split("_")[1])] = (_claims_csv(d / "claims.csv"), json.loads((d / "headline.json").read_text()))
+    return dict(sorted(runs.items()))
+
+
+def _ours(r: dict) -> str:
+    if r["value"] in ("", "nan"):
+        return "–"
+    out = f"{float(r['value']):.3g}"
+    if r.get("ci_low") not in (None, "", "nan") and r.get("ci_high") not in (None, "", "nan"):
+        out += f" [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]"
+    return out
+
+
+def seeds_block() -> str:
+    runs = seed_runs()
+    if len(runs) < 2:
+        return "No run with another seed is saved yet (`python tools/seed_runs.py save RUN_ROOT`)."
+    seeds = list(runs)
+    ids = list(runs[seeds[0]][0])
+    out = ["| # | claim | " + " | ".join(f"seed {s}: ours · verdict" for s in seeds) + " | same verdict |",
+           "|---|---|" + "---|" * len(seeds) + "---|"]
+    same = []
+    for cid in ids:
+        rows = [runs[s][0].get(cid) for s in seeds]
+        verdicts = {r["verdict"] if r else None for r in rows}
+        same.append(len(verdicts) == 1)
+        cells = [f"{_ours(r)} · **{r['verdict'].replace('_', ' ')}**" if r else "–" for r in rows]
+        out.append(f"| {cid} | {_short(rows[0].get('short') or rows[0]['statement'], 70)} | " + " | ".join(cells)
+                   + f" | {'yes' if same[-1] else '**no**'} |")
+    k = "bridge.rl_vs_base.dpass_kmax"
+    out += ["", f"{sum(same)} of {len(ids)} verdicts are the same at every seed. Bridge RL − base Pass@kmax: "
+            + "; ".join(f"seed {s} {h[k]:+.3f} [{h[k + '.ci_low']:+.3f}, {h[k + '.ci_high']:+.3f}]"
+                        for s, (_, h) in runs.items()) + "."]
+    return "\n".join(out)
+
+
+def seeds_line() -> str:
+    runs = seed_runs()
+    if len(runs) < 2:
+        return "Not yet rerun with another seed."
+    ids = list(next(iter(runs.values()))[0])
+    same = sum(len({r[0][cid]["verdict"] for r in runs.values() if cid in r[0]}) == 1 for cid in ids)
+    return (f"Rerun with seed{'s' if len(runs) > 2 else ''} {', '.join(str(s) for s in list(runs)[1:])} (new sampling "
+            f"seeds and new SFT and GRPO training replicates; same world and base model): {same} of {len(ids)} "
+            "verdicts unchanged ([side by side](docs/results.md#another-seed)).")
+
+
 # file -> (block name, generator)
-TARGETS = {"README.md": (("results", verdict_block),), "docs/results.md": (("results", results_block),),
+TARGETS = {"README.md": (("results", verdict_block), ("seeds", seeds_line)),
+           "docs/results.md": (("results", results_block), ("seeds", seeds_block)),
            "docs/wall_times.md": (("walltime", wall_block),)}
 
 

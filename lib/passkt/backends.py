@@ -651,30 +651,34 @@ class VLLMBackend(TurnBackend):
     Use it as a context manager, or call :meth:`close`, to free the GPU.
     """
 
-    def __init__(self, model_path: str, tokenizer, seed: int = 0, batch_size: int = 256, **llm_kwargs):
+    row_limits = True  # decode() takes one token limit per row (a list): each request stops at its own
+
+    def __init__(self, model_path: str, tokenizer, seed: int = 0, batch_size: int = 256, logprobs: bool = False,
+                 **llm_kwargs):
         """``llm_kwargs`` go to ``vllm.LLM`` as they are (dtype, max_model_len, gpu_memory_utilization,
-        data_parallel_size, enforce_eager, ...)."""
+        data_parallel_size, enforce_eager, ...). ``logprobs``: return each sampled token's log-prob (GRPO's
+        importance correction needs them; evaluation does not)."""
         try:
             from vllm import LLM
         except ImportError as e:  # pragma: no cover - exercised only on GPU machines
             raise ImportError("backend 'vllm' needs the vllm package (GPU machines; pip install vllm)") from e
 
-        self._setup(tokenizer, seed, batch_size)
+        self._setup(tokenizer, seed, batch_size, logprobs)
         self.llm = LLM(model=model_path, seed=seed, **llm_kwargs)
         self.owns_engine = True
 
     @classmethod
-    def wrap(cls, llm, tokenizer, seed: int = 0, batch_size: int = 256) -> "VLLMBackend":
+    def wrap(cls, llm, tokenizer, seed: int = 0, batch_size: int = 256, logprobs: bool = True) -> "VLLMBackend":
         """A backend on an engine built elsewhere (TRL's colocated one); :meth:`close` leaves that engine alive."""
         self = cls.__new__(cls)
-        self._setup(tokenizer, seed, batch_size)
+        self._setup(tokenizer, seed, batch_size, logprobs)
         self.llm, self.owns_engine = llm, False
         return self
 
-    def _setup(self, tokenizer, seed: int, batch_size: int) -> None:
+    def _setup(self, tokenizer, seed: int, batch_size: int, logprobs: bool) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"VLLMBackend batch_size must be an integer >= 1, got {batch_size!r}")
-        self.tok, self.seed, self.batch_size = tokenizer, seed, batch_size
+        self.tok, self.seed, self.batch_size, self.logprobs = tokenizer, seed, batch_size, logprobs
         self.eos_id = tokenizer.eos_token_id
         self.calls = 0  # generate calls so far: part of every request's seed
         self._lock = threading.Lock()
@@ -702,17 +706,22 @@ class VLLMBackend(TurnBackend):
             seed, call = self.seed, self.calls
             self.calls += 1
         res = []
+        limits = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(contexts)
+        if len(limits) != len(contexts):
+            raise ValueError(f"VLLMBackend.generate: {len(limits)} token limits for {len(contexts)} contexts")
+        extra = {"logprobs": 0} if self.logprobs else {}
         for a in range(0, len(contexts), self.batch_size):
             chunk = contexts[a : a + self.batch_size]
-            sps = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                  stop=list(STOP_STRINGS), include_stop_str_in_output=True, logprobs=0,
-                                  seed=self.request_seed(seed, call, a + i)) for i in range(len(chunk))]
+            sps = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=limits[a + i],
+                                  stop=list(STOP_STRINGS), include_stop_str_in_output=True,
+                                  seed=self.request_seed(seed, call, a + i), **extra) for i in range(len(chunk))]
             outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(c)) for c in chunk], sps, use_tqdm=False)
             for o in outs:
                 c = o.outputs[0]
                 ids = list(c.token_ids)
                 # logprobs=0 asks for the sampled token's logprob only: one {token_id: Logprob} per position
-                lps = None if c.logprobs is None else [float(d[t].logprob) for t, d in zip(ids, c.logprobs)]
+                lps = None if not self.logprobs or c.logprobs is None else \
+                    [float(d[t].logprob) for t, d in zip(ids, c.logprobs)]
                 res.append(Generation(ids, hit_limit=c.finish_reason == "length", logprobs=lps))
         return res
 

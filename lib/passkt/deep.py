@@ -135,6 +135,8 @@ def deep_sample(backend, env: rollout.Environment, problem_ids, *, policy: str, 
         s = round_seed(seed, policy, done)
         if not hasattr(backend, "generator"):  # a backend without its own generator samples from torch's global one
             torch.manual_seed(s % 2**63)
+        if hasattr(backend, "reseed"):  # vLLM: per-request seeds from the round's seed (a resumed round redraws)
+            backend.reseed(s % 2**31)
         eps = rollout.run_episodes(backend, env, jobs, cfg, generator=torch.Generator().manual_seed(s),
                                    workers=workers)
         hits: dict[str, int] = {}
@@ -161,34 +163,45 @@ def deep_boundary(cands: pd.DataFrame, model_dirs: dict, problems: list[dict], s
 
     Each (policy, problem) is sampled once, whichever pairs share it (base is the failing policy of every "gained"
     row). model_dirs: policy -> saved model folder. Output: out_dir/<policy>/round-*.json. Returns
-    {policy: :func:`deep_sample`'s result}.
+    {policy: :func:`deep_sample`'s result}. With vLLM each policy samples in its own process (one engine each).
     """
-    from passkt import models
-    from passkt.sampling import SamplingSettings, close_backend, make_backend
+    from passkt.sampling import SamplingSettings, in_own_process, isolate
 
     s = SamplingSettings.from_dict(sampling)
     by_id = {p["id"]: p for p in problems}
     out = {}
     for pol, g in cands.groupby("other", sort=True):
         pids = sorted(set(g["problem_id"]))
-        model, tok = models.load_policy(model_dirs[pol], device=s.device) if s.backend == "hf" else (None, None)
-        if tok is None:
-            from transformers import AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(str(model_dirs[pol]))
-        env = rollout.Environment([by_id[p] for p in pids], tok, search_k=s.search_k)
-        # a backend seeded once (vLLM) gets a deep-sampling seed too, never the evaluation's
-        backend = make_backend(model, tok, s, model_dirs[pol], round_seed(seed, pol, -1) % 2**31)
-        try:
-            out[pol] = deep_sample(backend, env, pids, policy=pol, T=T, cfg=s.config(temperature), seed=seed,
-                                   n_deep=n_deep, chunk=chunk, out_dir=Path(out_dir) / pol,
-                                   settings={"model": models.model_fingerprint(model_dirs[pol])}, workers=s.workers)
-        finally:
-            close_backend(backend)  # one engine at a time (vLLM): the next policy's loads on freed memory
+        args = (pol, str(model_dirs[pol]), [by_id[p] for p in pids], sampling)
+        kw = dict(T=T, temperature=temperature, seed=seed, n_deep=n_deep, chunk=chunk, out_dir=str(out_dir))
+        out[pol] = in_own_process(_deep_policy, *args, **kw) if isolate(s, None) else _deep_policy(*args, **kw)
         _log(f"{pol}: {len(pids)} problems, {out[pol]['episodes']} episodes in {out[pol]['seconds']:.1f} s "
              f"({out[pol]['resumed_rounds']} rounds resumed), "
              f"{sum(v is not None for v in out[pol]['first'].values())} solved at depth")
     return out
+
+
+def _deep_policy(pol: str, model_dir: str, problems: list[dict], sampling: dict, *, T: int, temperature: float,
+                 seed: int, n_deep: int, chunk: int, out_dir: str) -> dict:
+    """One failing policy's deep sampling (:func:`deep_sample`) with its own backend, torn down at the end."""
+    from passkt import models
+    from passkt.sampling import SamplingSettings, close_backend, make_backend
+
+    s = SamplingSettings.from_dict(sampling)
+    model, tok = models.load_policy(model_dir, device=s.device) if s.backend == "hf" else (None, None)
+    if tok is None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model_dir)
+    env = rollout.Environment(problems, tok, search_k=s.search_k)
+    # a backend seeded once (vLLM) gets a deep-sampling seed too, never the evaluation's
+    backend = make_backend(model, tok, s, model_dir, round_seed(seed, pol, -1) % 2**31)
+    try:
+        return deep_sample(backend, env, [p["id"] for p in problems], policy=pol, T=T, cfg=s.config(temperature),
+                           seed=seed, n_deep=n_deep, chunk=chunk, out_dir=Path(out_dir) / pol,
+                           settings={"model": models.model_fingerprint(model_dir)}, workers=s.workers)
+    finally:
+        close_backend(backend)
 
 
 def deep_summary(cands: pd.DataFrame, results: dict, n_deep: int, ci: float) -> tuple[pd.DataFrame, pd.DataFrame]:

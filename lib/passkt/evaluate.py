@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from passkt import rollout
-from passkt.sampling import SamplingSettings, make_backend, sample_eval  # noqa: F401  (re-exported)
+from passkt.sampling import SamplingSettings, free_accelerator_memory, make_backend, sample_eval  # noqa: F401  (re-exported)
 from passkt.scoring import score_answer
 
 

@@ -198,10 +198,11 @@ def rollout_batch(env: Environment, episodes: list[Episode], max_completion_toke
     out = {k: [] for k in ("prompt_ids", "completion_ids", "env_mask", "correct", "valid", "searches", "queries",
                            "query_key", "termination", "n_tokens", "n_model_tokens")}
     logprobs = []
+    reported = any(ep.logps for ep in episodes)  # the engine reports sampling log-probs (vLLM)
     for ep in episodes:
         p_ids, c_ids, mask = episode_tensors(ep)
         c_ids, mask = c_ids[:max_completion_tokens], mask[:max_completion_tokens]
-        logprobs.append(completion_logprobs(ep, len(p_ids), mask))
+        logprobs.append(completion_logprobs(ep, len(p_ids), mask) if reported else None)
         valid = ep.termination == ANSWERED
         correct = valid and bool(score_answer(ep.answer, env.problems[ep.problem_id])["correct"])
         out["prompt_ids"].append(p_ids)
@@ -217,15 +218,14 @@ def rollout_batch(env: Environment, episodes: list[Episode], max_completion_toke
         out["n_model_tokens"].append(sum(mask))
     # the engine's sampling log-probs (vLLM) feed TRL's importance-sampling correction; without them TRL scores
     # the tokens with the training model itself (the HF engine samples from that very model)
-    out["logprobs"] = logprobs if all(lp is not None for lp in logprobs) and episodes else None
+    out["logprobs"] = logprobs if reported else None
     return out
 
 
-def completion_logprobs(ep: Episode, n_prompt: int, mask: list[int]) -> list[float] | None:
+def completion_logprobs(ep: Episode, n_prompt: int, mask: list[int]) -> list[float]:
     """Sampling log-probs aligned with the completion: the engine's value on model tokens, NaN on environment
-    tokens (TRL 1.16 gives a NaN position an importance ratio of exactly 1). None if the engine reported none."""
-    if not ep.logps:
-        return None
+    tokens (TRL 1.16 gives a NaN position an importance ratio of exactly 1); all NaN for an episode that wrote
+    nothing (e.g. its prompt already filled the context). Raises if a model token has none."""
     out = [ep.logps.get(n_prompt + j, math.nan) if m else math.nan for j, m in enumerate(mask)]
     missing = sum(1 for v, m in zip(out, mask) if m and math.isnan(v))
     if missing:
@@ -272,10 +272,12 @@ def default_backend_factory(tokenizer, settings: GRPOSettings) -> Callable:
     def factory(trainer):
         if settings.use_vllm:
             # wrap TRL's engine (it holds the synced training weights) instead of loading another copy
-            # one seed stream per process: ranks sample different problems with independent draws
-            return VLLMBackend.wrap(trainer.vllm_generation.llm, tokenizer,
-                                    seed=settings.seed + 7919 * trainer.accelerator.process_index,
-                                    batch_size=settings.gen_batch_size)
+            # a fresh backend per rollout call: its seed stream comes from (seed, rank, step), so steps and ranks
+            # draw independently and a resumed run redraws what the same step drew
+            be = VLLMBackend.wrap(trainer.vllm_generation.llm, tokenizer, batch_size=settings.gen_batch_size)
+            be.reseed(VLLMBackend.request_seed(settings.seed, trainer.accelerator.process_index,
+                                               trainer.state.global_step))
+            return be
         model = trainer.accelerator.unwrap_model(trainer.model)
         return HFBackend(model, tokenizer, batch_size=settings.gen_batch_size)
 
@@ -615,8 +617,12 @@ def save_final(trainer, tokenizer, model_dir: Path, lora: bool) -> None:
 
 
 def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_dir: str | Path,
-               settings: GRPOSettings, search_k: int, backend_factory: Callable | None = None) -> dict:
+               settings: GRPOSettings, search_k: int, backend_factory: Callable | None = None,
+               require_finished: bool = False) -> dict:
     """Train GRPO on ``problems``; resume from the newest checkpoint in ``out_dir/checkpoints`` if there is one.
+
+    ``require_finished``: the run must already be finished by this code, model, data and settings (a launcher
+    trained it: ``passkt.train``); raise rather than train it in this process.
 
     Writes ``out_dir/train_log.csv`` (one row per logging step), ``out_dir/checkpoints/checkpoint-N`` every
     ``save_steps`` steps and the final model + tokenizer in ``out_dir/model``. Returns timings and step counts.
@@ -635,6 +641,9 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
                                 "backend_factory": getattr(backend_factory, "__qualname__", None)})
     if (done := integrity.finished_result(out, fp)) is not None:  # finished by this code, model, data, settings
         return done
+    if require_finished:
+        raise RuntimeError(f"{out}: no finished GRPO run with this code, base model, data and settings (the launched "
+                           "trainer failed, or trained other settings); not training it here")
     state = process_state()
     if state.is_main_process:  # one process clears stale state; the others wait for it
         integrity.clear_done(out)
@@ -656,7 +665,8 @@ def train_grpo(base_model_dir: str | Path, problems: list[dict], tokenizer, out_
     seconds = time.time() - t0
     save_final(trainer, tokenizer, out / "model", settings.lora)
     steps = trainer.state.global_step - start
-    (out / "grpo_settings.json").write_text(json.dumps({**asdict(settings), "scorer": scorer}, indent=2) + "\n")
+    if state.is_main_process:
+        (out / "grpo_settings.json").write_text(json.dumps({**asdict(settings), "scorer": scorer}, indent=2) + "\n")
     ro = getattr(trainer.rollout_func, "stats", {})
     result = {"seconds": round(seconds, 3), "steps": steps, "global_step": trainer.state.global_step,
             "seconds_per_step": round(seconds / steps, 3) if steps else math.nan,

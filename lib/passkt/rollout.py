@@ -176,7 +176,9 @@ def continue_episodes(backend, env: Environment, active: list[Episode], cfg: Sam
         if not active:
             break
         limits = [cfg.turn_limit(env.problems[e.problem_id]["category"]) for e in active]
-        gens = backend.decode(state, max(limits), cfg.temperature, cfg.top_p)
+        # one limit per row where the engine takes them (vLLM); else the largest, and rows under a lower one are cut
+        per_row = getattr(backend, "row_limits", False) and len(set(limits)) > 1
+        gens = backend.decode(state, limits if per_row else max(limits), cfg.temperature, cfg.top_p)
         spawned, keep, nxt = [], [], []
         for r, (ep, g) in enumerate(zip(active, gens)):
             if len(g.token_ids) > limits[r]:  # a row under a lower limit (mixed batch): cut where it would stop

@@ -127,6 +127,17 @@ def sample_eval(model_dir: str | Path, policy: str, problems: list[dict], out_di
         close_backend(backend)
 
 
+def free_accelerator_memory() -> None:
+    """Hand the GPU memory of deleted models back (a vLLM engine in another process needs it free to start)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def close_backend(backend) -> None:
     """Tear down a backend that owns an engine (vLLM); the transformers backends hold nothing to free."""
     if hasattr(backend, "close"):

@@ -243,7 +243,7 @@ class SFTSettings:
 def _sft_config(out_dir: Path, s: SFTSettings):
     from trl import SFTConfig
 
-    return SFTConfig(
+    cfg = SFTConfig(
         output_dir=str(out_dir / "checkpoints"), num_train_epochs=s.epochs, learning_rate=s.lr,
         per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum, max_length=s.max_len,
         weight_decay=s.weight_decay,
@@ -253,6 +253,9 @@ def _sft_config(out_dir: Path, s: SFTSettings):
         **compat.checkpointing(s.gradient_checkpointing),
         dataloader_num_workers=0, packing=False, dataset_num_proc=None,
     )
+    if s.device == "cuda" and cfg.n_gpu > 1:  # one process, one GPU: transformers would wrap every visible GPU in
+        cfg._n_gpu = 1                        # nn.DataParallel (an 8x batch, another schedule) without a word
+    return cfg
 
 
 def _lora_config(s: SFTSettings):
@@ -330,4 +333,8 @@ def train_sft(base_model_dir: str | Path, dataset, out_dir: str | Path, settings
         "settings": asdict(settings), "fingerprint": fp,
     }
     integrity.mark_done(out_dir, fp, result=result)
+    del trainer, model
+    from passkt.sampling import free_accelerator_memory
+
+    free_accelerator_memory()  # the stage's vLLM sampling starts next, in another process, on this GPU
     return result

@@ -70,8 +70,9 @@ def launch(launcher: str, params: dict, root: str | Path = ".") -> list[list[str
     missing = [k for k in KEYS if k not in params]
     if missing:
         raise ValueError(f"launch: parameters {missing} missing")
-    root = Path(root)
-    path = Paths(root, params["replicate"]).data(STAGE) / "launch_params.json"
+    P = Paths.at(root, params["replicate"])
+    root = P.root
+    path = P.data(STAGE) / "launch_params.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({k: params[k] for k in KEYS}, indent=2, sort_keys=True) + "\n")
     cmds = []

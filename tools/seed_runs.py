@@ -1,0 +1,54 @@
+"""Another seed's whole study next to the committed one: do the verdicts survive a reseed?
+
+    python tools/seed_runs.py save RUN_ROOT   # keep a finished run's results in docs/data/seed_<s>/
+    python tools/readme_results.py            # then redraw the side-by-side table (docs/results.md, README)
+
+RUN_ROOT is a checkout that ran `dvc repro` with another ``seed`` (stages 02-07: sampling seeds and every SFT and
+GRPO training replicate are new; the world and the base model, ``base_seed``, are the committed ones). The copy
+keeps what the comparison reads: the verdicts, the headline numbers and the claims table with intervals
+(``results/``), plus the run's seed, commit and wall times. Nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "data"
+FILES = ("verdicts.json", "headline.json", "figures/07_claims_audit/claims.csv", "metrics/per_replicate.csv")
+
+
+def save(run_root: Path) -> Path:
+    seed = yaml.safe_load((run_root / "params.yaml").read_text())["seed"]
+    committed = yaml.safe_load((ROOT / "params.yaml").read_text())["seed"]
+    if seed == committed:
+        raise SystemExit(f"{run_root}: seed {seed} is the committed run's own seed")
+    dst = OUT / f"seed_{seed}"
+    dst.mkdir(parents=True, exist_ok=True)
+    for rel in FILES:
+        shutil.copy(run_root / "results" / rel, dst / Path(rel).name)
+    metas = sorted((run_root / "results" / "run_meta").glob("*.json"))
+    first = json.loads(metas[0].read_text())
+    run = {"seed": seed, "base_seed": first["base_seed"], "commit": first["git"]["commit"],
+           "wall_s": {m.stem: json.loads(m.read_text())["wall_s"] for m in metas}}
+    (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
+    return dst
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["save"])
+    ap.add_argument("run_root", type=Path)
+    args = ap.parse_args(argv)
+    print(f"saved {save(args.run_root.resolve())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -42,8 +42,8 @@ def test_math_turns_get_their_own_limit_in_a_mixed_batch(small_tok, eval_set):
     assert {e.generated for e in run_episodes(backend, env, jobs, same)} == {8}
 
 
-def test_rollout_batch_carries_sampling_logprobs_nan_on_environment_tokens(small_tok, eval_set):
-    train = [p for p in eval_set if p["category"] != "math"][:3]
+def _search_then_answer(train):
+    """A scripted policy: one search, then the right answer."""
 
     def script(ctx):
         q = next(p for p in train if p["question"] in ctx)
@@ -51,6 +51,12 @@ def test_rollout_batch_carries_sampling_logprobs_nan_on_environment_tokens(small
             return f"<answer>{q['answer']}</answer>"
         return f"<think>go</think><search>{q['question'][:20]}</search>"
 
+    return script
+
+
+def test_rollout_batch_carries_sampling_logprobs_nan_on_environment_tokens(small_tok, eval_set):
+    train = [p for p in eval_set if p["category"] != "math"][:3]
+    script = _search_then_answer(train)
     env = Environment(train, small_tok, search_k=1)
     s = grpo.GRPOSettings(group_size=2, T_train=2, max_turn_tokens=48, max_total_tokens=1024)
     index = grpo.prompt_index(env)
@@ -96,13 +102,7 @@ def test_bf16_engine_logprobs_reach_trl_aligned_and_differ_from_the_fp32_trainer
     from passkt.models import tiny_config
 
     train = [p for p in eval_set if p["category"] != "math"][:2]
-
-    def script(ctx):
-        q = next(p for p in train if p["question"] in ctx)
-        if "<information>" in ctx.split("<|im_start|>assistant\n")[-1]:
-            return f"<answer>{q['answer']}</answer>"
-        return f"<think>go</think><search>{q['question'][:20]}</search>"
-
+    script = _search_then_answer(train)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny_config(small_tok, 64, 2, 2, 1, 128, 2048)).eval()
     env = Environment(train, small_tok, search_k=1)

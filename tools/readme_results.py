@@ -186,6 +186,10 @@ def seeds_block() -> str:
         out.append(f"| {cid} | {_short(rows[0].get('short') or rows[0]['statement'], 70)} | " + " | ".join(cells)
                    + f" | {'yes' if same[-1] else '**no**'} |")
     k = "bridge.rl_vs_base.dpass_kmax"
+    saved = {int(d.name.split("_")[1]): json.loads((d / "run.json").read_text())
+             for d in sorted((ROOT / "docs/data").glob("seed_*"))}
+    out += ["", "Code: " + "; ".join(f"seed {s} ran commit {r['commit'][:7]}" for s, r in saved.items())
+            + "; the committed seed, the commit in `results/run_meta/`."]
     out += ["", f"{sum(same)} of {len(ids)} verdicts are the same at every seed. Bridge RL − base Pass@kmax: "
             + "; ".join(f"seed {s} {h[k]:+.3f} [{h[k + '.ci_low']:+.3f}, {h[k + '.ci_high']:+.3f}]"
                         for s, (_, h) in runs.items()) + "."]
@@ -197,10 +201,13 @@ def seeds_line() -> str:
     if len(runs) < 2:
         return "Not yet rerun with another seed."
     ids = list(next(iter(runs.values()))[0])
-    same = sum(len({r[0][cid]["verdict"] for r in runs.values() if cid in r[0]}) == 1 for cid in ids)
-    return (f"Rerun with seed{'s' if len(runs) > 2 else ''} {', '.join(str(s) for s in list(runs)[1:])} (new sampling "
-            f"seeds and new SFT and GRPO training replicates; same world and base model): {same} of {len(ids)} "
-            "verdicts unchanged ([side by side](docs/results.md#another-seed)).")
+    moved = [cid for cid in ids if len({r[0][cid]["verdict"] if cid in r[0] else None for r in runs.values()}) > 1]
+    changes = "; ".join(f"claim {cid}: " + " / ".join(f"{r[0][cid]['verdict'].replace('_', ' ')} at seed {s}"
+                                                       for s, r in runs.items() if cid in r[0]) for cid in moved)
+    return (f"**Rerun with seed{'s' if len(runs) > 2 else ''} {', '.join(str(s) for s in list(runs)[1:])}** (new "
+            f"sampling seeds and new SFT and GRPO training replicates; same world and base model): "
+            f"{len(ids) - len(moved)} of {len(ids)} verdicts unchanged" + (f"; {changes}" if moved else "")
+            + " ([side by side](docs/results.md#another-seed)).")
 
 
 # file -> (block name, generator)

@@ -25,7 +25,8 @@ FILES = ("verdicts.json", "headline.json", "figures/07_claims_audit/claims.csv",
 
 
 def save(run_root: Path) -> Path:
-    seed = yaml.safe_load((run_root / "params.yaml").read_text())["seed"]
+    params = yaml.safe_load((run_root / "params.yaml").read_text())
+    seed = params["seed"]
     committed = yaml.safe_load((ROOT / "params.yaml").read_text())["seed"]
     if seed == committed:
         raise SystemExit(f"{run_root}: seed {seed} is the committed run's own seed")
@@ -33,10 +34,12 @@ def save(run_root: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     for rel in FILES:
         shutil.copy(run_root / "results" / rel, dst / Path(rel).name)
-    metas = sorted((run_root / "results" / "run_meta").glob("*.json"))
-    first = json.loads(metas[0].read_text())
-    run = {"seed": seed, "base_seed": first["base_seed"], "commit": first["git"]["commit"],
-           "wall_s": {m.stem: json.loads(m.read_text())["wall_s"] for m in metas}}
+    metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
+    ran = {k: m for k, m in metas.items() if m.get("seed") == seed}  # stages 00-01 are the shared base model's
+    last = metas["07_claims_audit"]
+    run = {"seed": seed, "base_seed": params["base_seed"], "commit": last["git"]["commit"],
+           "dirty": last["git"].get("dirty"),  # a run with another seed has params.yaml changed, by design
+           "wall_s": {k: m["wall_s"] for k, m in ran.items()}}
     (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
     return dst
 

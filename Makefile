@@ -8,7 +8,7 @@ PROFILE ?= tiny
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: reproduce test test-slow test-gpu lint strip venv profile bench
+.PHONY: reproduce sweep test test-slow test-gpu lint strip venv profile bench
 
 venv: $(STAMP)
 
@@ -28,6 +28,13 @@ profile:
 # dvc repro, then the README's and docs' generated blocks (wall times, verdicts) from the new results/
 reproduce: $(STAMP) profile
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+	$(BIN)/python tools/readme_results.py
+
+# The support sweep (issue #21; docs/support_sweep.md): beyond the paper, separate from `reproduce`. Every point
+# and replicate is its own cached, resumable DVC unit (sweep/dvc.yaml); a second invocation is a no-op.
+sweep: $(STAMP)
+	$(BIN)/python tools/sweep_dvc.py --write
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro sweep/dvc.yaml
 	$(BIN)/python tools/readme_results.py
 
 # pytest exit 5 ("no tests collected") is a failure here, never a silent pass.

@@ -13,12 +13,13 @@ import pytest
 import yaml
 
 from passkt.config import check_type, parameters_cell, stage_params
+from passkt.sweep import NOTEBOOK as SWEEP_NOTEBOOK
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-STAGES = [p.stem for p in NOTEBOOKS]
+STAGES = [p.stem for p in NOTEBOOKS if p.stem != SWEEP_NOTEBOOK]  # 08 is the sweep's (tests/test_sweep.py)
 PROFILES = {"tiny": ROOT / "params.yaml", "paper": ROOT / "configs/paper.yaml", "smoke": ROOT / "configs/smoke.yaml",
             "quick": ROOT / "configs/quick.yaml"}
 PROFILE_NAME = {"quick": "tiny"}  # quick runs the tiny world and base model (`study: quick` names its settings)

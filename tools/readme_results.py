@@ -210,8 +210,40 @@ def seeds_line() -> str:
             + " ([side by side](docs/results.md#another-seed)).")
 
 
+def sweep_block() -> str:
+    """Claim 8 and the support sweep: the verdict and each point once the sweep has finished (sweep/results/),
+    else how many of its units have (sweep/dvc.lock)."""
+    import csv
+
+    import yaml
+
+    res = ROOT / "sweep/results"
+    if (res / "verdict.json").exists():
+        v = json.loads((res / "verdict.json").read_text())
+        with open(res / "points.csv", newline="") as f:
+            pts = list(csv.DictReader(f))
+        cells = "; ".join(
+            f"prior {float(r['chain']):g}: support {float(r['support']):.4f} ({int(r['chains'])} of {int(r['episodes'])}"
+            f" episodes), RL − base {float(r['E']):+.3f} [{float(r['E_ci_low']):+.3f}, {float(r['E_ci_high']):+.3f}]"
+            for r in pts)
+        return (f"**Claim 8 (ours): {v['statement']}** Verdict: **{v['verdict']}** — {v['why']}. Per point "
+                f"(bridge, Pass@64, T = 5, measured support of the gold chain): {cells}. "
+                "![support sweep](sweep/results/support_sweep.png)")
+    points = yaml.safe_load((ROOT / "sweep/params.yaml").read_text())["points"]
+    reps = yaml.safe_load((ROOT / "params.yaml").read_text())["replicates"]
+    lock = ROOT / "sweep/dvc.lock"
+    done = set(yaml.safe_load(lock.read_text()).get("stages", {})) if lock.exists() else set()
+    units = ([f"{s}@{c}" for c in points for s in ("base_model", "base_rollouts", "analysis")]
+             + [f"{s}@{c}-{r}" for c in points for r in reps for s in ("sft", "grpo")])
+    per = "; ".join(f"prior {c}: {sum(u.split('@')[1].split('-')[0] == str(c) for u in done & set(units))} of "
+                    f"{sum(u.split('@')[1].split('-')[0] == str(c) for u in units)}" for c in points)
+    return (f"**Claim 8 (ours), not decided yet: the sweep has not finished.** {len(done & set(units))} of {len(units)} "
+            f"point units have run (`sweep/dvc.lock`; {per}); `make sweep` resumes it. The verdict and the figure "
+            "appear here when every point has run.")
+
+
 # file -> (block name, generator)
-TARGETS = {"README.md": (("results", verdict_block), ("seeds", seeds_line)),
+TARGETS = {"README.md": (("results", verdict_block), ("seeds", seeds_line), ("sweep", sweep_block)),
            "docs/results.md": (("results", results_block), ("seeds", seeds_block)),
            "docs/wall_times.md": (("walltime", wall_block),)}
 

@@ -1,0 +1,218 @@
+"""The support sweep (issue #21): the knob, the workspaces, the measurements, the eighth rule, and the sweep run end
+to end through `dvc repro sweep/dvc.yaml` on a copy of the smoke pipeline (one point), then again as a no-op."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from smoke_pipeline import BIN, ROOT, env
+
+from passkt import support, sweep
+from passkt.config import parameters_cell, stage_params
+from passkt.prior import DEFAULT_WEIGHTS
+
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+# ----------------------------------------------------------------------------------------- the knob
+
+
+def test_the_knob_at_the_committed_share_is_the_committed_prior():
+    w = PARAMS["01_base_model"]["prior_weights"]["bridge"]
+    ref = sweep.reference_chain(PARAMS)
+    assert ref == pytest.approx(0.35)
+    total = sum(w.values())
+    assert sweep.bridge_weights(w, ref) == pytest.approx({k: v / total for k, v in w.items()})
+
+
+@pytest.mark.parametrize("chain", [0.0, 0.01, 0.1, 0.5])
+def test_the_knob_scales_chain_and_redundant_and_keeps_the_rest_in_proportion(chain):
+    w = DEFAULT_WEIGHTS["bridge"]
+    out = sweep.bridge_weights(w, chain)
+    assert sum(out.values()) == pytest.approx(1.0)
+    assert out["chain"] == pytest.approx(chain)
+    assert out["redundant"] == pytest.approx(chain * w["redundant"] / w["chain"])  # the chain with repeats
+    rest = [k for k in w if k not in sweep.WINNING]
+    assert [out[k] / out[rest[0]] for k in rest] == pytest.approx([w[k] / w[rest[0]] for k in rest])
+    if chain == 0:
+        assert out["chain"] == out["redundant"] == 0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, 0.9])  # 0.9: chain + redundant scaled alike exceed 1
+def test_the_knob_rejects_impossible_shares(bad):
+    with pytest.raises(sweep.SweepError, match="chain weight"):
+        sweep.bridge_weights(DEFAULT_WEIGHTS["bridge"], bad)
+
+
+def test_a_point_changes_only_the_bridge_prior_and_drops_the_bonus_run():
+    p = sweep.point_params(PARAMS, 0.01)
+    assert p["01_base_model"]["prior_weights"]["bridge"]["chain"] == pytest.approx(0.01)
+    assert p["04_grpo"]["bonus_replicates"] == 0
+    assert "rl_bonus" not in p["05_pass_at_k"]["policies"]
+    assert not any("rl_bonus" in pair for pair in p["05_pass_at_k"]["pairs"])
+    for key in PARAMS:
+        if key not in ("01_base_model", "04_grpo", "05_pass_at_k"):
+            assert p[key] == PARAMS[key], key
+    assert {k: v for k, v in p["01_base_model"].items() if k != "prior_weights"} == \
+        {k: v for k, v in PARAMS["01_base_model"].items() if k != "prior_weights"}
+    assert PARAMS["01_base_model"]["prior_weights"]["bridge"]["chain"] == 0.35  # the input is not modified
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "2", "nan"])
+def test_a_bad_chain_on_the_command_line_is_one_line_naming_it(text, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    r = subprocess.run([sys.executable, "-m", "passkt.sweep", "run", "--chain", text, "01_base_model"], cwd=ROOT,
+                       capture_output=True, text=True, env=env(ROOT, ROOT / "lib"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and repr(text) in r.stderr, r.stderr
+
+
+# ----------------------------------------------------------------------------------------- measurements
+
+
+def test_the_gold_chain_allows_repeats_and_normalisation_but_not_another_order():
+    gold = support.gold_plan(_problem("p", "A Mountain for the Lantern", "Rosfen Nanezo"))
+    assert gold == ("mountain for lantern", "rosfen nanezo")  # HotpotQA normalisation (articles, case, punctuation)
+    assert support.follows_gold_chain(["A Mountain for the Lantern", "Rosfen Nanezo"], gold)
+    assert support.follows_gold_chain(["a mountain  for the lantern.", "A Mountain for the Lantern", "Rosfen Nanezo",
+                                       "Rosfen Nanezo", "Dotiber"], gold)  # the redundant strategy, then more
+    assert not support.follows_gold_chain(["Rosfen Nanezo", "A Mountain for the Lantern"], gold)
+    assert not support.follows_gold_chain(["A Mountain for the Lantern", "Zepelse House", "Rosfen Nanezo"], gold)
+    assert not support.follows_gold_chain(["A Mountain for the Lantern"], gold)
+    assert not support.follows_gold_chain(None, gold)
+
+
+def _problem(pid, first, bridge):
+    return {"id": pid, "category": "bridge", "meta": json.dumps({"plan": [first, bridge]})}
+
+
+def test_support_counts_gold_chains_with_a_wilson_and_a_problem_bootstrap_interval():
+    probs = [_problem("p1", "X Film", "Ann Bo"), _problem("p2", "Y Film", "Cid Do")]
+    gold_p1, other = ["X Film", "Ann Bo"], ["Y Film", "Someone"]
+    df = pd.DataFrame({"problem_id": ["p1"] * 4 + ["p2"] * 4, "category": "bridge",
+                       "queries": [gold_p1, gold_p1, other, []] + [other] * 4})
+    s = support.support(df, probs, n_boot=200)
+    assert (s["chains"], s["episodes"], s["support"]) == (2, 8, 0.25)
+    assert 0 < s["wilson_low"] < 0.25 < s["wilson_high"] < 1
+    assert 0 <= s["boot_low"] <= 0.25 <= s["boot_high"] <= 0.5  # problem resamples: 0/8, 2/8 or 4/8
+    assert s["problems_with_chain"] == 1
+    zero = support.support(df.assign(queries=[other] * 8), probs)
+    assert zero["chains"] == 0 and zero["wilson_low"] == 0 and zero["wilson_high"] > 0
+
+
+def test_gained_plans_flags_whether_base_wrote_the_winning_plan():
+    rl = pd.DataFrame({"problem_id": ["a", "a", "b", "c"], "correct": [True, False, True, True],
+                       "queries": [["X", "Y"], ["Z"], ["P", "Q"], ["M"]]})
+    base = pd.DataFrame({"problem_id": ["a", "a", "b", "c"], "correct": [False, False, False, True],
+                         "queries": [["x", "y", "y"], ["W"], ["P"], ["M"]]})
+    g = support.gained_plans(rl, base).set_index("problem_id")
+    assert list(g.index) == ["a", "b"]  # c: base solved it too
+    assert g.loc["a", "other_wrote_a_winning_plan"]  # same plan after normalising and dropping the repeat
+    assert not g.loc["b", "other_wrote_a_winning_plan"]
+
+
+def _points(rows):
+    cols = ["chain", "chains", "wilson_low", "E", "E_ci_low", "E_ci_high", "E_tost_high"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+@pytest.mark.parametrize("rows, verdict, phrase", [
+    # zero support: E shown inside the margin; supported point: E shown positive
+    ([(0, 0, 0.0, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "supported", "expansion shown"),
+    # an expansion at a zero-support point
+    ([(0, 0, 0.0, 0.1, 0.02, 0.18, 0.16), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "contradicted", "zero-support"),
+    # no zero-support point: "only where" untestable
+    ([(0, 3, 1e-4, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "inconclusive", "no sweep point"),
+    # zero support, but E not shown below the margin (interval contains 0 and reaches beyond 0.05)
+    ([(0, 0, 0.0, 0.02, -0.05, 0.09, 0.08), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "inconclusive", "not shown below"),
+    # zero support fine, but no supported point shows an expansion
+    ([(0, 0, 0.0, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.02, -0.02, 0.06, 0.05)], "inconclusive", "no supported"),
+])
+def test_rule8_each_branch(rows, verdict, phrase):
+    out = support.rule8(_points(rows))
+    assert out["verdict"] == verdict and phrase in out["why"], out
+
+
+def test_rule8_margin_is_the_audits_boundary_margin():
+    from passkt.claims import MARGIN_BOUNDARY
+
+    assert support.MARGIN == MARGIN_BOUNDARY
+
+
+# ----------------------------------------------------------------------------------------- contracts
+
+
+def test_sweep_dvc_yaml_is_what_the_generator_writes():
+    r = subprocess.run([sys.executable, str(ROOT / "tools/sweep_dvc.py")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_summary_notebook_defaults_are_sweep_params():
+    params = yaml.safe_load((ROOT / "sweep/params.yaml").read_text())
+    cell = parameters_cell(ROOT / "notebooks" / f"{sweep.NOTEBOOK}.ipynb")
+    assert cell == stage_params(params, sweep.NOTEBOOK, cell)
+
+
+def test_a_workspace_links_the_shared_inputs_and_carries_its_own_params(tmp_path):
+    (tmp_path / "sweep").mkdir()
+    for d in ("notebooks", "references", "data/00_data_prep"):
+        (tmp_path / d).mkdir(parents=True)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    ws = sweep.prepare(tmp_path, "0.01")
+    assert ws == tmp_path / "sweep/points/chain_0.01"
+    assert (ws / "notebooks").resolve() == (tmp_path / "notebooks").resolve()
+    assert (ws / "data/00_data_prep").resolve() == (tmp_path / "data/00_data_prep").resolve()
+    assert yaml.safe_load((ws / "dvc.yaml").read_text()) == {"stages": {}}
+    p = yaml.safe_load((ws / "params.yaml").read_text())
+    assert p == sweep.point_params(PARAMS, 0.01)
+    assert sweep.prepare(tmp_path, "0.01") == ws  # idempotent
+
+
+# ----------------------------------------------------------------------------------------- end to end
+
+
+def _dvc(repo, *args):
+    return subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True,
+                          env=env(repo, repo / "lib"), timeout=1800)
+
+
+def test_the_sweep_runs_end_to_end_and_a_second_run_is_a_noop(smoke_repo, tmp_path):
+    """One point (chain share 0) on the smoke profile, plus the smoke pipeline as the reference point."""
+    repo = tmp_path / "repo"
+    shutil.copytree(smoke_repo, repo, symlinks=True)
+    sp = yaml.safe_load((repo / "sweep/params.yaml").read_text())
+    sp["points"] = [0]
+    (repo / "sweep/params.yaml").write_text(yaml.safe_dump(sp, sort_keys=False))
+    r = subprocess.run([sys.executable, "tools/sweep_dvc.py", "--write"], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = _dvc(repo, "repro", "sweep/dvc.yaml")
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "Running stage 'dvc.yaml:" not in r.stdout  # the default study is read, not rerun
+
+    ws = repo / "sweep/points/chain_0"
+    prior = yaml.safe_load((ws / "params.yaml").read_text())["01_base_model"]["prior_weights"]["bridge"]
+    assert prior["chain"] == prior["redundant"] == 0
+    a = (ws / "data/01_base_model/model/model.safetensors").read_bytes()
+    b = (repo / "data/01_base_model/model/model.safetensors").read_bytes()
+    assert a != b  # its own base model, trained on other transcripts
+
+    res = repo / "sweep/results"
+    v = json.loads((res / "verdict.json").read_text())
+    assert v["verdict"] in ("supported", "contradicted", "inconclusive") and v["why"]
+    pts = pd.read_csv(res / "points.csv")
+    assert list(pts["chain"]) == [0.0, 0.35] and list(pts["default_study"]) == [False, True]
+    assert (pts["episodes"] > 0).all() and pts["support"].between(0, 1).all()
+    assert np.all(pts["E_ci_low"] <= pts["E"]) and np.all(pts["E"] <= pts["E_ci_high"])
+    for f in ("support_sweep.png", "support_sweep.csv", "08_support_sweep.executed.ipynb"):
+        assert (res / f).exists(), f
+
+    st = _dvc(repo, "status", "sweep/dvc.yaml")
+    assert st.returncode == 0 and "changed" not in st.stdout, st.stdout
+    again = _dvc(repo, "repro", "sweep/dvc.yaml")
+    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
+    main = _dvc(repo, "status", "dvc.yaml")
+    assert "changed" not in main.stdout, main.stdout  # the sweep leaves the default pipeline as it was

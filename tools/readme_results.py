@@ -50,6 +50,20 @@ def wall_block() -> str:
                       f"| **total** | **{_minutes(total)}** | |"])
 
 
+def quick_block() -> str:
+    """The quick profile's wall time per stage (docs/data/quick/run.json, saved by tools/seed_runs.py save-quick)."""
+    f = ROOT / "docs/data/quick/run.json"
+    if not f.exists():
+        return "The quick profile has not been timed yet (`python tools/seed_runs.py save-quick RUN_ROOT`)."
+    run = json.loads(f.read_text())
+    rows = [f"| {k} | {_minutes(v)} |" for k, v in run["wall_s"].items()]
+    total = sum(run["wall_s"].values())
+    return "\n".join([f"Quick profile (`make reproduce PROFILE=quick`, commit `{run['commit'][:7]}`; stages 00-01 reuse the "
+                      "committed base model):", "", "| stage | wall time |", "|---|---|", *rows,
+                      f"| **total** | **{_minutes(total)}** |", "",
+                      "Its report's header: " + " ".join(run.get("report_header", [])).strip()])
+
+
 def _short(text: str, limit: int = 150) -> str:
     text = " ".join(str(text).split()).replace("|", "/")
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
@@ -231,21 +245,51 @@ def sweep_block() -> str:
                 "![support sweep](sweep/results/support_sweep.png)")
     points = yaml.safe_load((ROOT / "sweep/params.yaml").read_text())["points"]
     reps = yaml.safe_load((ROOT / "params.yaml").read_text())["replicates"]
-    lock = ROOT / "sweep/dvc.lock"
-    done = set(yaml.safe_load(lock.read_text()).get("stages", {})) if lock.exists() else set()
+    done = {u for u, e in sweep_lock().items() if _unit_current(e)}
     units = ([f"{s}@{c}" for c in points for s in ("base_model", "base_rollouts", "analysis")]
              + [f"{s}@{c}-{r}" for c in points for r in reps for s in ("sft", "grpo")])
-    per = "; ".join(f"prior {c}: {sum(u.split('@')[1].split('-')[0] == str(c) for u in done & set(units))} of "
-                    f"{sum(u.split('@')[1].split('-')[0] == str(c) for u in units)}" for c in points)
+    point = lambda u: u.split("@")[1].rsplit("-", 1)[0] if u.count("-") else u.split("@")[1]  # noqa: E731
+    per = "; ".join(f"prior {c}: {sum(point(u) == str(c) for u in done & set(units))} of "
+                    f"{sum(point(u) == str(c) for u in units)}" for c in points)
     return (f"**Claim 8 (ours), not decided yet: the sweep has not finished.** {len(done & set(units))} of {len(units)} "
-            f"point units have run (`sweep/dvc.lock`; {per}); `make sweep` resumes it. The verdict and the figure "
-            "appear here when every point has run.")
+            f"point units have run on the current code and settings (`sweep/dvc.lock`; {per}); `make sweep` resumes "
+            "it. The verdict and the figure appear here when every point has run.")
+
+
+def sweep_lock() -> dict:
+    import yaml
+
+    lock = ROOT / "sweep/dvc.lock"
+    return yaml.safe_load(lock.read_text()).get("stages", {}) if lock.exists() else {}
+
+
+def _unit_current(entry: dict) -> bool:
+    """A sweep/dvc.lock entry whose git-tracked deps (code, notebooks) and params equal the checkout's."""
+    import hashlib
+
+    import yaml
+
+    for d in entry.get("deps", []):
+        path = ROOT / d["path"]
+        if d["path"].startswith(("data/", "figures/", "sweep/points/")):
+            continue
+        if not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != d.get("md5"):
+            return False
+    for fname, values in entry.get("params", {}).items():
+        current = yaml.safe_load((ROOT / fname).read_text())
+        for key, value in values.items():
+            node = current
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node != value:
+                return False
+    return True
 
 
 # file -> (block name, generator)
 TARGETS = {"README.md": (("results", verdict_block), ("seeds", seeds_line), ("sweep", sweep_block)),
            "docs/results.md": (("results", results_block), ("seeds", seeds_block)),
-           "docs/wall_times.md": (("walltime", wall_block),)}
+           "docs/wall_times.md": (("walltime", wall_block), ("quick", quick_block))}
 
 
 def render(text: str, blocks, where: str = "README.md") -> str:

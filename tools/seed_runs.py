@@ -1,6 +1,7 @@
 """Another seed's whole study next to the committed one: do the verdicts survive a reseed?
 
-    python tools/seed_runs.py save RUN_ROOT   # keep a finished run's results in docs/data/seed_<s>/
+    python tools/seed_runs.py save RUN_ROOT         # keep a finished run's results in docs/data/seed_<s>/
+    python tools/seed_runs.py save-quick RUN_ROOT   # keep a finished quick-profile run's wall times in docs/data/quick/
     python tools/readme_results.py            # then redraw the side-by-side table (docs/results.md, README)
 
 RUN_ROOT is a checkout that ran `dvc repro` with another ``seed`` (stages 02-07: sampling seeds and every SFT and
@@ -44,12 +45,32 @@ def save(run_root: Path) -> Path:
     return dst
 
 
+def save_quick(run_root: Path) -> Path:
+    """The quick profile's run (configs/quick.yaml, reusing the committed base model): its wall time per stage,
+    its verdicts and its report's header, for the generated table in docs/wall_times.md."""
+    params = yaml.safe_load((run_root / "params.yaml").read_text())
+    if params.get("study") != "quick":
+        raise SystemExit(f"{run_root}: params.yaml is not the quick profile (study: {params.get('study')!r})")
+    dst = OUT / "quick"
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run_root / "results" / "verdicts.json", dst / "verdicts.json")
+    metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
+    ran = {k: m for k, m in metas.items() if not k.startswith(("00_", "01_"))}  # 00-01: the shared base model's
+    report = (run_root / "results" / "report.md").read_text().splitlines()
+    run = {"study": "quick", "commit": metas["07_claims_audit"]["git"]["commit"],
+           "wall_s": {k: m["wall_s"] for k, m in ran.items()},
+           "report_header": [ln for ln in report[:12] if "decisive" in ln.lower()]}
+    (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
+    return dst
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["save"])
+    ap.add_argument("command", choices=["save", "save-quick"])
     ap.add_argument("run_root", type=Path)
     args = ap.parse_args(argv)
-    print(f"saved {save(args.run_root.resolve())}")
+    fn = save if args.command == "save" else save_quick
+    print(f"saved {fn(args.run_root.resolve())}")
     return 0
 
 

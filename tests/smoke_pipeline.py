@@ -14,9 +14,20 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+_IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "figures", "results", "__pycache__", "cache", "tmp", "*.egg-info",
+                                 ".hypothesis", ".pytest_cache")
+
+
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    """What a fresh copy leaves out: outputs, caches, and the support sweep's workspaces and lock (its own runs)."""
+    out = set(_IGNORE(folder, names))
+    if Path(folder).resolve() == ROOT / "sweep":
+        out |= {"points", "dvc.lock"} & set(names)
+    return out
+
+
 def copy_repo(dst: Path, params: Path) -> Path:
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "data", "figures", "results", "__pycache__", "cache",
-                                                              "tmp", "*.egg-info", ".hypothesis", ".pytest_cache"))
+    shutil.copytree(ROOT, dst, ignore=_ignore)
     shutil.copy(params, dst / "params.yaml")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline"]):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from passkt.config import check_type, parameters_cell, stage_params
-from passkt.sweep import NOTEBOOK as SWEEP_NOTEBOOK
+from passkt.support import NOTEBOOK as SWEEP_NOTEBOOK
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())

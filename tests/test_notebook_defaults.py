@@ -30,7 +30,7 @@ import yaml
 from smoke_pipeline import ROOT, env
 
 from passkt.config import ConfigError, parameters_cell, require_in, stage_params
-from passkt.sweep import NOTEBOOK as SWEEP_NOTEBOOK
+from passkt.support import NOTEBOOK as SWEEP_NOTEBOOK
 
 STAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb") if p.stem != SWEEP_NOTEBOOK)  # 08: test_sweep
 ANALYSIS = ["05_pass_at_k", "06_mechanism", "07_claims_audit"]  # in this order: 07 reads the metrics of 05 and 06

@@ -2,6 +2,7 @@
 to end through `dvc repro sweep/dvc.yaml` on a copy of the smoke pipeline (one point), then again as a no-op."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -24,23 +25,46 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 def test_the_knob_at_the_committed_share_is_the_committed_prior():
     w = PARAMS["01_base_model"]["prior_weights"]["bridge"]
-    ref = sweep.reference_chain(PARAMS)
-    assert ref == pytest.approx(0.35)
     total = sum(w.values())
+    ref = w["chain"] / total
+    assert ref == pytest.approx(0.35)
     assert sweep.bridge_weights(w, ref) == pytest.approx({k: v / total for k, v in w.items()})
 
 
 @pytest.mark.parametrize("chain", [0.0, 0.01, 0.1, 0.5])
-def test_the_knob_scales_chain_and_redundant_and_keeps_the_rest_in_proportion(chain):
+def test_the_knob_scales_the_chain_capable_strategies_and_keeps_the_rest_in_proportion(chain):
     w = DEFAULT_WEIGHTS["bridge"]
     out = sweep.bridge_weights(w, chain)
     assert sum(out.values()) == pytest.approx(1.0)
     assert out["chain"] == pytest.approx(chain)
-    assert out["redundant"] == pytest.approx(chain * w["redundant"] / w["chain"])  # the chain with repeats
+    assert set(sweep.WINNING) == {"chain", "redundant", "wrong_bridge"}
+    for k in sweep.WINNING:  # redundant: the chain with repeats; wrong_bridge: falls back to the bridge entity
+        assert out[k] == pytest.approx(chain * w[k] / w["chain"])
     rest = [k for k in w if k not in sweep.WINNING]
     assert [out[k] / out[rest[0]] for k in rest] == pytest.approx([w[k] / w[rest[0]] for k in rest])
     if chain == 0:
-        assert out["chain"] == out["redundant"] == 0
+        assert all(out[k] == 0 for k in sweep.WINNING)
+
+
+def _bridge_gold_share(weights, small_sets, small_tok):
+    from passkt.prior import DEFAULT_BUDGETS, write_transcripts
+
+    sets, _ = small_sets
+    probs = [p for p in sets["pretrain"] if p["category"] == "bridge"] * 20
+    tr = pd.DataFrame(write_transcripts(small_tok, probs, {"bridge": weights}, DEFAULT_BUDGETS, 1, 1, seed=0))
+    return support.prior_support(tr, probs)
+
+
+def test_at_share_zero_no_pretraining_transcript_writes_the_gold_chain(small_sets, small_tok):
+    """The knob's point: every strategy that can write the gold chain is scaled to 0 (docs/support_sweep.md)."""
+    committed = _bridge_gold_share(DEFAULT_WEIGHTS["bridge"], small_sets, small_tok)
+    assert committed["prior_chains"] > 0 and committed["prior_transcripts"] > 100
+    zero = _bridge_gold_share(sweep.bridge_weights(DEFAULT_WEIGHTS["bridge"], 0.0), small_sets, small_tok)
+    assert zero["prior_chains"] == 0 and zero["prior_transcripts"] == committed["prior_transcripts"]
+    # and each chain-capable strategy alone does write it (so leaving one in would have left support)
+    for strat in sweep.WINNING:
+        alone = _bridge_gold_share({k: float(k == strat) for k in DEFAULT_WEIGHTS["bridge"]}, small_sets, small_tok)
+        assert alone["prior_chains"] > 0, strat
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, 0.9])  # 0.9: chain + redundant scaled alike exceed 1
@@ -102,17 +126,20 @@ def test_support_counts_gold_chains_with_a_wilson_and_a_problem_bootstrap_interv
     assert s["problems_with_chain"] == 1
     zero = support.support(df.assign(queries=[other] * 8), probs)
     assert zero["chains"] == 0 and zero["wilson_low"] == 0 and zero["wilson_high"] > 0
+    big = pd.DataFrame({"problem_id": ["p2"] * 6400, "category": "bridge", "queries": [other] * 6400})
+    assert support.support(big, probs, n_boot=10)["wilson_low"] == 0.0  # the design's size: exactly 0, not ~1e-20
 
 
-def test_gained_plans_flags_whether_base_wrote_the_winning_plan():
-    rl = pd.DataFrame({"problem_id": ["a", "a", "b", "c"], "correct": [True, False, True, True],
-                       "queries": [["X", "Y"], ["Z"], ["P", "Q"], ["M"]]})
-    base = pd.DataFrame({"problem_id": ["a", "a", "b", "c"], "correct": [False, False, False, True],
-                         "queries": [["x", "y", "y"], ["W"], ["P"], ["M"]]})
+def test_gained_plans_flags_whether_base_wrote_the_winning_chain():
+    rl = pd.DataFrame({"problem_id": ["a", "a", "b", "c", "d"], "correct": [True, False, True, True, True],
+                       "queries": [["X", "Y"], ["Z"], ["P", "Q"], ["M"], ["R", "S", "T"]]})
+    base = pd.DataFrame({"problem_id": ["a", "a", "b", "c", "d"], "correct": [False, False, False, True, False],
+                         "queries": [["x", "y", "y"], ["W"], ["P"], ["M"], ["R", "S"]]})
     g = support.gained_plans(rl, base).set_index("problem_id")
-    assert list(g.index) == ["a", "b"]  # c: base solved it too
-    assert g.loc["a", "other_wrote_a_winning_plan"]  # same plan after normalising and dropping the repeat
-    assert not g.loc["b", "other_wrote_a_winning_plan"]
+    assert list(g.index) == ["a", "b", "d"]  # c: base solved it too
+    assert g.loc["a", "other_wrote_a_winning_chain"]  # the same chain after normalising and dropping the repeat
+    assert not g.loc["b", "other_wrote_a_winning_chain"]  # base stopped after the first hop
+    assert g.loc["d", "other_wrote_a_winning_chain"]  # the chain is the first two queries; RL searched once more
 
 
 def _points(rows):
@@ -127,6 +154,14 @@ def _points(rows):
     ([(0, 0, 0.0, 0.1, 0.02, 0.18, 0.16), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "contradicted", "zero-support"),
     # no zero-support point: "only where" untestable
     ([(0, 3, 1e-4, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "inconclusive", "no sweep point"),
+    # a zero-support point both shown positive and (one-sided) below the margin: contradicted wins
+    ([(0, 0, 0.0, 0.03, 0.01, 0.06, 0.045), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "contradicted", "zero-support"),
+    # every part missing at once: each is named
+    ([(0, 3, 1e-4, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.02, -0.02, 0.06, 0.05)], "inconclusive",
+     "no supported point"),
+    # a missing effect: not evaluated, never a verdict
+    ([(0, 0, 0.0, float("nan"), -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "not evaluated",
+     "missing"),
     # zero support, but E not shown below the margin (interval contains 0 and reaches beyond 0.05)
     ([(0, 0, 0.0, 0.02, -0.05, 0.09, 0.08), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)], "inconclusive", "not shown below"),
     # zero support fine, but no supported point shows an expansion
@@ -153,8 +188,8 @@ def test_sweep_dvc_yaml_is_what_the_generator_writes():
 
 def test_the_summary_notebook_defaults_are_sweep_params():
     params = yaml.safe_load((ROOT / "sweep/params.yaml").read_text())
-    cell = parameters_cell(ROOT / "notebooks" / f"{sweep.NOTEBOOK}.ipynb")
-    assert cell == stage_params(params, sweep.NOTEBOOK, cell)
+    cell = parameters_cell(ROOT / "notebooks" / f"{support.NOTEBOOK}.ipynb")
+    assert cell == stage_params(params, support.NOTEBOOK, cell)
 
 
 def test_a_workspace_links_the_shared_inputs_and_carries_its_own_params(tmp_path):
@@ -181,17 +216,19 @@ def _dvc(repo, *args):
 
 
 def test_the_sweep_runs_end_to_end_and_a_second_run_is_a_noop(smoke_repo, tmp_path):
-    """One point (chain share 0) on the smoke profile, plus the smoke pipeline as the reference point."""
+    """Two points (chain shares 0 and 0.01) on the smoke profile, plus the smoke pipeline as the reference point."""
     repo = tmp_path / "repo"
     shutil.copytree(smoke_repo, repo, symlinks=True)
     sp = yaml.safe_load((repo / "sweep/params.yaml").read_text())
-    sp["points"] = [0]
+    sp["points"] = [0, 0.01]
     (repo / "sweep/params.yaml").write_text(yaml.safe_dump(sp, sort_keys=False))
     r = subprocess.run([sys.executable, "tools/sweep_dvc.py", "--write"], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = _dvc(repo, "repro", "sweep/dvc.yaml")
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    assert "Running stage 'dvc.yaml:" not in r.stdout  # the default study is read, not rerun
+    ran = re.findall(r"^Running stage '([^']+)'", r.stdout, flags=re.M)
+    assert ran and all(u.startswith("sweep/dvc.yaml:") for u in ran), ran  # the default study is read, not rerun
+    assert "sweep/dvc.yaml:03_sft@0.01-2" in ran and "sweep/dvc.yaml:06_mechanism@0" in ran, ran
 
     ws = repo / "sweep/points/chain_0"
     prior = yaml.safe_load((ws / "params.yaml").read_text())["01_base_model"]["prior_weights"]["bridge"]
@@ -204,7 +241,8 @@ def test_the_sweep_runs_end_to_end_and_a_second_run_is_a_noop(smoke_repo, tmp_pa
     v = json.loads((res / "verdict.json").read_text())
     assert v["verdict"] in ("supported", "contradicted", "inconclusive") and v["why"]
     pts = pd.read_csv(res / "points.csv")
-    assert list(pts["chain"]) == [0.0, 0.35] and list(pts["default_study"]) == [False, True]
+    assert list(pts["chain"]) == [0.0, 0.01, 0.35] and list(pts["default_study"]) == [False, False, True]
+    assert pts.loc[0, "prior_chains"] == 0 and pts.loc[2, "prior_chains"] > 0  # the knob, in the transcripts
     assert (pts["episodes"] > 0).all() and pts["support"].between(0, 1).all()
     assert np.all(pts["E_ci_low"] <= pts["E"]) and np.all(pts["E"] <= pts["E_ci_high"])
     for f in ("support_sweep.png", "support_sweep.csv", "08_support_sweep.executed.ipynb"):
@@ -215,4 +253,4 @@ def test_the_sweep_runs_end_to_end_and_a_second_run_is_a_noop(smoke_repo, tmp_pa
     again = _dvc(repo, "repro", "sweep/dvc.yaml")
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
     main = _dvc(repo, "status", "dvc.yaml")
-    assert "changed" not in main.stdout, main.stdout  # the sweep leaves the default pipeline as it was
+    assert main.returncode == 0 and "changed" not in main.stdout, main.stdout  # the sweep leaves the default pipeline as it was

@@ -4,8 +4,9 @@
   queries, HotpotQA-normalised and with immediate repeats removed, start with the first gold title followed by the
   bridge entity), with a Wilson interval over episodes and a bootstrap interval over problems. Measured from
   rollouts, never read from the prior weight.
-- **Gained plans**: for each problem RL solves and base never does (n = 64, one replicate), whether one of RL's
-  winning plans is a plan the base model also wrote on that problem.
+- **Prior support**: the same share in the point's pretraining transcripts (what the knob set, as written).
+- **Gained chains**: for each problem RL solves and base never does (n = 64, one replicate), whether the search
+  chain (first two distinct queries) of one of RL's successful episodes is one the base model also wrote there.
 - **The effect** E = Pass@64(RL) - Pass@64(base) on bridge at T_eval, with the two-level (replicates, then problems)
   interval and TOST bound of stage 05, read from each point's ``metrics.json``.
 - :func:`rule8` turns the points into the eighth verdict.
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+NOTEBOOK = "08_support_sweep"  # the summary: `python -m passkt.run 08_support_sweep --params sweep/params.yaml`
 MARGIN = 0.05  # = claims.MARGIN_BOUNDARY, fixed in docs/support_sweep.md
 STATEMENT = "RL expands the boundary only where the base model's support for the needed strategy is non-zero."
 
@@ -70,6 +72,7 @@ def support(df: pd.DataFrame, problems: list[dict], n_boot: int = 1000, seed: in
     hit = np.array([follows_gold_chain(q, gold[pid]) for pid, q in zip(df["problem_id"], df["queries"])])
     x, n = int(hit.sum()), int(hit.size)
     lo, hi = wilson_interval(x, n, ci)
+    lo, hi = (0.0 if x == 0 else lo), (1.0 if x == n else hi)  # exact at the ends (the formula leaves ~1e-20)
     per = pd.DataFrame({"pid": df["problem_id"].to_numpy(), "hit": hit}).groupby("pid")["hit"].agg(["sum", "size"])
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(per), size=(n_boot, len(per)))
@@ -80,67 +83,102 @@ def support(df: pd.DataFrame, problems: list[dict], n_boot: int = 1000, seed: in
             "problems_with_chain": int((per["sum"] > 0).sum()), "problems": int(len(per))}
 
 
+def transcript_queries(text: str) -> list[str]:
+    """The queries of one pretraining transcript (its assistant message; the system prompt names the tags too)."""
+    import re
+
+    return re.findall(r"<search>(.*?)</search>", text.rsplit("<|im_start|>assistant", 1)[-1], flags=re.S)
+
+
+def prior_support(transcripts: pd.DataFrame, problems: list[dict]) -> dict:
+    """The share of bridge pretraining transcripts whose plan follows the gold chain (as the knob wrote them)."""
+    gold = {p["id"]: gold_plan(p) for p in problems if p["category"] == "bridge"}
+    t = transcripts[transcripts["category"] == "bridge"]
+    hit = [follows_gold_chain(transcript_queries(x), gold[pid]) for pid, x in zip(t["problem_id"], t["text"])]
+    return {"prior_support": float(np.mean(hit)) if hit else float("nan"), "prior_chains": int(np.sum(hit)),
+            "prior_transcripts": len(hit)}
+
+
 def gained_plans(solver: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """For each problem the solver solves and the other never does (one replicate, same episodes per problem):
-    whether a plan of the solver's correct episodes is one the other policy also wrote on that problem."""
+    whether the search chain (first two distinct normalised queries) of one of the solver's successful episodes
+    is a chain the other policy also wrote on that problem."""
     rows = []
-    o_plans = other.groupby("problem_id")["queries"].agg(lambda qs: {plan_of(q) for q in qs})
+    chain = lambda q: plan_of(q)[:2]  # noqa: E731
+    o_chains = other.groupby("problem_id")["queries"].agg(lambda qs: {chain(q) for q in qs})
     o_solved = other.groupby("problem_id")["correct"].any()
     for pid, g in solver.groupby("problem_id"):
         if not g["correct"].any() or o_solved.get(pid, True):
             continue
-        wins = {plan_of(q) for q in g.loc[g["correct"], "queries"]}
-        rows.append({"problem_id": pid, "winning_plans": len(wins),
-                     "other_wrote_a_winning_plan": bool(wins & o_plans.get(pid, set()))})
-    return pd.DataFrame(rows, columns=["problem_id", "winning_plans", "other_wrote_a_winning_plan"])
+        wins = {chain(q) for q in g.loc[g["correct"], "queries"]}
+        rows.append({"problem_id": pid, "winning_chains": len(wins),
+                     "other_wrote_a_winning_chain": bool(wins & o_chains.get(pid, set()))})
+    return pd.DataFrame(rows, columns=["problem_id", "winning_chains", "other_wrote_a_winning_chain"])
 
 
 # ----------------------------------------------------------------------------------------- the eighth rule
 
 
 def rule8(points: pd.DataFrame, margin: float = MARGIN) -> dict:
-    """docs/support_sweep.md's rule. ``points``: one row per sweep point with ``chains`` (gold-chain episodes of
-    the base model), ``wilson_low``, and the RL - base Pass@64 effect ``E``, ``E_ci_low``/``E_ci_high`` (two-level
-    interval) and ``E_tost_high`` (upper bound of the TOST interval at the audit's alpha)."""
-    zero = points[points["chains"] == 0]
-    supp = points[points["wilson_low"] > 0]
-    shown_pos = lambda d: d[d["E_ci_low"] > 0]  # noqa: E731
-    if len(shown_pos(zero)):
-        w = ", ".join(f"{c:g}" for c in shown_pos(zero)["chain"])
-        return {"verdict": "contradicted", "why": f"RL expanded the boundary at zero-support point(s) chain = {w}"}
+    """docs/support_sweep.md's rule. ``points``: one row per sweep point with ``chain`` (the prior share),
+    ``chains`` (the base model's gold-chain episodes), and the RL - base Pass@64 effect ``E`` with its two-level
+    interval ``E_ci_low``/``E_ci_high`` and ``E_tost_high`` (the upper bound of its TOST interval, i.e. the
+    one-sided bound at the audit's alpha).
+
+    Zero-support: no gold-chain episode; supported: one or more (the Wilson lower bound of x/n is above 0 exactly
+    when x > 0). A zero-support point with E shown positive contradicts the claim, whatever else holds there (an
+    expansion without support is what the claim rules out; PRECEDENCE of passkt.claims)."""
+    if points[["E", "E_ci_low", "E_ci_high", "E_tost_high"]].isna().any().any():
+        bad = points.loc[points[["E", "E_ci_low", "E_ci_high", "E_tost_high"]].isna().any(axis=1), "chain"]
+        return {"verdict": "not evaluated", "why": "E or its interval is missing at chain = "
+                + ", ".join(f"{c:g}" for c in bad)}
+    zero, supp = points[points["chains"] == 0], points[points["chains"] > 0]
+    pos = lambda d: d[d["E_ci_low"] > 0]  # noqa: E731
+    names = lambda d: ", ".join(f"{c:g}" for c in d["chain"])  # noqa: E731
+    if len(pos(zero)):
+        return {"verdict": "contradicted",
+                "why": f"RL expanded the boundary (interval above 0) at zero-support point(s) chain = {names(pos(zero))}"}
+    missing = []
     if zero.empty:
-        return {"verdict": "inconclusive",
-                "why": "no sweep point has zero support (the base model wrote the gold chain at every point), "
-                       "so 'only where' cannot be tested"}
+        missing.append("no sweep point has zero support (the base model wrote the gold chain at every point), so "
+                       "'only where' cannot be tested")
     not_eq = zero[~(zero["E_tost_high"] < margin)]
     if len(not_eq):
-        w = ", ".join(f"{c:g}" for c in not_eq["chain"])
-        return {"verdict": "inconclusive",
-                "why": f"at zero-support point(s) chain = {w} E is not shown below the margin {margin} (TOST)"}
-    if shown_pos(supp).empty:
-        return {"verdict": "inconclusive", "why": "no supported point shows an expansion (interval above 0)"}
-    w = ", ".join(f"{c:g}" for c in shown_pos(supp)["chain"])
+        missing.append(f"at zero-support point(s) chain = {names(not_eq)} E is not shown below +{margin} "
+                       "(one-sided TOST bound)")
+    if pos(supp).empty:
+        missing.append("no supported point shows an expansion (interval above 0)")
+    if missing:
+        return {"verdict": "inconclusive", "why": "; ".join(missing)}
     return {"verdict": "supported",
-            "why": f"no expansion beyond ±{margin} where support is zero; expansion shown at chain = {w}"}
+            "why": f"E shown below +{margin} at every zero-support point (chain = {names(zero)}); expansion shown at "
+                   f"supported point(s) chain = {names(pos(supp))}"}
 
 
 # ----------------------------------------------------------------------------------------- reading points
 
 
-def point_row(ws: Path, chain: float, replicates: list[int], T: int, temperature: float, n_boot: int, ci: float,
+def point_row(ws: Path, problems_dir: Path, T: int, temperature: float, n_boot: int, ci: float,
               seed: int) -> tuple[dict, pd.DataFrame]:
     """What the sweep reads from one finished point: its workspace, or the repository root for the default study.
 
-    Returns the point's row (support, effects with intervals, gained/lost, deep sampling, boundary mass) and its
-    per-problem table of RL's gained problems with whether base wrote a winning plan there."""
-    from passkt import evaluate, mechanism, prep
+    The chain share is the one its base model was trained with (``data/01_base_model/run_meta.json``), the training
+    replicates those stage 05 analysed (``per_replicate.csv``), the problems the default study's. Returns the
+    point's row and the table of RL's gained problems with whether base wrote a winning chain there."""
+    from passkt import data, evaluate, mechanism, prep
     from passkt.paths import Paths
 
     P = Paths(Path(ws))
-    probs = prep.eval_problems(P.problems)
+    probs = prep.eval_problems(problems_dir)
     bridge = [p for p in probs if p["category"] == "bridge"]
     stats = json.loads(P.pass_metrics.read_text())
     mech = json.loads(P.mechanism_metrics.read_text())
+    for key, want in (("meta.T_eval", T), ("meta.temperature", temperature), ("meta.ci", ci)):
+        if not np.isclose(float(stats[key]), float(want)):
+            raise SupportError(f"{P.pass_metrics}: {key} = {stats[key]}, but the sweep reads {want}")
+    prior = json.loads((P.data("01_base_model") / "run_meta.json").read_text())["params"]["prior_weights"]["bridge"]
+    chain = round(float(prior["chain"]) / float(sum(prior.values())), 12)
+    reps = sorted(int(r) for r in pd.read_csv(P.data("05_pass_at_k") / "per_replicate.csv")["replicate"].unique())
     cols = ["problem_id", "category", "T", "temperature", "queries", "correct"]
 
     def eps(policy: str, r: int) -> pd.DataFrame:
@@ -149,6 +187,9 @@ def point_row(ws: Path, chain: float, replicates: list[int], T: int, temperature
 
     base = eps("base", 0)
     row = {"chain": chain, **support(base, bridge, n_boot=n_boot, seed=seed, ci=ci)}
+    pre = data.load_problems(problems_dir, "pretrain")
+    row.update(prior_support(pd.read_parquet(P.data("01_base_model") / "transcripts.parquet",
+                                             columns=["problem_id", "category", "text"]), pre))
     for pol in ("rl", "sft"):
         key = f"passdiff.bridge.{pol}_vs_base.kmax"
         tag = "E" if pol == "rl" else "E_sft"
@@ -161,26 +202,23 @@ def point_row(ws: Path, chain: float, replicates: list[int], T: int, temperature
         dp = f"deep.bridge.{pol}_vs_base.gained"
         row.update({f"{pol}_gained_candidates": mech.get(f"{dp}.candidates", float("nan")),
                     f"{pol}_gained_base_solves_at_depth": mech.get(f"{dp}.solved_at_depth", float("nan"))})
-    row["pass64_base"] = stats["pass.bridge.base.kmax"]
-    row["pass64_rl"] = stats["pass.bridge.rl.kmax"]
-    row["pass64_sft"] = stats["pass.bridge.sft.kmax"]
-    row["n_replicates"] = int(stats["meta.n_replicates"])
+    for pol in ("base", "sft", "rl"):
+        row[f"pass64_{pol}"] = stats[f"pass.bridge.{pol}.kmax"]
+    row["n_replicates"] = len(reps)
     mass = pd.read_csv(P.data("05_pass_at_k") / "boundary_mass.csv")
     for _, m in mass[mass["category"] == "bridge"].iterrows():
         if m["policy"] in ("base", "sft", "rl"):
             row[f"pi0_{m['policy']}_high"] = m["pi0_ci_high"]
     plans = []
-    for r in replicates:
+    for r in reps:
         g = gained_plans(eps("rl", r), base)
         g.insert(0, "replicate", r)
         plans.append(g)
     plans = pd.concat(plans, ignore_index=True)
     row["rl_gained_total"] = int(len(plans))
-    row["rl_gained_with_base_plan"] = int(plans["other_wrote_a_winning_plan"].sum()) if len(plans) else 0
+    row["rl_gained_with_base_chain"] = int(plans["other_wrote_a_winning_chain"].sum()) if len(plans) else 0
     plans.insert(0, "chain", chain)
     return row, plans
-
-
 
 
 # ----------------------------------------------------------------------------------------- the figure
@@ -199,10 +237,10 @@ def sweep_figure(points: pd.DataFrame, margin: float, caption: str):
     ax.axhspan(-margin, margin, color="0.85", zorder=0, label=f"±{margin} (equivalence margin)")
     ax.axhline(0, color="0.3", lw=0.8)
     xs = p["support"].to_numpy()
-    xerr = np.vstack([xs - p["wilson_low"].to_numpy(), p["wilson_high"].to_numpy() - xs])
+    xerr = np.clip(np.vstack([xs - p["wilson_low"].to_numpy(), p["wilson_high"].to_numpy() - xs]), 0, None)
     for tag, pol, dx in (("E", "rl", 1.0), ("E_sft", "sft", 1.08)):
         y = p[tag].to_numpy()
-        yerr = np.vstack([y - p[f"{tag}_ci_low"].to_numpy(), p[f"{tag}_ci_high"].to_numpy() - y])
+        yerr = np.clip(np.vstack([y - p[f"{tag}_ci_low"].to_numpy(), p[f"{tag}_ci_high"].to_numpy() - y]), 0, None)
         ax.errorbar(xs * dx, y, yerr=yerr, xerr=xerr if pol == "rl" else None, fmt="o-" if pol == "rl" else "s--",
                     color=POLICY_COLORS[pol], capsize=3, label=f"{POLICY_LABELS[pol]} − base")
     for x, y, c in zip(xs, p["E"], p["chain"]):
@@ -226,3 +264,45 @@ def sweep_figure(points: pd.DataFrame, margin: float, caption: str):
     cols = ["chain", "support", "wilson_low", "wilson_high", "E", "E_ci_low", "E_ci_high", "E_sft", "E_sft_ci_low",
             "E_sft_ci_high"]
     return fig, p[cols]
+
+
+# ----------------------------------------------------------------------------------------- publish
+
+
+def publish(root: Path) -> Path:
+    """Copy the summary's figure, tables, verdict and executed notebook to sweep/results/ (git-tracked)."""
+    import shutil
+
+    from passkt.paths import Paths
+
+    P = Paths(root)
+    out = Path(root) / "sweep" / "results"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in sorted(P.figures(NOTEBOOK).iterdir()):
+        shutil.copy2(f, out / f.name)
+    for name in ("verdict.json", "points.csv", "gained_chains.csv", f"{NOTEBOOK}.executed.ipynb", "run_meta.json"):
+        shutil.copy2(P.data(NOTEBOOK) / name, out / name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from passkt.paths import find_root
+
+    ap = argparse.ArgumentParser(prog="python -m passkt.support", description="the support sweep's summary")
+    ap.add_argument("cmd", choices=["publish"])
+    ap.parse_args(argv)
+    try:
+        print(f"passkt.support: published {publish(find_root('.'))}")
+    except FileNotFoundError as e:
+        print(f"passkt.support: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

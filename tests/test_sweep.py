@@ -254,3 +254,16 @@ def test_the_sweep_runs_end_to_end_and_a_second_run_is_a_noop(smoke_repo, tmp_pa
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
     main = _dvc(repo, "status", "dvc.yaml")
     assert main.returncode == 0 and "changed" not in main.stdout, main.stdout  # the sweep leaves the default pipeline as it was
+
+
+def test_committed_sweep_results_are_what_sweep_dvc_lock_records():
+    """Like tests/test_results.py for results/: the git-tracked summary is the output its lock entry records."""
+    from test_results import dvc_dir_md5
+
+    lock = ROOT / "sweep/dvc.lock"
+    entry = yaml.safe_load(lock.read_text())["stages"].get("summary") if lock.exists() else None
+    if entry is None:
+        assert not (ROOT / "sweep/results").exists(), "sweep/results/ without a summary entry in sweep/dvc.lock"
+        pytest.skip("the sweep has not finished (no summary in sweep/dvc.lock)")
+    out = next(o for o in entry["outs"] if o["path"] == "sweep/results")
+    assert dvc_dir_md5(ROOT / "sweep/results") == out["md5"], "sweep/results/ differs from sweep/dvc.lock: make sweep"

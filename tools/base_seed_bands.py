@@ -34,6 +34,7 @@ BLOCK = "base_seeds"
 def run_seed(seed: int, keep: Path | None = None) -> dict:
     from smoke_pipeline import BIN, copy_repo, env
 
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     tmp = Path(tempfile.mkdtemp(prefix=f"passkt-base{seed}-"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["base_seed"] = seed
@@ -48,7 +49,7 @@ def run_seed(seed: int, keep: Path | None = None) -> dict:
     bands = json.loads((repo / "data/02_base_rollouts/sanity_bands.json").read_text())
     meta = {s: json.loads((repo / f"data/{s}/run_meta.json").read_text()) for s in ("01_base_model", "02_base_rollouts")}
     out = {"base_seed": seed, "bands": bands, "wall_s": round(time.time() - t0, 1),
-           "commit": meta["01_base_model"]["git"]["commit"],
+           "commit": head,  # this checkout's (the copy's own git history is a single throwaway commit)
            "pretrain_final_loss": json.loads((repo / "data/01_base_model/model_card.json").read_text()).get("final_loss")}
     if keep is None:
         shutil.rmtree(tmp, ignore_errors=True)

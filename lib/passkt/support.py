@@ -224,8 +224,8 @@ def point_row(ws: Path, problems_dir: Path, T: int, temperature: float, n_boot: 
 # ----------------------------------------------------------------------------------------- the figure
 
 
-def sweep_figure(points: pd.DataFrame, margin: float, caption: str):
-    """Left: boundary expansion (Pass@64 minus base's, RL and SFT, two-level intervals) against the base model's
+def sweep_figure(points: pd.DataFrame, margin: float, caption: str, n: int):
+    """Left: boundary expansion (Pass@n minus base's, RL and SFT, two-level intervals) against the base model's
     measured support for the gold chain (symlog x: the zero-support point sits at 0). Right: measured support
     against the prior's chain share (does the knob move the behaviour?)."""
     import matplotlib.pyplot as plt
@@ -248,7 +248,7 @@ def sweep_figure(points: pd.DataFrame, margin: float, caption: str):
     ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_xlim(left=-1e-4)
     ax.set_xlabel("base model's measured support for the gold chain (share of bridge episodes)")
-    ax.set_ylabel("Pass@64 − base's Pass@64 (bridge)")
+    ax.set_ylabel(f"Pass@{n} − base's Pass@{n} (bridge)")
     ax.legend(fontsize=8, loc="best")
     ax.set_title("Boundary expansion against base support")
     bx.errorbar(p["chain"], xs, yerr=xerr, fmt="o-", color=POLICY_COLORS["base"], capsize=3)

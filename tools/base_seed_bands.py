@@ -49,6 +49,7 @@ def run_seed(seed: int, keep: Path | None = None) -> dict:
     bands = json.loads((repo / "data/02_base_rollouts/sanity_bands.json").read_text())
     meta = {s: json.loads((repo / f"data/{s}/run_meta.json").read_text()) for s in ("01_base_model", "02_base_rollouts")}
     out = {"base_seed": seed, "bands": bands, "wall_s": round(time.time() - t0, 1),
+           "stage_wall_s": {s: m["wall_s"] for s, m in meta.items()},
            "commit": head,  # this checkout's (the copy's own git history is a single throwaway commit)
            "pretrain_final_loss": json.loads((repo / "data/01_base_model/model_card.json").read_text()).get("final_loss")}
     if keep is None:

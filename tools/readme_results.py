@@ -224,15 +224,15 @@ def seeds_line() -> str:
             + " ([side by side](docs/results.md#another-seed)).")
 
 
-SWEEP_STAGES = ("01_base_model", "02_base_rollouts", "03_sft", "04_grpo", "05_pass_at_k", "06_mechanism")
-
-
 def sweep_block() -> str:
     """Claim 8 and the support sweep: the verdict and each point once the sweep has finished and its summary is
     current with the code and settings (sweep/results/, sweep/dvc.lock), else how many of its units are."""
     import csv
 
     import yaml
+
+    from passkt.paths import REPLICATED
+    from passkt.sweep import POINT_STAGES
 
     sp = yaml.safe_load((ROOT / "sweep/params.yaml").read_text())
     lock = sweep_lock()
@@ -251,8 +251,8 @@ def sweep_block() -> str:
                 f"for the gold chain): {cells}.\n\n![support sweep](sweep/results/support_sweep.png)")
     points = [str(c) for c in sp["points"]]
     reps = yaml.safe_load((ROOT / "params.yaml").read_text())["replicates"]
-    units = {c: [f"{s}@{c}" for s in SWEEP_STAGES if s not in ("03_sft", "04_grpo")]
-             + [f"{s}@{c}-{r}" for r in reps for s in ("03_sft", "04_grpo")] for c in points}
+    units = {c: [f"{s}@{c}" for s in POINT_STAGES if s not in REPLICATED]
+             + [f"{s}@{c}-{r}" for r in reps for s in REPLICATED] for c in points}
     n_all = sum(len(u) for u in units.values())
     n_done = sum(len(set(u) & current) for u in units.values())
     per = "; ".join(f"prior {c}: {len(set(u) & current)} of {len(u)}" for c, u in units.items())

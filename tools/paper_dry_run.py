@@ -85,12 +85,16 @@ def dry_params(model_dir: Path, device: str) -> dict:
 
 
 def stages(params: dict) -> list[list[str]]:
+    """The root pipeline's stages in order (``passkt.paths.STAGES``; not notebook 08, which belongs to the support
+    sweep's own pipeline), the replicated ones once per replicate."""
+    from passkt import paths
+
     runs = []
-    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        if nb.stem in ("03_sft", "04_grpo"):
-            runs += [[nb.stem, "--replicate", str(r)] for r in params["replicates"]]
+    for stage in paths.STAGES:
+        if stage in paths.REPLICATED:
+            runs += [[stage, "--replicate", str(r)] for r in params["replicates"]]
         else:
-            runs.append([nb.stem])
+            runs.append([stage])
     return runs
 
 

@@ -241,7 +241,7 @@ def test_paper_dry_run_runs_the_root_pipelines_commands_in_order():
     dry = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dry)
     want = []
-    for name, stage in DVC["stages"].items():
+    for stage in DVC["stages"].values():
         if "foreach" in stage:
             want += [stage["do"]["cmd"].replace("${item}", str(r)) for r in PARAMS["replicates"]]
         else:

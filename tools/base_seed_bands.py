@@ -2,6 +2,7 @@
 
     python tools/base_seed_bands.py 1 2          # trains and samples a base model per seed (~30 min each, 2 cores)
     python tools/base_seed_bands.py --report     # only rewrite the table in docs/base_model.md from the saved files
+    python tools/base_seed_bands.py 0 1 2 --epochs 18 [--threads 1]   # a sizing trial: more pretraining compute
 
 For each base seed, a temporary copy of this checkout (tests/smoke_pipeline.copy_repo: no data, no git history)
 gets params.yaml with only ``base_seed`` changed and runs ``dvc repro 02_base_rollouts`` there: the world, the
@@ -10,6 +11,11 @@ committed. The bands (``data/02_base_rollouts/sanity_bands.json``) are saved to 
 with the run's metadata; base seed 0's come from the committed run (``results/metrics/sanity_bands.json``). The
 generated table in docs/base_model.md lists every saved seed. Nothing here is tuned: the bands, the prior and the
 model are the committed ones.
+
+``--epochs E`` is a sizing trial of the one knob the decisive-evidence issue allows (more pretraining compute; the
+prior, the bands and the model stay): only ``01_base_model.epochs`` changes besides the seed, and the result goes to
+``docs/data/base_trials/base_seed_<s>_epochs<E>.json``, never into the table of the committed settings.
+``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on two cores).
 """
 
 from __future__ import annotations
@@ -31,27 +37,34 @@ OUT = ROOT / "docs" / "data"
 BLOCK = "base_seeds"
 
 
-def run_seed(seed: int, keep: Path | None = None) -> dict:
+def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, threads: int | None = None) -> dict:
     from smoke_pipeline import BIN, copy_repo, env
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     tmp = Path(tempfile.mkdtemp(prefix=f"passkt-base{seed}-"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["base_seed"] = seed
+    if epochs is not None:
+        params["01_base_model"]["epochs"] = float(epochs)
     pfile = tmp / "params.yaml"
     pfile.write_text(yaml.safe_dump(params, sort_keys=False))
     repo = copy_repo(tmp / "repo", pfile)
     t0 = time.time()
+    run_env = env(repo, repo / "lib")
+    if threads is not None:
+        run_env["OMP_NUM_THREADS"] = str(threads)
     r = subprocess.run([str(BIN / "dvc"), "repro", "02_base_rollouts"], cwd=repo, capture_output=True, text=True,
-                       env=env(repo, repo / "lib"))
+                       env=run_env)
     if r.returncode != 0:
         raise SystemExit(f"base seed {seed}: dvc repro failed:\n{r.stderr[-3000:]}")
     bands = json.loads((repo / "data/02_base_rollouts/sanity_bands.json").read_text())
     meta = {s: json.loads((repo / f"data/{s}/run_meta.json").read_text()) for s in ("01_base_model", "02_base_rollouts")}
-    out = {"base_seed": seed, "bands": bands, "wall_s": round(time.time() - t0, 1),
+    card = json.loads((repo / "data/01_base_model/model_card.json").read_text())
+    out = {"base_seed": seed, "epochs": params["01_base_model"]["epochs"], "threads": threads,
+           "optimizer_steps": card.get("optimizer_steps"), "train_seconds": card.get("train_seconds"), "bands": bands, "wall_s": round(time.time() - t0, 1),
            "stage_wall_s": {s: m["wall_s"] for s, m in meta.items()},
            "commit": head,  # this checkout's (the copy's own git history is a single throwaway commit)
-           "pretrain_final_loss": json.loads((repo / "data/01_base_model/model_card.json").read_text()).get("final_loss")}
+           "pretrain_final_loss": card.get("final_loss")}
     if keep is None:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -91,14 +104,21 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("seeds", nargs="*", type=int)
     ap.add_argument("--report", action="store_true", help="only rewrite the table from the saved files")
+    ap.add_argument("--epochs", type=float, default=None, help="a sizing trial with this many pretraining epochs")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the run")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     for s in args.seeds:
-        if s == 0:
+        if s == 0 and args.epochs is None:
             print("base seed 0 is the committed run; skipped")
             continue
-        d = run_seed(s)
-        (OUT / f"base_seed_{s}.json").write_text(json.dumps(d, indent=1) + "\n")
+        d = run_seed(s, epochs=args.epochs, threads=args.threads)
+        if args.epochs is None:
+            dst = OUT / f"base_seed_{s}.json"
+        else:
+            dst = OUT / "base_trials" / f"base_seed_{s}_epochs{args.epochs:g}.json"
+            dst.parent.mkdir(exist_ok=True)
+        dst.write_text(json.dumps(d, indent=1) + "\n")
         print(f"base seed {s}: {sum(b['ok'] for b in d['bands']['bands'])} of {len(d['bands']['bands'])} bands met "
               f"({d['wall_s'] / 60:.1f} min)")
     write_block()

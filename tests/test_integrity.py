@@ -329,6 +329,33 @@ def test_readme_results_are_generated_from_the_run_behind_dvc_lock():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_a_saved_seed_run_on_another_base_model_is_listed_never_compared(tmp_path, monkeypatch):
+    """The reseed comparison (docs/results.md, README) pairs the committed run only with saved runs whose stages
+    02-07 used the committed base model (its hash in dvc.lock); a run on an older base model is named as stale."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("readme_results_t", ROOT / "tools" / "readme_results.py")
+    rr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rr)
+    for rel in ("dvc.lock", "params.yaml", "results/headline.json", "results/figures/07_claims_audit/claims.csv"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    current = rr.base_model_hash(tmp_path / "dvc.lock")
+    assert current and current.endswith(".dir")
+    for seed, base in ((5, current), (6, "0" * 32 + ".dir")):
+        d = tmp_path / "docs/data" / f"seed_{seed}"
+        d.mkdir(parents=True)
+        shutil.copy(ROOT / "results/headline.json", d / "headline.json")
+        shutil.copy(ROOT / "results/figures/07_claims_audit/claims.csv", d / "claims.csv")
+        (d / "run.json").write_text(json.dumps({"seed": seed, "commit": f"{seed}" * 40, "base_model": base}))
+    monkeypatch.setattr(rr, "ROOT", tmp_path)
+    assert set(rr.seed_runs()) == {0, 5}
+    block = rr.seeds_block()
+    assert "seed 5: ours" in block and "seed 6: ours" not in block and "Not compared: seed 6 (commit 6666666)" in block
+    assert "seed 6" not in rr.seeds_line().split("Not compared")[0]
+
+
 def test_fingerprints_hash_content_never_a_preview():
     """A datasets Column (or a numpy array) is hashed element by element: its str() is a 5-row preview."""
     import datasets

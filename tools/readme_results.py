@@ -163,15 +163,43 @@ def _claims_csv(path: Path) -> dict[str, dict]:
         return {r["id"]: r for r in csv.DictReader(f)}
 
 
+def base_model_hash(lock_path: Path) -> str | None:
+    """The hash DVC recorded for stage 01's model folder in a dvc.lock: which base model a run's stages 02-07 used."""
+    import yaml
+
+    stage = yaml.safe_load(lock_path.read_text())["stages"].get("01_base_model", {})
+    return next((o.get("md5") for o in stage.get("outs", []) if o["path"] == "data/01_base_model"), None)
+
+
+def saved_seed_runs() -> tuple[dict[int, dict], dict[int, dict]]:
+    """The runs saved by tools/seed_runs.py, split into those on the committed base model (comparable with the
+    committed run) and those on another one (a stale comparison: stages 02-07 of the committed run sit on a
+    different base model; they are listed, never compared)."""
+    current = base_model_hash(ROOT / "dvc.lock")
+    same, other = {}, {}
+    for d in sorted((ROOT / "docs/data").glob("seed_*")):
+        run = json.loads((d / "run.json").read_text())
+        (same if run.get("base_model") == current else other)[int(d.name.split("_")[1])] = run | {"dir": d}
+    return same, other
+
+
 def seed_runs() -> dict[int, tuple[dict, dict]]:
-    """{seed: (claims rows, headline)}: the committed run and every run saved by tools/seed_runs.py."""
+    """{seed: (claims rows, headline)}: the committed run and every saved run on the same base model."""
     import yaml
 
     seed = yaml.safe_load((ROOT / "params.yaml").read_text())["seed"]
     runs = {seed: (_claims_csv(ROOT / "results/figures/07_claims_audit/claims.csv"), _load("results/headline.json"))}
-    for d in sorted((ROOT / "docs/data").glob("seed_*")):
-        runs[int(d.name.split("_")[1])] = (_claims_csv(d / "claims.csv"), json.loads((d / "headline.json").read_text()))
+    for s, run in saved_seed_runs()[0].items():
+        runs[s] = (_claims_csv(run["dir"] / "claims.csv"), json.loads((run["dir"] / "headline.json").read_text()))
     return dict(sorted(runs.items()))
+
+
+def _stale_seed_runs() -> str:
+    other = saved_seed_runs()[1]
+    if not other:
+        return ""
+    return (" Not compared: " + ", ".join(f"seed {s} (commit {r['commit'][:7]})" for s, r in other.items())
+            + ", run on another base model than the committed one; rerun with `tools/seed_runs.py`.")
 
 
 def _ours(r: dict) -> str:
@@ -186,7 +214,8 @@ def _ours(r: dict) -> str:
 def seeds_block() -> str:
     runs = seed_runs()
     if len(runs) < 2:
-        return "No run with another seed is saved yet (`python tools/seed_runs.py save RUN_ROOT`)."
+        return ("No run with another seed on the committed base model is saved yet (`python tools/seed_runs.py save "
+                "RUN_ROOT`)." + _stale_seed_runs())
     seeds = list(runs)
     ids = list(runs[seeds[0]][0])
     out = ["| # | claim | " + " | ".join(f"seed {s}: ours · verdict" for s in seeds) + " | same verdict |",
@@ -200,10 +229,10 @@ def seeds_block() -> str:
         out.append(f"| {cid} | {_short(rows[0].get('short') or rows[0]['statement'], 70)} | " + " | ".join(cells)
                    + f" | {'yes' if same[-1] else '**no**'} |")
     k = "bridge.rl_vs_base.dpass_kmax"
-    saved = {int(d.name.split("_")[1]): json.loads((d / "run.json").read_text())
-             for d in sorted((ROOT / "docs/data").glob("seed_*"))}
+    saved = saved_seed_runs()[0]
     out += ["", "Code: " + "; ".join(f"seed {s} ran commit {r['commit'][:7]}" for s, r in saved.items())
-            + "; the committed seed, the commit in `results/run_meta/`."]
+            + "; the committed seed, the commit in `results/run_meta/`. Every run shown used the committed base model "
+            "(the `01_base_model` hash in `dvc.lock`)." + _stale_seed_runs()]
     out += ["", f"{sum(same)} of {len(ids)} verdicts are the same at every seed. Bridge RL − base Pass@kmax: "
             + "; ".join(f"seed {s} {h[k]:+.3f} [{h[k + '.ci_low']:+.3f}, {h[k + '.ci_high']:+.3f}]"
                         for s, (_, h) in runs.items()) + "."]
@@ -213,7 +242,7 @@ def seeds_block() -> str:
 def seeds_line() -> str:
     runs = seed_runs()
     if len(runs) < 2:
-        return "Not yet rerun with another seed."
+        return "Not yet rerun with another seed on the committed base model." + _stale_seed_runs()
     ids = list(next(iter(runs.values()))[0])
     moved = [cid for cid in ids if len({r[0][cid]["verdict"] if cid in r[0] else None for r in runs.values()}) > 1]
     changes = "; ".join(f"claim {cid}: " + " / ".join(f"{r[0][cid]['verdict'].replace('_', ' ')} at seed {s}"

@@ -38,7 +38,11 @@ def save(run_root: Path) -> Path:
     metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
     ran = {k: m for k, m in metas.items() if m.get("seed") == seed}  # stages 00-01 are the shared base model's
     last = metas["07_claims_audit"]
+    sys.path.insert(0, str(ROOT / "tools"))
+    from readme_results import base_model_hash
+
     run = {"seed": seed, "base_seed": params["base_seed"], "commit": last["git"]["commit"],
+           "base_model": base_model_hash(run_root / "dvc.lock"),  # the model its stages 02-07 sampled and trained
            "dirty": last["git"].get("dirty"),  # a run with another seed has params.yaml changed, by design
            "wall_s": {k: m["wall_s"] for k, m in ran.items()}}
     (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")

@@ -353,7 +353,8 @@ def test_a_saved_seed_run_on_another_base_model_is_listed_never_compared(tmp_pat
     assert set(rr.seed_runs()) == {0, 5}
     block = rr.seeds_block()
     assert "seed 5: ours" in block and "seed 6: ours" not in block and "Not compared: seed 6 (commit 6666666)" in block
-    assert "seed 6" not in rr.seeds_line().split("Not compared")[0]
+    line = rr.seeds_line()
+    assert "seed 6" not in line.split("Not compared")[0] and "Not compared: seed 6" in line
 
 
 def test_fingerprints_hash_content_never_a_preview():
@@ -387,3 +388,24 @@ def test_sft_run_is_redone_when_a_late_demo_changes(tmp_path, small_tok, small_s
     changed = demos[:-1] + [demos[0]]  # the eighth demonstration replaced
     again = sft.train_sft(tmp_path / "b", sft.sft_dataset(changed, small_tok), tmp_path / "o", s)
     assert not again.get("reused") and again["fingerprint"] != first["fingerprint"]
+
+
+def test_a_base_model_trial_never_enters_the_table_of_committed_settings(tmp_path, monkeypatch):
+    """tools/base_seed_bands.py --epochs E: a sizing trial is saved under base_trials/, and neither the seed files
+    the table reads nor the table itself is touched."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("base_seed_bands_t", ROOT / "tools" / "base_seed_bands.py")
+    bsb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bsb)
+    bands = {"bands": [{"band": "x", "ok": True, "value": 0.5, "low": 0, "high": 1}]}
+    monkeypatch.setattr(bsb, "OUT", tmp_path)
+    monkeypatch.setattr(bsb, "run_seed", lambda s, **kw: {"base_seed": s, "bands": bands, "wall_s": 60.0, **kw})
+    wrote = []
+    monkeypatch.setattr(bsb, "write_block", lambda: wrote.append(1))
+    assert bsb.main(["1", "--epochs", "18"]) == 0
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")] == [
+        "base_trials/base_seed_1_epochs18.json"]
+    assert not list(tmp_path.glob("base_seed_*.json")) and not wrote
+    assert bsb.main(["1"]) == 0  # the committed settings: the seed file and the table
+    assert (tmp_path / "base_seed_1.json").exists() and wrote

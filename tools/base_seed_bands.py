@@ -2,7 +2,7 @@
 
     python tools/base_seed_bands.py 1 2          # trains and samples a base model per seed (~30 min each, 2 cores)
     python tools/base_seed_bands.py --report     # only rewrite the table in docs/base_model.md from the saved files
-    python tools/base_seed_bands.py 0 1 2 --epochs 18 [--threads 1]   # a sizing trial: more pretraining compute
+    python tools/base_seed_bands.py 1 --epochs 18 [--threads 1]   # a sizing trial: more pretraining compute
 
 For each base seed, a temporary copy of this checkout (tests/smoke_pipeline.copy_repo: no data, no git history)
 gets params.yaml with only ``base_seed`` changed and runs ``dvc repro 02_base_rollouts`` there: the world, the
@@ -121,7 +121,8 @@ def main(argv: list[str]) -> int:
         dst.write_text(json.dumps(d, indent=1) + "\n")
         print(f"base seed {s}: {sum(b['ok'] for b in d['bands']['bands'])} of {len(d['bands']['bands'])} bands met "
               f"({d['wall_s'] / 60:.1f} min)")
-    write_block()
+    if args.epochs is None:  # a trial never touches the table of the committed settings
+        write_block()
     return 0
 
 

@@ -179,7 +179,8 @@ def saved_seed_runs() -> tuple[dict[int, dict], dict[int, dict]]:
     same, other = {}, {}
     for d in sorted((ROOT / "docs/data").glob("seed_*")):
         run = json.loads((d / "run.json").read_text())
-        (same if run.get("base_model") == current else other)[int(d.name.split("_")[1])] = run | {"dir": d}
+        ok = current is not None and run.get("base_model") == current  # unknown on either side: not comparable
+        (same if ok else other)[int(d.name.split("_")[1])] = run | {"dir": d}
     return same, other
 
 
@@ -199,7 +200,8 @@ def _stale_seed_runs() -> str:
     if not other:
         return ""
     return (" Not compared: " + ", ".join(f"seed {s} (commit {r['commit'][:7]})" for s, r in other.items())
-            + ", run on another base model than the committed one; rerun with `tools/seed_runs.py`.")
+            + ", run on another base model than the committed one (or one not recorded): rerun the study with that "
+            "seed, then `python tools/seed_runs.py save RUN_ROOT`.")
 
 
 def _ours(r: dict) -> str:
@@ -250,7 +252,7 @@ def seeds_line() -> str:
     return (f"**Rerun with seed{'s' if len(runs) > 2 else ''} {', '.join(str(s) for s in list(runs)[1:])}** (new "
             f"sampling seeds and new SFT and GRPO training replicates; same world and base model): "
             f"{len(ids) - len(moved)} of {len(ids)} verdicts unchanged" + (f"; {changes}" if moved else "")
-            + " ([side by side](docs/results.md#another-seed)).")
+            + " ([side by side](docs/results.md#another-seed))." + _stale_seed_runs())
 
 
 def sweep_block() -> str:

@@ -409,3 +409,17 @@ def test_a_base_model_trial_never_enters_the_table_of_committed_settings(tmp_pat
     assert not list(tmp_path.glob("base_seed_*.json")) and not wrote
     assert bsb.main(["1"]) == 0  # the committed settings: the seed file and the table
     assert (tmp_path / "base_seed_1.json").exists() and wrote
+
+
+def test_the_base_seed_tables_in_docs_are_generated_from_the_saved_runs():
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from readme_results import render
+
+    spec = importlib.util.spec_from_file_location("base_seed_bands_c", ROOT / "tools" / "base_seed_bands.py")
+    bsb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bsb)
+    text = (ROOT / "docs" / "base_model.md").read_text()
+    assert render(text, ((bsb.BLOCK, bsb.table), (bsb.TRIALS_BLOCK, bsb.trials_table))) == text, \
+        "docs/base_model.md is stale: run python tools/base_seed_bands.py --report"

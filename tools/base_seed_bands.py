@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 OUT = ROOT / "docs" / "data"
 BLOCK = "base_seeds"
+TRIALS_BLOCK = "base_trials"
 
 
 def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, threads: int | None = None) -> dict:
@@ -92,12 +93,38 @@ def table() -> str:
     return "\n".join(out)
 
 
+def trials_table() -> str:
+    """Each sizing trial (docs/data/base_trials/) next to the same base seed at the committed settings."""
+    trials = [json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*_epochs*.json"))]
+    if not trials:
+        return "No sizing trial has been run."
+    committed = yaml.safe_load((ROOT / "params.yaml").read_text())["01_base_model"]["epochs"]
+    cols = []
+    for t in trials:
+        s = t["base_seed"]
+        ref = (json.loads((ROOT / "results/metrics/sanity_bands.json").read_text()) if s == 0 else
+               json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"])
+        cols += [(f"seed {s}, {committed:g} epochs", ref), (f"seed {s}, {t['epochs']:g} epochs", t["bands"])]
+    names = [b["band"] for b in cols[0][1]["bands"]]
+    out = ["| band | allowed | " + " | ".join(c for c, _ in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for i, name in enumerate(names):
+        b0 = cols[0][1]["bands"][i]
+        cells = [f"{c['bands'][i]['value']:.3f}" + ("" if c["bands"][i]["ok"] else " **missed**") for _, c in cols]
+        out.append(f"| {name} | [{b0['low']}, {b0['high']}] | " + " | ".join(cells) + " |")
+    out += ["", "Bands met: " + ", ".join(f"{c}: {sum(b['ok'] for b in r['bands'])} of {len(names)}" for c, r in cols)
+            + ". Pretraining: " + "; ".join(f"seed {t['base_seed']}, {t['epochs']:g} epochs: {t['optimizer_steps']:,} "
+                                            f"steps, final loss {t['pretrain_final_loss']:.3f}, "
+                                            f"{t['train_seconds'] / 60:.0f} min with {t['threads']} thread(s)"
+                                            for t in trials) + "."]
+    return "\n".join(out)
+
+
 def write_block() -> None:
     sys.path.insert(0, str(ROOT / "tools"))
     from readme_results import render  # the one writer of generated blocks
 
     path = ROOT / "docs" / "base_model.md"
-    path.write_text(render(path.read_text(), ((BLOCK, table),), "docs/base_model.md"))
+    path.write_text(render(path.read_text(), ((BLOCK, table), (TRIALS_BLOCK, trials_table)), "docs/base_model.md"))
 
 
 def main(argv: list[str]) -> int:

@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def load_tool(name: str, alias: str | None = None):
+    """A script of tools/ as a module (tools/ is no package): ``load_tool("readme_results")``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(alias or name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 _IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "figures", "results", "__pycache__", "cache", "tmp", "*.egg-info",
                                  ".hypothesis", ".pytest_cache")
 

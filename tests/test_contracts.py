@@ -235,11 +235,9 @@ def test_sampling_workers_must_be_a_positive_integer(bad):
 def test_paper_dry_run_runs_the_root_pipelines_commands_in_order():
     """tools/paper_dry_run.py runs what `dvc repro` runs, in dvc.yaml's order: not notebook 08 (the sweep's), which
     has no section in the paper profile (it once did, and the dry run on the GPU failed there)."""
-    import importlib.util
+    from smoke_pipeline import load_tool
 
-    spec = importlib.util.spec_from_file_location("paper_dry_run", ROOT / "tools" / "paper_dry_run.py")
-    dry = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dry)
+    dry = load_tool("paper_dry_run")
     want = []
     for stage in DVC["stages"].values():
         if "foreach" in stage:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from smoke_pipeline import load_tool
 
 from passkt import evaluate, integrity, models, prep, rollout, sampling
 from passkt.backends import ScriptedBackend
@@ -332,12 +333,9 @@ def test_readme_results_are_generated_from_the_run_behind_dvc_lock():
 def test_a_saved_seed_run_on_another_base_model_is_listed_never_compared(tmp_path, monkeypatch):
     """The reseed comparison (docs/results.md, README) pairs the committed run only with saved runs whose stages
     02-07 used the committed base model (its hash in dvc.lock); a run on an older base model is named as stale."""
-    import importlib.util
     import shutil
 
-    spec = importlib.util.spec_from_file_location("readme_results_t", ROOT / "tools" / "readme_results.py")
-    rr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rr)
+    rr = load_tool("readme_results", "readme_results_t")
     for rel in ("dvc.lock", "params.yaml", "results/headline.json", "results/figures/07_claims_audit/claims.csv"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
@@ -393,11 +391,7 @@ def test_sft_run_is_redone_when_a_late_demo_changes(tmp_path, small_tok, small_s
 def test_a_base_model_trial_never_enters_the_table_of_committed_settings(tmp_path, monkeypatch):
     """tools/base_seed_bands.py --epochs E: a sizing trial is saved under base_trials/, and neither the seed files
     the table reads nor the table itself is touched."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("base_seed_bands_t", ROOT / "tools" / "base_seed_bands.py")
-    bsb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bsb)
+    bsb = load_tool("base_seed_bands", "base_seed_bands_t")
     bands = {"bands": [{"band": "x", "ok": True, "value": 0.5, "low": 0, "high": 1}]}
     monkeypatch.setattr(bsb, "OUT", tmp_path)
     monkeypatch.setattr(bsb, "run_seed", lambda s, **kw: {"base_seed": s, "bands": bands, "wall_s": 60.0, **kw})
@@ -412,14 +406,8 @@ def test_a_base_model_trial_never_enters_the_table_of_committed_settings(tmp_pat
 
 
 def test_the_base_seed_tables_in_docs_are_generated_from_the_saved_runs():
-    import importlib.util
-
-    sys.path.insert(0, str(ROOT / "tools"))
-    from readme_results import render
-
-    spec = importlib.util.spec_from_file_location("base_seed_bands_c", ROOT / "tools" / "base_seed_bands.py")
-    bsb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bsb)
+    render = load_tool("readme_results", "readme_results_c").render
+    bsb = load_tool("base_seed_bands", "base_seed_bands_c")
     text = (ROOT / "docs" / "base_model.md").read_text()
     assert render(text, ((bsb.BLOCK, bsb.table), (bsb.TRIALS_BLOCK, bsb.trials_table))) == text, \
         "docs/base_model.md is stale: run python tools/base_seed_bands.py --report"

@@ -1,12 +1,12 @@
 """Mutation check (tools/mutate.py): the fast tests fail when the science is broken, and pass when it is not."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from smoke_pipeline import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSETS = {  # mutation -> the fast tests that must notice it (seconds each)
@@ -14,9 +14,7 @@ SUBSETS = {  # mutation -> the fast tests that must notice it (seconds each)
     "estimator_off_by_one": ["tests/test_metrics.py"],
     "rule_flipped": ["tests/test_claims.py"],
 }
-_spec = importlib.util.spec_from_file_location("mutate", ROOT / "tools" / "mutate.py")
-mutate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mutate)
+mutate = load_tool("mutate")
 
 
 def _run(mutation: str, tests: list[str]) -> dict:

@@ -71,25 +71,26 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
     return out
 
 
+def _bands_table(cols: list[tuple[str, dict]]) -> list[str]:
+    """A markdown table of sanity bands, one column per (label, sanity_bands.json content), and the bands-met line."""
+    names = [b["band"] for b in cols[0][1]["bands"]]
+    out = ["| band | allowed | " + " | ".join(c for c, _ in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for i, name in enumerate(names):
+        b0 = cols[0][1]["bands"][i]
+        cells = [f"{r['bands'][i]['value']:.3f}" + ("" if r["bands"][i]["ok"] else " **missed**") for _, r in cols]
+        out.append(f"| {name} | [{b0['low']}, {b0['high']}] | " + " | ".join(cells) + " |")
+    return out + ["", "Bands met: " + ", ".join(f"{c}: {sum(b['ok'] for b in r['bands'])} of {len(names)}"
+                                              for c, r in cols)]
+
+
 def table() -> str:
     rows = {0: json.loads((ROOT / "results/metrics/sanity_bands.json").read_text())}
     for f in sorted(OUT.glob("base_seed_*.json")):
         d = json.loads(f.read_text())
         rows[d["base_seed"]] = d["bands"]
-    names = [b["band"] for b in rows[0]["bands"]]
-    head = "| band | allowed | " + " | ".join(f"base seed {s}" for s in sorted(rows)) + " |"
-    out = [head, "|---|---|" + "---|" * len(rows)]
-    for i, name in enumerate(names):
-        b0 = rows[0]["bands"][i]
-        cells = []
-        for s in sorted(rows):
-            b = rows[s]["bands"][i]
-            cells.append(f"{b['value']:.3f}" + ("" if b["ok"] else " **missed**"))
-        out.append(f"| {name} | [{b0['low']}, {b0['high']}] | " + " | ".join(cells) + " |")
-    met = {s: sum(b["ok"] for b in r["bands"]) for s, r in rows.items()}
-    out += ["", "Bands met: " + ", ".join(f"base seed {s}: {met[s]} of {len(names)}" for s in sorted(met)) +
-            ". Seed 0 is the committed run (`results/metrics/sanity_bands.json`); the others are "
-            "`docs/data/base_seed_<s>.json`, written by `python tools/base_seed_bands.py <s>`."]
+    out = _bands_table([(f"base seed {s}", rows[s]) for s in sorted(rows)])
+    out[-1] += (". Seed 0 is the committed run (`results/metrics/sanity_bands.json`); the others are "
+                "`docs/data/base_seed_<s>.json`, written by `python tools/base_seed_bands.py <s>`.")
     return "\n".join(out)
 
 
@@ -105,17 +106,11 @@ def trials_table() -> str:
         ref = (json.loads((ROOT / "results/metrics/sanity_bands.json").read_text()) if s == 0 else
                json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"])
         cols += [(f"seed {s}, {committed:g} epochs", ref), (f"seed {s}, {t['epochs']:g} epochs", t["bands"])]
-    names = [b["band"] for b in cols[0][1]["bands"]]
-    out = ["| band | allowed | " + " | ".join(c for c, _ in cols) + " |", "|---|---|" + "---|" * len(cols)]
-    for i, name in enumerate(names):
-        b0 = cols[0][1]["bands"][i]
-        cells = [f"{c['bands'][i]['value']:.3f}" + ("" if c["bands"][i]["ok"] else " **missed**") for _, c in cols]
-        out.append(f"| {name} | [{b0['low']}, {b0['high']}] | " + " | ".join(cells) + " |")
-    out += ["", "Bands met: " + ", ".join(f"{c}: {sum(b['ok'] for b in r['bands'])} of {len(names)}" for c, r in cols)
-            + ". Pretraining: " + "; ".join(f"seed {t['base_seed']}, {t['epochs']:g} epochs: {t['optimizer_steps']:,} "
-                                            f"steps, final loss {t['pretrain_final_loss']:.3f}, "
-                                            f"{t['train_seconds'] / 60:.0f} min with {t['threads']} thread(s)"
-                                            for t in trials) + "."]
+    out = _bands_table(cols)
+    out[-1] += (". Pretraining: " + "; ".join(f"seed {t['base_seed']}, {t['epochs']:g} epochs: "
+                                              f"{t['optimizer_steps']:,} steps, final loss "
+                                              f"{t['pretrain_final_loss']:.3f}, {t['train_seconds'] / 60:.0f} min "
+                                              f"with {t['threads']} thread(s)" for t in trials) + ".")
     return "\n".join(out)
 
 

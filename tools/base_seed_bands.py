@@ -3,6 +3,7 @@
     python tools/base_seed_bands.py 1 2          # trains and samples a base model per seed (~30 min each, 2 cores)
     python tools/base_seed_bands.py --report     # only rewrite the table in docs/base_model.md from the saved files
     python tools/base_seed_bands.py 1 --epochs 18 [--threads 1]   # a sizing trial: more pretraining compute
+    python tools/base_seed_bands.py 1 --set KEY=VALUE --name NAME     # a design trial: any params.yaml override
 
 For each base seed, a temporary copy of this checkout (tests/smoke_pipeline.copy_repo: no data, no git history)
 gets params.yaml with only ``base_seed`` changed and runs ``dvc repro 02_base_rollouts`` there: the world, the
@@ -15,7 +16,13 @@ model are the committed ones.
 ``--epochs E`` is a sizing trial of the one knob the decisive-evidence issue allows (more pretraining compute; the
 prior, the bands and the model stay): only ``01_base_model.epochs`` changes besides the seed, and the result goes to
 ``docs/data/base_trials/base_seed_<s>_epochs<E>.json``, never into the table of the committed settings.
-``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on two cores).
+``--set KEY=VALUE`` (repeatable; KEY a dotted path into params.yaml, VALUE YAML) with ``--name NAME`` is a trial
+of any other setting, for example a design change that a branch adds: run the tool from that branch's checkout, so
+the trial runs its code; the JSON records the commit and the overrides and goes to
+``docs/data/base_trials/base_seed_<s>_<NAME>.json``. Every trial is written up, with its decision rule, in
+docs/base_model.md before it runs. ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
+two cores). Each run also records ``math_diagnosis``: where the base model's math answers go wrong (operands copied
+from the question, arithmetic of the first step); ``--diagnose`` writes it for the committed base model.
 """
 
 from __future__ import annotations
@@ -38,7 +45,82 @@ BLOCK = "base_seeds"
 TRIALS_BLOCK = "base_trials"
 
 
-def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, threads: int | None = None) -> dict:
+def parse_sets(items: list[str]) -> dict:
+    """``["01_base_model.epochs=18", ...]`` -> ``{"01_base_model.epochs": 18.0, ...}`` (values parsed as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, KEY a dotted path into params.yaml")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def apply_sets(params: dict, sets: dict) -> dict:
+    """Set each dotted key of ``sets`` in ``params`` (in place); a key that params.yaml lacks is an error, so a
+    typo can never run the committed settings under a trial's name."""
+    for key, value in sets.items():
+        *path, last = key.split(".")
+        node = params
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                raise SystemExit(f"--set {key}: params.yaml has no section {part!r}")
+            node = node[part]
+        if last not in node:
+            raise SystemExit(f"--set {key}: params.yaml has no key {last!r} there")
+        node[last] = value
+    return params
+
+
+def math_diagnosis(data: Path) -> dict:
+    """Where the base model's math answers go wrong, from a run's rollouts (T = 0) and evaluation math problems.
+
+    Per template and overall: Pass@1; the share of episodes with no ``a op b = c`` step; of those with one, the
+    share whose operands are the question's first two; and of those, the share whose result is right. The prior
+    writes a wrong last step on purpose (its ``slip`` strategy), so a perfect imitator is right on the single-step
+    templates' one step in 0.5 / 0.85 of the traces that have one."""
+    import re
+
+    import pandas as pd
+
+    problems = pd.read_parquet(data / "00_data_prep/problems/eval_math.parquet").set_index("id")
+    meta = problems["meta"].map(json.loads)
+    shards = sorted((data / "02_base_rollouts/rollouts").glob("shard-*.parquet"))
+    cols = ["problem_id", "category", "answer", "seg_text"]
+    r = pd.concat([pd.read_parquet(f, columns=cols) for f in shards])
+    r = r[r["category"] == "math"].copy()
+    r["template"] = r["problem_id"].map(meta.map(lambda m: m["template"]))
+    r["ok"] = r["answer"] == r["problem_id"].map(problems["answer"])
+    step = re.compile(r"<think>(\d+) ([-+*/]) (\d+) = (-?\d+)")
+    arith = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+             "/": lambda a, b: a // b if b else None}
+
+    def first_step(row) -> str:
+        m = next((step.match(t) for t in row["seg_text"] if t.startswith("<think>")), None)
+        if m is None:
+            return "no_step"
+        a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+        ops = meta[row["problem_id"]]["math"]["operands"]
+        if [a, b] != ops[:2]:
+            return "operands_wrong"
+        return "result_right" if arith[op](a, b) == c else "result_wrong"
+
+    r["step"] = r.apply(first_step, axis=1)
+
+    def summary(g) -> dict:
+        n = len(g)
+        has = g[g["step"] != "no_step"]
+        copied = has[has["step"] != "operands_wrong"]
+        return {"episodes": n, "pass_at_1": round(float(g["ok"].mean()), 4),
+                "no_step": round(float((g["step"] == "no_step").mean()), 4),
+                "operands_copied": round(len(copied) / max(len(has), 1), 4),
+                "first_result_right": round(float((copied["step"] == "result_right").mean()) if len(copied) else 0.0, 4)}
+
+    return {"all": summary(r), **{t: summary(g) for t, g in r.groupby("template")}}
+
+
+def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, threads: int | None = None,
+             sets: dict | None = None) -> dict:
     from smoke_pipeline import BIN, copy_repo, env
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -47,6 +129,7 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
     params["base_seed"] = seed
     if epochs is not None:
         params["01_base_model"]["epochs"] = float(epochs)
+    apply_sets(params, sets or {})
     pfile = tmp / "params.yaml"
     pfile.write_text(yaml.safe_dump(params, sort_keys=False))
     repo = copy_repo(tmp / "repo", pfile)
@@ -65,7 +148,8 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
            "optimizer_steps": card.get("optimizer_steps"), "train_seconds": card.get("train_seconds"), "bands": bands, "wall_s": round(time.time() - t0, 1),
            "stage_wall_s": {s: m["wall_s"] for s, m in meta.items()},
            "commit": head,  # this checkout's (the copy's own git history is a single throwaway commit)
-           "pretrain_final_loss": card.get("final_loss")}
+           "pretrain_final_loss": card.get("final_loss"), "overrides": sets or {},
+           "math_diagnosis": math_diagnosis(repo / "data")}
     if keep is None:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -94,24 +178,56 @@ def table() -> str:
     return "\n".join(out)
 
 
+def trial_label(t: dict) -> str:
+    """A trial's column label: its ``--name``, or its pretraining epochs for an epochs-only trial."""
+    return t.get("name") or f"{t['epochs']:g} epochs"
+
+
 def trials_table() -> str:
-    """Each sizing trial (docs/data/base_trials/) next to the same base seed at the committed settings."""
-    trials = [json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*_epochs*.json"))]
+    """Each trial (docs/data/base_trials/), a table per trial, its seeds next to the same seeds at the committed
+    settings."""
+    trials = [json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*.json"))]
     if not trials:
         return "No sizing trial has been run."
-    committed = yaml.safe_load((ROOT / "params.yaml").read_text())["01_base_model"]["epochs"]
-    cols = []
-    for t in trials:
-        s = t["base_seed"]
-        ref = (json.loads((ROOT / "results/metrics/sanity_bands.json").read_text()) if s == 0 else
-               json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"])
-        cols += [(f"seed {s}, {committed:g} epochs", ref), (f"seed {s}, {t['epochs']:g} epochs", t["bands"])]
-    out = _bands_table(cols)
-    out[-1] += (". Pretraining: " + "; ".join(f"seed {t['base_seed']}, {t['epochs']:g} epochs: "
-                                              f"{t['optimizer_steps']:,} steps, final loss "
-                                              f"{t['pretrain_final_loss']:.3f}, {t['train_seconds'] / 60:.0f} min "
-                                              f"with {t['threads']} thread(s)" for t in trials) + ".")
+    sections = []
+    for label in dict.fromkeys(map(trial_label, trials)):
+        group = [t for t in trials if trial_label(t) == label]
+        cols = []
+        for t in group:
+            s = t["base_seed"]
+            ref = (json.loads((ROOT / "results/metrics/sanity_bands.json").read_text()) if s == 0 else
+                   json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"])
+            cols += [(f"seed {s}, committed", ref), (f"seed {s}, {label}", t["bands"])]
+        changed = "; ".join(f"`{k}: {json.dumps(v)}`" for k, v in group[0].get("overrides", {}).items())
+        out = [f"**Trial: {label}** ({changed or 'pretraining epochs only'}; code of "
+               f"{', '.join(dict.fromkeys(t['commit'][:7] for t in group))})", ""] + _bands_table(cols)
+        out[-1] += (". Pretraining: " + "; ".join(f"seed {t['base_seed']}: {t['optimizer_steps']:,} steps, final "
+                                                  f"loss {t['pretrain_final_loss']:.3f}, {t['train_seconds'] / 60:.0f}"
+                                                  f" min with {t['threads']} thread(s)" for t in group) + ".")
+        sections.append("\n".join(out))
+    return "\n\n".join(sections)
+
+
+DIAG = OUT / "math_diagnosis_base_seed_0.json"
+DIAG_BLOCK = "math_diagnosis"
+
+
+def diagnosis_table() -> str:
+    """The committed base model's math diagnosis per template, and each trial's (all templates) beside it."""
+    if not DIAG.exists():
+        return "Not measured yet: run `python tools/base_seed_bands.py --diagnose`."
+    rows = [("committed, base seed 0 (" + t + ")", d) for t, d in json.loads(DIAG.read_text()).items()]
+    rows += [(f"trial {trial_label(t)}, base seed {t['base_seed']} (all)", t["math_diagnosis"]["all"])
+             for t in (json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*.json")))
+             if "math_diagnosis" in t]
+    out = ["| base model (templates) | episodes | Pass@1 | no `a op b = c` step | operands copied | first result right |",
+           "|---|---|---|---|---|---|"]
+    out += [f"| {name} | {d['episodes']:,} | {d['pass_at_1']:.3f} | {d['no_step']:.3f} | {d['operands_copied']:.3f} "
+            f"| {d['first_result_right']:.3f} |" for name, d in rows]
     return "\n".join(out)
+
+
+BLOCKS = ((BLOCK, table), (TRIALS_BLOCK, trials_table), (DIAG_BLOCK, diagnosis_table))
 
 
 def write_block() -> None:
@@ -119,31 +235,43 @@ def write_block() -> None:
     from readme_results import render  # the one writer of generated blocks
 
     path = ROOT / "docs" / "base_model.md"
-    path.write_text(render(path.read_text(), ((BLOCK, table), (TRIALS_BLOCK, trials_table)), "docs/base_model.md"))
+    path.write_text(render(path.read_text(), BLOCKS, "docs/base_model.md"))
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("seeds", nargs="*", type=int)
-    ap.add_argument("--report", action="store_true", help="only rewrite the table from the saved files")
+    ap.add_argument("--report", action="store_true", help="only rewrite the tables from the saved files")
     ap.add_argument("--epochs", type=float, default=None, help="a sizing trial with this many pretraining epochs")
+    ap.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE",
+                    help="a trial with this params.yaml override (repeatable; needs --name)")
+    ap.add_argument("--name", default=None, help="the trial's name (its file and column label)")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the run")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="write the committed base model's math diagnosis (reads data/ of this checkout)")
     args = ap.parse_args(argv)
+    sets = parse_sets(args.sets)
+    if sets and not args.name:
+        raise SystemExit("--set needs --name: a trial is saved and labelled by its name")
+    trial = args.epochs is not None or bool(sets)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.diagnose:
+        DIAG.write_text(json.dumps(math_diagnosis(ROOT / "data"), indent=1) + "\n")
     for s in args.seeds:
-        if s == 0 and args.epochs is None:
+        if s == 0 and not trial:
             print("base seed 0 is the committed run; skipped")
             continue
-        d = run_seed(s, epochs=args.epochs, threads=args.threads)
-        if args.epochs is None:
+        d = run_seed(s, epochs=args.epochs, threads=args.threads, sets=sets)
+        if not trial:
             dst = OUT / f"base_seed_{s}.json"
         else:
-            dst = OUT / "base_trials" / f"base_seed_{s}_epochs{args.epochs:g}.json"
+            d["name"] = args.name
+            dst = OUT / "base_trials" / f"base_seed_{s}_{args.name or f'epochs{args.epochs:g}'}.json"
             dst.parent.mkdir(exist_ok=True)
         dst.write_text(json.dumps(d, indent=1) + "\n")
         print(f"base seed {s}: {sum(b['ok'] for b in d['bands']['bands'])} of {len(d['bands']['bands'])} bands met "
               f"({d['wall_s'] / 60:.1f} min)")
-    if args.epochs is None:  # a trial never touches the table of the committed settings
+    if not trial:  # a trial never touches the table of the committed settings
         write_block()
     return 0
 

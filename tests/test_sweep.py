@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from smoke_pipeline import BIN, ROOT, env
+from smoke_pipeline import BIN, ROOT, env, load_tool
 
 from passkt import support, sweep
 from passkt.config import parameters_cell, stage_params
@@ -299,6 +299,35 @@ def test_the_sweep_runs_end_to_end_and_a_second_run_is_a_noop(smoke_repo, tmp_pa
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
     main = _dvc(repo, "status", "dvc.yaml")
     assert main.returncode == 0 and "changed" not in main.stdout, main.stdout  # the sweep leaves the default pipeline as it was
+
+
+def _fake_sweep_root(tmp_path, finished: bool):
+    (tmp_path / "sweep/results").mkdir(parents=True)
+    shutil.copy(ROOT / "sweep/params.yaml", tmp_path / "sweep/params.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    if finished:
+        (tmp_path / "sweep/results/verdict.json").write_text(json.dumps(
+            {"statement": support.STATEMENT, "verdict": "supported", "why": "E shown below +0.05 at chain = 0"}))
+        row = {"chain": 0, "support": 0.0, "chains": 0, "episodes": 6400, "pass64_base": 0.3, "pass64_sft": 0.14,
+               "pass64_rl": 0.25, "E": -0.05, "E_ci_low": -0.14, "E_ci_high": 0.04, "E_sft": -0.16,
+               "E_sft_ci_low": -0.22, "E_sft_ci_high": -0.1, "rl_gained_with_base_chain": 0,
+               "rl_gained_without_chain": 28, "rl_gained_total": 28, "n_replicates": 3, "default_study": False}
+        pd.DataFrame([row, {**row, "chain": 0.35, "support": 0.11, "chains": 707, "default_study": True}]).to_csv(
+            tmp_path / "sweep/results/points.csv", index=False)
+        pd.DataFrame({"wall_s": [1800.0, 1800.0]}).to_csv(tmp_path / "sweep/results/wall_times.csv", index=False)
+    return tmp_path
+
+
+def test_the_readme_sweep_block_is_a_table_once_the_summary_is_current(tmp_path, monkeypatch):
+    rr = load_tool("readme_results", "readme_results_sweep")
+    monkeypatch.setattr(rr, "ROOT", _fake_sweep_root(tmp_path, finished=True))
+    monkeypatch.setattr(rr, "_current_units", lambda lock: {"summary"})
+    text = rr.sweep_block()
+    assert "Verdict: **supported**" in text and "| 0.35 (default study) | 0.1100 (707 of 6,400) |" in text, text
+    assert "| -0.050 [-0.140, +0.040] |" in text and "| 0 / 28 / 28 |" in text, text
+    assert "2 units took 1.0 h" in text and "support_sweep.png" in text
+    monkeypatch.setattr(rr, "_current_units", lambda lock: set())  # a stale summary never shows as the verdict
+    assert "not decided yet" in rr.sweep_block()
 
 
 def test_committed_sweep_results_are_what_sweep_dvc_lock_records():

@@ -333,7 +333,24 @@ def publish(root: Path) -> Path:
         shutil.copy2(f, out / f.name)
     for name in ("verdict.json", "points.csv", "gained_chains.csv", f"{NOTEBOOK}.executed.ipynb", "run_meta.json"):
         shutil.copy2(P.data(NOTEBOOK) / name, out / name)
+    unit_wall_times(root).to_csv(out / "wall_times.csv", index=False)
     return out
+
+
+def unit_wall_times(root: Path) -> pd.DataFrame:
+    """Each sweep unit's last run (``run_meta.json`` of every point's stages and replicates): what the sweep costs."""
+    from passkt.sweep import POINT_STAGES, SWEEP
+
+    rows = []
+    for meta in sorted((Path(root) / SWEEP / "points").glob("chain_*/data/*/**/run_meta.json")):
+        m = json.loads(meta.read_text())
+        if m.get("stage") not in POINT_STAGES:  # data/00_data_prep is the default study's, linked
+            continue
+        rep = meta.parent.name[1:] if meta.parent.name.startswith("r") and meta.parent.name[1:].isdigit() else ""
+        rows.append({"chain": meta.relative_to(Path(root) / SWEEP / "points").parts[0].removeprefix("chain_"),
+                     "stage": m.get("stage"), "replicate": rep, "wall_s": m.get("wall_s"), "start": m.get("start"),
+                     "end": m.get("end")})
+    return pd.DataFrame(rows, columns=["chain", "stage", "replicate", "wall_s", "start", "end"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -554,3 +554,16 @@ def test_decision_gap_names_the_target_and_the_data_factor():
     assert C.decision_gap(float("nan"), 0, 1, 0.05) == "" and C.decision_gap("n/a", None, None, 0.05) == ""
     rows = C.evaluate(stats_all_supported())
     assert all(r["decision_gap"] == "" for r in rows)  # only inconclusive verdicts get one
+    # an equivalence-only target: showing the effect differs from 0 would not decide, so it never sets the target
+    eq = C.decision_gap(-0.027, -0.069, 0.015, 0.05, part="math", goal="equivalence")
+    assert eq.startswith("math: interval half-width 0.042") and "below 0.023" in eq and "3.3x" in eq, eq
+
+
+def test_claim3_names_the_open_part_when_only_math_is_undecided():
+    """Interaction shown above 0, math neither inert nor moved: what would decide it is math's equivalence, not the
+    interaction's interval (which is already narrow enough)."""
+    m = {MATH: -0.027, **{MATH + p: v for p, v in zip(C.EFFECT_PARTS, (-0.077, 0.023, -0.069, 0.015))}}
+    stats = mutate(stats_all_supported(), eff(INTER, 0.127, 0.1) | m)
+    row = next(r for r in C.evaluate(stats) if r["id"] == 3)
+    assert row["verdict"] == INC and row["decision_gap"].startswith("math, RL - base"), row["decision_gap"]
+    assert "already narrow" not in row["decision_gap"] and "3.3x" in row["decision_gap"], row["decision_gap"]

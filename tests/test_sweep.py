@@ -179,6 +179,13 @@ def test_rule8_each_branch(rows, verdict, phrase):
     assert out["verdict"] == verdict and phrase in out["why"], out
 
 
+def test_rule8_says_how_much_data_would_bound_an_open_zero_support_point():
+    rows = [(0, 0, 0.0, 0.02, -0.05, 0.09, 0.08), _GOOD[1]]  # one-sided bound 0.08: half-width 0.06 vs 0.03 needed
+    why = support.rule8(_points(rows))["why"]
+    assert "at chain = 0, its one-sided bound: interval half-width 0.06" in why and "below 0.03" in why, why
+    assert "4.0x the problems" in why, why
+
+
 _GOOD = [(0, 0, 0.0, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)]
 
 

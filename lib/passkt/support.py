@@ -170,8 +170,14 @@ def rule8(points: pd.DataFrame, margin: float = MARGIN) -> dict:
                        "'only where' cannot be tested")
     not_eq = zero[~(zero["E_tost_high"] < margin)]
     if len(not_eq):
+        from passkt.claims import decision_gap
+
+        gaps = "; ".join(
+            decision_gap(r["E"], r["E"] - (r["E_tost_high"] - r["E"]), r["E_tost_high"], margin,
+                         part=f"at chain = {r['chain']:g}, its one-sided bound", goal="equivalence")
+            for _, r in not_eq.iterrows())
         missing.append(f"at zero-support point(s) chain = {names(not_eq)} E is not shown below +{margin} "
-                       "(one-sided TOST bound)")
+                       f"(one-sided TOST bound; {gaps})")
     if pos(supp).empty:
         missing.append("no supported point shows an expansion (interval above 0)")
     if missing:

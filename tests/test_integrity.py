@@ -425,6 +425,8 @@ def test_a_design_trial_sets_only_keys_params_yaml_has_and_is_saved_under_its_na
             bsb.apply_sets(params, bsb.parse_sets(bad))
     with pytest.raises(SystemExit, match="--name"):
         bsb.main(["1", "--set", "01_base_model.epochs=18"])
+    with pytest.raises(SystemExit, match="committed settings under a trial's name"):
+        bsb.main(["1", "--name", "oops"])
     bands = {"bands": [{"band": "x", "ok": True, "value": 0.5, "low": 0, "high": 1}]}
     monkeypatch.setattr(bsb, "OUT", tmp_path)
     monkeypatch.setattr(bsb, "run_seed", lambda s, **kw: {"base_seed": s, "bands": bands, "wall_s": 60.0,
@@ -433,6 +435,9 @@ def test_a_design_trial_sets_only_keys_params_yaml_has_and_is_saved_under_its_na
     assert bsb.main(["2", "--set", "00_data_prep.n_pretrain_math=9000", "--name", "math9000"]) == 0
     saved = json.loads((tmp_path / "base_trials/base_seed_2_math9000.json").read_text())
     assert saved["name"] == "math9000" and saved["overrides"] == {"00_data_prep.n_pretrain_math": 9000}
+    assert bsb.main(["2", "--epochs", "18", "--set", "00_data_prep.n_pretrain_math=9000", "--name", "both"]) == 0
+    both = json.loads((tmp_path / "base_trials/base_seed_2_both.json").read_text())["overrides"]
+    assert both == {"01_base_model.epochs": 18.0, "00_data_prep.n_pretrain_math": 9000}  # the label names both
 
 
 def test_the_math_diagnosis_reads_operands_and_the_first_steps_result(tmp_path):
@@ -447,14 +452,21 @@ def test_the_math_diagnosis_reads_operands_and_the_first_steps_result(tmp_path):
     pd.DataFrame({"id": ["m1", "m2"], "answer": ["15", "6"],
                   "meta": [meta("math_add", ["+"], [4, 11]), meta("math_mul_add", ["*", "+"], [2, 2, 2])]}).to_parquet(
         tmp_path / "00_data_prep/problems/eval_math.parquet")
+    pool = [meta("math_add_sub", ["+", "-"], [4, 11, 3])] * 2 + [meta("math_add", ["+"], [5, 5]), "{}"]  # 4 + 11: twice
+    pd.DataFrame({"category": ["math"] * 3 + ["bridge"], "meta": pool}).to_parquet(
+        tmp_path / "00_data_prep/problems/pretrain.parquet")
     eps = [("m1", "15", ["p", "<think>4 + 11 = 15.</think>", "<answer>15</answer>"]),  # right
            ("m1", "25", ["p", "<think>4 + 11 = 25.</think>", "<answer>25</answer>"]),  # copied, result wrong
            ("m1", "9", ["p", "<think>4 + 5 = 9.</think>", "<answer>9</answer>"]),  # operand wrong
+           ("m1", "44", ["p", "<think>4 * 11 = 44.</think>", "<answer>44</answer>"]),  # operator wrong
            ("m1", "15", ["p", "<answer>15</answer>"]),  # no step, right
            ("m2", "6", ["p", "<think>2 * 2 = 4. 4 + 2 = 6.</think>", "<answer>6</answer>"])]
     pd.DataFrame({"problem_id": [e[0] for e in eps], "category": "math", "answer": [e[1] for e in eps],
                   "seg_text": [e[2] for e in eps]}).to_parquet(tmp_path / "02_base_rollouts/rollouts/shard-00000.parquet")
     d = bsb.math_diagnosis(tmp_path)
-    assert d["math_add"] == {"episodes": 4, "pass_at_1": 0.5, "no_step": 0.25, "operands_copied": round(2 / 3, 4),
+    t = d["templates"]
+    assert t["math_add"] == {"episodes": 5, "pass_at_1": 0.4, "no_step": 0.2, "step_copied": 0.5,
                              "first_result_right": 0.5}
-    assert d["all"]["episodes"] == 5 and d["all"]["pass_at_1"] == 0.6 and d["math_mul_add"]["first_result_right"] == 1.0
+    assert t["all"]["episodes"] == 6 and t["all"]["pass_at_1"] == 0.5 and t["math_mul_add"]["first_result_right"] == 1.0
+    by = {b["exposures"]: (b["problems"], b["pass_at_1"]) for b in d["by_exposure"]}
+    assert by["0"] == (1, 1.0) and by["1-5"] == (1, 0.4) and by["11+"] == (0, None)  # m2's 2 * 2: never; m1's: twice

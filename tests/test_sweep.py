@@ -184,6 +184,9 @@ def test_rule8_says_how_much_data_would_bound_an_open_zero_support_point():
     why = support.rule8(_points(rows))["why"]
     assert "at chain = 0, its one-sided bound: interval half-width 0.06" in why and "below 0.03" in why, why
     assert "4.0x the problems" in why, why
+    # a negative estimate has more room below the margin: -0.04 with bound 0.07 needs 0.11 > 0.09 (0.7x: narrow)
+    neg = support.rule8(_points([(0, 0, 0.0, -0.04, -0.15, 0.08, 0.07), _GOOD[1]]))["why"]
+    assert "half-width 0.11 against the margin 0.05 (estimate -0.04)" in neg and "below 0.09" in neg, neg
 
 
 _GOOD = [(0, 0, 0.0, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)]

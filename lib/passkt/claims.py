@@ -617,25 +617,37 @@ def fill_evidence(template: str, paper: Mapping[str, str]) -> str:
 
 def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "either") -> str:
     """For an inconclusive verdict: how wide its interval is against what a decision needs, and roughly how much
-    more data would give it. An effect is shown when the interval leaves 0 (half-width below |estimate|), no
-    effect when it fits inside ±margin (half-width below margin - |estimate|); the easier of the two sets the
-    target (``goal="equivalence"``: only the second, for a part of a rule that only equivalence decides). Interval
-    widths shrink as 1/sqrt(size), so the factor is (half-width / target)^2 applied to the problems per category
-    and to the training replicates alike (a rough guide: the estimate may move). ``part`` names the effect when it
-    is not the verdict's headline one."""
+    more data would give it. Interval widths shrink as 1/sqrt(size), so the factor is (half-width / target)^2,
+    applied to the problems per category and to the training replicates alike (a rough guide: the estimate may
+    move). ``part`` names the effect when it is not the verdict's headline one. ``goal``:
+
+    - ``"either"``: an effect is shown when the interval leaves 0 (half-width below |estimate|), no effect when it
+      fits inside ±margin (half-width below margin - |estimate|); the easier of the two sets the target;
+    - ``"equivalence"``: only fitting inside ±margin decides (``[low, high]`` is the TOST interval); the binding
+      side is the one towards the estimate's sign;
+    - ``"below"``: only a one-sided bound under +margin decides (``high`` is that bound; the half-width is
+      ``high - estimate`` and the target ``margin - estimate``, signed).
+    """
     try:
         est, lo, hi, m = float(value), float(low), float(high), float(margin)
     except (TypeError, ValueError):
         return ""
     if not all(math.isfinite(x) for x in (est, lo, hi, m)):
         return ""
-    h = (hi - lo) / 2
-    target = m - abs(est) if goal == "equivalence" else max(abs(est), m - abs(est))
+    if goal == "below":
+        h, target = hi - est, m - est
+    elif goal == "equivalence":
+        h, target = (hi - est, m - est) if est >= 0 else (est - lo, m + est)
+    else:
+        h, target = (hi - lo) / 2, max(abs(est), m - abs(est))
     head = (f"{part}: " if part else "") + f"interval half-width {h:.3g} against the margin {m:g} (estimate {est:+.3g})"
     if h <= 0:
         return head + ": the interval has no width (every resample gives the same value); more data of this kind "\
                       "would not change it"
     if target <= 0:
+        if goal in ("below", "equivalence"):
+            return head + ": the estimate is at or beyond the margin, so more data would not bound it inside; it " \
+                          "could instead show the effect beyond the margin, which the rule reads the other way"
         return head + ": the estimate sits on the margin; more data alone would not decide it"
     f = (h / target) ** 2
     if f <= 1:

@@ -317,8 +317,10 @@ def _fake_sweep_root(tmp_path, finished: bool):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     if finished:
         (tmp_path / "sweep/results/verdict.json").write_text(json.dumps(
-            {"statement": support.STATEMENT, "verdict": "supported", "why": "E shown below +0.05 at chain = 0"}))
+            {"statement": support.STATEMENT, "verdict": "supported", "why": "E shown below +0.05 at chain = 0",
+             "margin": 0.05}))
         row = {"chain": 0, "support": 0.0, "chains": 0, "episodes": 6400, "pass64_base": 0.3, "pass64_sft": 0.14,
+               "E_tost_high": 0.027,
                "pass64_rl": 0.25, "E": -0.05, "E_ci_low": -0.14, "E_ci_high": 0.04, "E_sft": -0.16,
                "E_sft_ci_low": -0.22, "E_sft_ci_high": -0.1, "rl_gained_with_base_chain": 0,
                "rl_gained_without_chain": 28, "rl_gained_total": 28, "n_replicates": 3, "default_study": False}
@@ -336,8 +338,12 @@ def test_the_readme_sweep_block_is_a_table_once_the_summary_is_current(tmp_path,
     assert "Verdict: **supported**" in text and "| 0.35 (default study) | 0.1100 (707 of 6,400) |" in text, text
     assert "| -0.050 [-0.140, +0.040] |" in text and "| 0 / 28 / 28 |" in text, text
     assert "2 units took 1.0 h" in text and "support_sweep.png" in text
+    row = rr.claim8_row()  # the audit table's eighth row
+    assert row.startswith("| 8 | (ours) ") and row.endswith("| **supported** |"), row
+    assert "largest one-sided bound of RL − base +0.027 (prior 0; margin 0.05)" in row, row
+    assert "supported: RL − base -0.050 [-0.140, +0.040] (prior 0.35)" in row, row
     monkeypatch.setattr(rr, "_current_units", lambda lock: set())  # a stale summary never shows as the verdict
-    assert "not decided yet" in rr.sweep_block()
+    assert "not decided yet" in rr.sweep_block() and rr.claim8_row() == ""
 
 
 def test_committed_sweep_results_are_what_sweep_dvc_lock_records():

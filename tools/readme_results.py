@@ -84,9 +84,17 @@ def verdict_block() -> str:
             ours += f" [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]"
         out.append(f"| {r['id']} | {_short(r.get('short') or r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
                    f"**{r['verdict'].replace('_', ' ')}** |")
+    eighth = claim8_row()
+    if eighth:
+        out.append(eighth)
     gaps = [f"claim {r['id']}: {r['decision_gap']}" for r in rows if r.get("decision_gap")]
     if gaps:
         out += ["", "Inconclusive, and what would decide them: " + "; ".join(gaps) + "."]
+    if eighth:
+        out += ["", "Claim 8 is ours, not the paper's: its rule was fixed before the support sweep ran, and it is "
+                "decided by the sweep ([below](#beyond-the-paper-when-can-rl-expand-the-boundary); "
+                "[`sweep/results/verdict.json`](sweep/results/verdict.json)), not by stage 07, so that `dvc repro` "
+                "never runs the sweep."]
     n_ok = sum(b["ok"] for b in bands["bands"])
     S = int(stats.get("meta.n_replicates", 1))
     d = "passdiff.bridge.rl_vs_base.kmax"
@@ -253,6 +261,32 @@ def seeds_line() -> str:
             f"sampling seeds and new SFT and GRPO training replicates; same world and base model): "
             f"{len(ids) - len(moved)} of {len(ids)} verdicts unchanged" + (f"; {changes}" if moved else "")
             + " ([side by side](docs/results.md#another-seed))." + _stale_seed_runs())
+
+
+def claim8_row() -> str:
+    """The audit table's eighth row, from the support sweep's summary once it is current (else nothing): the effect
+    the rule found open or decisive at zero support, and the expansion at supported points."""
+    import csv
+
+    res = ROOT / "sweep/results"
+    if not (res / "verdict.json").exists() or "summary" not in _current_units(sweep_lock()):
+        return ""
+    v = json.loads((res / "verdict.json").read_text())
+    with open(res / "points.csv", newline="") as f:
+        pts = list(csv.DictReader(f))
+    zero = [r for r in pts if int(r["chains"]) == 0]
+    supp = [r for r in pts if int(r["chains"]) > 0]
+    parts = []
+    if zero:
+        worst = max(zero, key=lambda r: float(r["E_tost_high"]))
+        parts.append(f"zero support: largest one-sided bound of RL − base {float(worst['E_tost_high']):+.3f} (prior "
+                     f"{float(worst['chain']):g}; margin {v['margin']})")
+    if supp:
+        best = max(supp, key=lambda r: float(r["E_ci_low"]))
+        parts.append(f"supported: RL − base {float(best['E']):+.3f} [{float(best['E_ci_low']):+.3f}, "
+                     f"{float(best['E_ci_high']):+.3f}] (prior {float(best['chain']):g})")
+    return (f"| 8 | (ours) {_short(v['statement'])} | not in the paper | {'; '.join(parts)} | "
+            f"**{v['verdict'].replace('_', ' ')}** |")
 
 
 def sweep_block() -> str:

@@ -73,6 +73,8 @@ def apply_sets(params: dict, sets: dict) -> dict:
 
 
 EXPOSURE_BINS = ((0, 0), (1, 5), (6, 10), (11, 10**9))  # pretraining occurrences of an item's first step
+ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+         "/": lambda a, b: a // b if b else None}  # one step as the prior writes it (integer division)
 
 
 def _first_steps(ops: list[str], operands: list[int]) -> list[tuple[int, str, int]]:
@@ -80,7 +82,7 @@ def _first_steps(ops: list[str], operands: list[int]) -> list[tuple[int, str, in
     out, acc = [], operands[0]
     for op, b in zip(ops, operands[1:]):
         out.append((acc, op, b))
-        acc = {"+": acc + b, "-": acc - b, "*": acc * b, "/": acc // b if b else 0}[op]
+        acc = ARITH[op](acc, b)
     return out
 
 
@@ -108,8 +110,6 @@ def math_diagnosis(data: Path) -> dict:
     r["template"] = r["problem_id"].map(meta.map(lambda m: m["template"]))
     r["ok"] = r["answer"] == r["problem_id"].map(problems["answer"])
     step = re.compile(r"<think>(\d+) ([-+*/]) (\d+) = (-?\d+)")
-    arith = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-             "/": lambda a, b: a // b if b else None}
 
     def first_step(row) -> str:
         m = next((step.match(t) for t in row["seg_text"] if t.startswith("<think>")), None)
@@ -119,7 +119,7 @@ def math_diagnosis(data: Path) -> dict:
         want = meta[row["problem_id"]]["math"]
         if (a, op, b) != (want["operands"][0], want["ops"][0], want["operands"][1]):
             return "step_wrong"
-        return "result_right" if arith[op](a, b) == c else "result_wrong"
+        return "result_right" if ARITH[op](a, b) == c else "result_wrong"
 
     r["step"] = r.apply(first_step, axis=1)
 

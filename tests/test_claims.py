@@ -554,3 +554,31 @@ def test_decision_gap_names_the_target_and_the_data_factor():
     assert C.decision_gap(float("nan"), 0, 1, 0.05) == "" and C.decision_gap("n/a", None, None, 0.05) == ""
     rows = C.evaluate(stats_all_supported())
     assert all(r["decision_gap"] == "" for r in rows)  # only inconclusive verdicts get one
+    # an equivalence-only target: showing the effect differs from 0 would not decide, so it never sets the target
+    eq = C.decision_gap(-0.027, -0.069, 0.015, 0.05, part="math", goal="equivalence")
+    assert eq.startswith("math: interval half-width 0.042") and "below 0.023" in eq and "3.3x" in eq, eq
+    # the binding side of a lopsided TOST interval: a negative estimate is held by its lower end
+    assert "half-width 0.03 " in C.decision_gap(-0.02, -0.05, 0.09, 0.05, goal="equivalence")
+    # a one-sided bound: half-width = bound - estimate, target = margin - estimate (signed; a negative estimate
+    # has more room): -0.01 with bound 0.06: 0.07 against 0.06, (0.07 / 0.06)^2 = 1.4x; +0.02 with 0.08: 4.0x
+    low = C.decision_gap(-0.01, -0.01, 0.06, 0.05, goal="below")
+    assert "half-width 0.07" in low and "below 0.06" in low and "1.4x" in low, low
+    below = C.decision_gap(0.02, 0.02, 0.08, 0.05, goal="below")
+    assert "half-width 0.06" in below and "below 0.03" in below and "4.0x" in below, below
+    # an estimate at or beyond the margin: more data cannot bound it inside (it could decide the other way)
+    for goal in ("below", "equivalence"):
+        assert "could instead show the effect beyond the margin" in C.decision_gap(0.07, 0.0, 0.12, 0.05, goal=goal)
+
+
+def test_claim3_names_the_open_part_when_only_math_is_undecided():
+    """Interaction shown above 0, math neither inert nor moved: what would decide it is math's equivalence, not the
+    interaction's interval (which is already narrow enough)."""
+    m = {MATH: -0.027, **{MATH + p: v for p, v in zip(C.EFFECT_PARTS, (-0.077, 0.023, -0.069, 0.015))}}
+    stats = mutate(stats_all_supported(), eff(INTER, 0.127, 0.1) | m)
+    row = next(r for r in C.evaluate(stats) if r["id"] == 3)
+    assert row["verdict"] == INC and row["decision_gap"].startswith("math, RL - base"), row["decision_gap"]
+    assert "already narrow" not in row["decision_gap"] and "3.3x" in row["decision_gap"], row["decision_gap"]
+    # the interaction not yet above 0: the headline effect is what is open, and the gap reads it
+    open_i = mutate(stats, eff(INTER, 0.05, 0.07))
+    row = next(r for r in C.evaluate(open_i) if r["id"] == 3)
+    assert row["verdict"] == INC and row["decision_gap"].startswith("interval half-width 0.07"), row["decision_gap"]

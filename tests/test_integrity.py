@@ -409,5 +409,64 @@ def test_the_base_seed_tables_in_docs_are_generated_from_the_saved_runs():
     render = load_tool("readme_results", "readme_results_c").render
     bsb = load_tool("base_seed_bands", "base_seed_bands_c")
     text = (ROOT / "docs" / "base_model.md").read_text()
-    assert render(text, ((bsb.BLOCK, bsb.table), (bsb.TRIALS_BLOCK, bsb.trials_table))) == text, \
-        "docs/base_model.md is stale: run python tools/base_seed_bands.py --report"
+    assert render(text, bsb.BLOCKS) == text, "docs/base_model.md is stale: run python tools/base_seed_bands.py --report"
+    assert {name for name, _ in bsb.BLOCKS} == {"base_seeds", "base_trials", "math_diagnosis"}
+
+
+def test_a_design_trial_sets_only_keys_params_yaml_has_and_is_saved_under_its_name(tmp_path, monkeypatch):
+    """--set KEY=VALUE --name NAME: a typo in a key is an error (never the committed settings under a trial's name),
+    a trial needs a name, and it is saved as base_seed_<s>_<name>.json with its overrides."""
+    bsb = load_tool("base_seed_bands", "base_seed_bands_s")
+    params = {"01_base_model": {"epochs": 12.0}, "00_data_prep": {"n_pretrain": 9000, "n_pretrain_math": None}}
+    out = bsb.apply_sets(params, bsb.parse_sets(["00_data_prep.n_pretrain_math=9000", "01_base_model.epochs=18"]))
+    assert out["00_data_prep"]["n_pretrain_math"] == 9000 and out["01_base_model"]["epochs"] == 18
+    for bad in (["00_data_prep.n_pretrain_maths=1"], ["0_data_prep.n_pretrain=1"], ["nokey"]):
+        with pytest.raises(SystemExit):
+            bsb.apply_sets(params, bsb.parse_sets(bad))
+    with pytest.raises(SystemExit, match="--name"):
+        bsb.main(["1", "--set", "01_base_model.epochs=18"])
+    with pytest.raises(SystemExit, match="committed settings under a trial's name"):
+        bsb.main(["1", "--name", "oops"])
+    bands = {"bands": [{"band": "x", "ok": True, "value": 0.5, "low": 0, "high": 1}]}
+    monkeypatch.setattr(bsb, "OUT", tmp_path)
+    monkeypatch.setattr(bsb, "run_seed", lambda s, **kw: {"base_seed": s, "bands": bands, "wall_s": 60.0,
+                                                          "overrides": kw["sets"]})
+    monkeypatch.setattr(bsb, "write_block", lambda: pytest.fail("a trial touched the committed table"))
+    assert bsb.main(["2", "--set", "00_data_prep.n_pretrain_math=9000", "--name", "math9000"]) == 0
+    saved = json.loads((tmp_path / "base_trials/base_seed_2_math9000.json").read_text())
+    assert saved["name"] == "math9000" and saved["overrides"] == {"00_data_prep.n_pretrain_math": 9000}
+    assert bsb.main(["2", "--epochs", "18", "--set", "00_data_prep.n_pretrain_math=9000", "--name", "both"]) == 0
+    both = json.loads((tmp_path / "base_trials/base_seed_2_both.json").read_text())["overrides"]
+    assert both == {"01_base_model.epochs": 18.0, "00_data_prep.n_pretrain_math": 9000}  # the label names both
+
+
+def test_the_math_diagnosis_reads_operands_and_the_first_steps_result(tmp_path):
+    """tools/base_seed_bands.math_diagnosis: per template, Pass@1, episodes without an `a op b = c` step, operands
+    copied from the question, and the first step's result right."""
+    import pandas as pd
+
+    bsb = load_tool("base_seed_bands", "base_seed_bands_d")
+    (tmp_path / "00_data_prep/problems").mkdir(parents=True)
+    (tmp_path / "02_base_rollouts/rollouts").mkdir(parents=True)
+    meta = lambda t, ops, operands: json.dumps({"template": t, "math": {"ops": ops, "operands": operands}})  # noqa: E731
+    pd.DataFrame({"id": ["m1", "m2"], "answer": ["15", "6"],
+                  "meta": [meta("math_add", ["+"], [4, 11]), meta("math_mul_add", ["*", "+"], [2, 2, 2])]}).to_parquet(
+        tmp_path / "00_data_prep/problems/eval_math.parquet")
+    pool = [meta("math_add_sub", ["+", "-"], [4, 11, 3])] * 2 + [meta("math_add", ["+"], [5, 5]), "{}"]  # 4 + 11: twice
+    pd.DataFrame({"category": ["math"] * 3 + ["bridge"], "meta": pool}).to_parquet(
+        tmp_path / "00_data_prep/problems/pretrain.parquet")
+    eps = [("m1", "15", ["p", "<think>4 + 11 = 15.</think>", "<answer>15</answer>"]),  # right
+           ("m1", "25", ["p", "<think>4 + 11 = 25.</think>", "<answer>25</answer>"]),  # copied, result wrong
+           ("m1", "9", ["p", "<think>4 + 5 = 9.</think>", "<answer>9</answer>"]),  # operand wrong
+           ("m1", "44", ["p", "<think>4 * 11 = 44.</think>", "<answer>44</answer>"]),  # operator wrong
+           ("m1", "15", ["p", "<answer>15</answer>"]),  # no step, right
+           ("m2", "6", ["p", "<think>2 * 2 = 4. 4 + 2 = 6.</think>", "<answer>6</answer>"])]
+    pd.DataFrame({"problem_id": [e[0] for e in eps], "category": "math", "answer": [e[1] for e in eps],
+                  "seg_text": [e[2] for e in eps]}).to_parquet(tmp_path / "02_base_rollouts/rollouts/shard-00000.parquet")
+    d = bsb.math_diagnosis(tmp_path)
+    t = d["templates"]
+    assert t["math_add"] == {"episodes": 5, "pass_at_1": 0.4, "no_step": 0.2, "step_copied": 0.5,
+                             "first_result_right": 0.5}
+    assert t["all"]["episodes"] == 6 and t["all"]["pass_at_1"] == 0.5 and t["math_mul_add"]["first_result_right"] == 1.0
+    by = {b["exposures"]: (b["problems"], b["pass_at_1"]) for b in d["by_exposure"]}
+    assert by["0"] == (1, 1.0) and by["1-5"] == (1, 0.4) and by["11+"] == (0, None)  # m2's 2 * 2: never; m1's: twice

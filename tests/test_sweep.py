@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from smoke_pipeline import BIN, ROOT, env
+from smoke_pipeline import BIN, ROOT, env, load_tool
 
 from passkt import support, sweep
 from passkt.config import parameters_cell, stage_params
@@ -131,20 +131,27 @@ def test_support_counts_gold_chains_with_a_wilson_and_a_problem_bootstrap_interv
 
 
 def test_gained_plans_flags_whether_base_wrote_the_winning_chain():
-    rl = pd.DataFrame({"problem_id": ["a", "a", "b", "c", "d"], "correct": [True, False, True, True, True],
-                       "queries": [["X", "Y"], ["Z"], ["P", "Q"], ["M"], ["R", "S", "T"]]})
-    base = pd.DataFrame({"problem_id": ["a", "a", "b", "c", "d"], "correct": [False, False, False, True, False],
-                         "queries": [["x", "y", "y"], ["W"], ["P"], ["M"], ["R", "S"]]})
+    rl = pd.DataFrame({"problem_id": ["a", "a", "b", "c", "d", "e", "f", "f"],
+                       "correct": [True, False, True, True, True, True, True, True],
+                       "queries": [["X", "Y"], ["Z"], ["P", "Q"], ["M"], ["R", "S", "T"], [], ["G"], ["G", "G"]]})
+    base = pd.DataFrame({"problem_id": ["a", "a", "b", "c", "d", "e", "f", "f"],
+                         "correct": [False, False, False, True, False, False, False, False],
+                         "queries": [["x", "y", "y"], ["W"], ["P"], ["M"], ["R", "S"], [], ["G"], ["H"]]})
     g = support.gained_plans(rl, base).set_index("problem_id")
-    assert list(g.index) == ["a", "b", "d"]  # c: base solved it too
+    assert list(g.index) == ["a", "b", "d", "e", "f"]  # c: base solved it too
     assert g.loc["a", "other_wrote_a_winning_chain"]  # the same chain after normalising and dropping the repeat
     assert not g.loc["b", "other_wrote_a_winning_chain"]  # base stopped after the first hop
     assert g.loc["d", "other_wrote_a_winning_chain"]  # the chain is the first two queries; RL searched once more
+    # wins with no search, or one distinct query however repeated, have no chain: never "base wrote it too",
+    # even where base wrote the same (empty or one-query) plan; they are counted apart
+    assert not g.loc["e", "other_wrote_a_winning_chain"] and not g.loc["f", "other_wrote_a_winning_chain"]
+    assert list(g["won_without_two_hop_chain"]) == [False, False, False, True, True]
+    assert list(g["winning_chains"]) == [1, 1, 1, 0, 0]
 
 
-def _points(rows):
+def _points(rows, episodes=6400):
     cols = ["chain", "chains", "wilson_low", "E", "E_ci_low", "E_ci_high", "E_tost_high"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols).assign(episodes=episodes)
 
 
 @pytest.mark.parametrize("rows, verdict, phrase", [
@@ -170,6 +177,54 @@ def _points(rows):
 def test_rule8_each_branch(rows, verdict, phrase):
     out = support.rule8(_points(rows))
     assert out["verdict"] == verdict and phrase in out["why"], out
+
+
+def test_rule8_says_how_much_data_would_bound_an_open_zero_support_point():
+    rows = [(0, 0, 0.0, 0.02, -0.05, 0.09, 0.08), _GOOD[1]]  # one-sided bound 0.08: half-width 0.06 vs 0.03 needed
+    why = support.rule8(_points(rows))["why"]
+    assert "at chain = 0, its one-sided bound: interval half-width 0.06" in why and "below 0.03" in why, why
+    assert "4.0x the problems" in why, why
+    # a negative estimate has more room below the margin: -0.04 with bound 0.07 needs 0.11 > 0.09 (0.7x: narrow)
+    neg = support.rule8(_points([(0, 0, 0.0, -0.04, -0.15, 0.08, 0.07), _GOOD[1]]))["why"]
+    assert "half-width 0.11 against the margin 0.05 (estimate -0.04)" in neg and "below 0.09" in neg, neg
+
+
+_GOOD = [(0, 0, 0.0, 0.0, -0.03, 0.03, 0.02), (0.35, 900, 0.1, 0.1, 0.02, 0.18, 0.16)]
+
+
+def test_rule8_zero_support_needs_enough_episodes_for_the_documented_bound():
+    assert support.zero_support_bound(6400) < support.ZERO_BOUND < support.zero_support_bound(5000)
+    assert abs(support.zero_support_bound(6400) - 0.000468) < 1e-6
+    assert support.rule8(_points(_GOOD))["verdict"] == "supported"
+    out = support.rule8(_points(_GOOD, episodes=[5000, 6400]))  # none in 5,000: not enough to call it zero
+    assert out["verdict"] == "not evaluated" and "too few" in out["why"] and "5000" in out["why"], out
+    # a supported point needs no such bound: one chain in few episodes is support
+    assert support.rule8(_points(_GOOD, episodes=[6400, 100]))["verdict"] == "supported"
+
+
+@pytest.mark.parametrize("column, values", [("n", [64, 32]), ("bridge_problems", [100, 90]),
+                                            ("n_replicates", [3, 1]), ("n", [64, float("nan")])])
+def test_rule8_is_not_evaluated_where_the_points_are_not_comparable(column, values):
+    out = support.rule8(_points(_GOOD).assign(**{column: values}))
+    assert out["verdict"] == "not evaluated" and column in out["why"], out
+    assert support.rule8(_points(_GOOD).assign(**{column: values[:1] * 2}))["verdict"] == "supported"
+
+
+def test_the_sweep_figure_sets_points_of_equal_support_apart(tmp_path):
+    """Several prior shares can leave zero measured support: their markers must not sit on one another."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = [(c, 0, 0.0, -0.05, -0.12, 0.02, 0.01) for c in (0, 0.01, 0.03)] + [_GOOD[1]]
+    p = _points(rows).assign(support=lambda d: d["chains"] / d["episodes"], wilson_high=0.0006,
+                             E_sft=-0.1, E_sft_ci_low=-0.2, E_sft_ci_high=0.0, prior_support=0.0)
+    fig, data = support.sweep_figure(p, support.MARGIN, "caption", 64)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    rl = [c for c in ax.get_children() if isinstance(c, matplotlib.lines.Line2D) and c.get_marker() == "o"]
+    xs = [ln.get_transform().transform(ln.get_xydata())[0, 0] for ln in rl]  # display x of each RL marker
+    assert len(xs) == 4 and len({round(x) for x in xs[:3]}) == 3, xs  # the three zero-support points apart
+    assert list(data["chain"]) == [0, 0.01, 0.03, 0.35]
 
 
 def test_rule8_margin_is_the_audits_boundary_margin():
@@ -254,6 +309,35 @@ def test_the_sweep_runs_end_to_end_and_a_second_run_is_a_noop(smoke_repo, tmp_pa
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
     main = _dvc(repo, "status", "dvc.yaml")
     assert main.returncode == 0 and "changed" not in main.stdout, main.stdout  # the sweep leaves the default pipeline as it was
+
+
+def _fake_sweep_root(tmp_path, finished: bool):
+    (tmp_path / "sweep/results").mkdir(parents=True)
+    shutil.copy(ROOT / "sweep/params.yaml", tmp_path / "sweep/params.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    if finished:
+        (tmp_path / "sweep/results/verdict.json").write_text(json.dumps(
+            {"statement": support.STATEMENT, "verdict": "supported", "why": "E shown below +0.05 at chain = 0"}))
+        row = {"chain": 0, "support": 0.0, "chains": 0, "episodes": 6400, "pass64_base": 0.3, "pass64_sft": 0.14,
+               "pass64_rl": 0.25, "E": -0.05, "E_ci_low": -0.14, "E_ci_high": 0.04, "E_sft": -0.16,
+               "E_sft_ci_low": -0.22, "E_sft_ci_high": -0.1, "rl_gained_with_base_chain": 0,
+               "rl_gained_without_chain": 28, "rl_gained_total": 28, "n_replicates": 3, "default_study": False}
+        pd.DataFrame([row, {**row, "chain": 0.35, "support": 0.11, "chains": 707, "default_study": True}]).to_csv(
+            tmp_path / "sweep/results/points.csv", index=False)
+        pd.DataFrame({"wall_s": [1800.0, 1800.0]}).to_csv(tmp_path / "sweep/results/wall_times.csv", index=False)
+    return tmp_path
+
+
+def test_the_readme_sweep_block_is_a_table_once_the_summary_is_current(tmp_path, monkeypatch):
+    rr = load_tool("readme_results", "readme_results_sweep")
+    monkeypatch.setattr(rr, "ROOT", _fake_sweep_root(tmp_path, finished=True))
+    monkeypatch.setattr(rr, "_current_units", lambda lock: {"summary"})
+    text = rr.sweep_block()
+    assert "Verdict: **supported**" in text and "| 0.35 (default study) | 0.1100 (707 of 6,400) |" in text, text
+    assert "| -0.050 [-0.140, +0.040] |" in text and "| 0 / 28 / 28 |" in text, text
+    assert "2 units took 1.0 h" in text and "support_sweep.png" in text
+    monkeypatch.setattr(rr, "_current_units", lambda lock: set())  # a stale summary never shows as the verdict
+    assert "not decided yet" in rr.sweep_block()
 
 
 def test_committed_sweep_results_are_what_sweep_dvc_lock_records():

@@ -72,14 +72,30 @@ def apply_sets(params: dict, sets: dict) -> dict:
     return params
 
 
-def math_diagnosis(data: Path) -> dict:
-    """Where the base model's math answers go wrong, from a run's rollouts (T = 0) and evaluation math problems.
+EXPOSURE_BINS = ((0, 0), (1, 5), (6, 10), (11, 10**9))  # pretraining occurrences of an item's first step
 
-    Per template and overall: Pass@1; the share of episodes with no ``a op b = c`` step; of those with one, the
-    share whose operands are the question's first two; and of those, the share whose result is right. The prior
-    writes a wrong last step on purpose (its ``slip`` strategy), so a perfect imitator is right on the single-step
-    templates' one step in 0.5 / 0.85 of the traces that have one."""
+
+def _first_steps(ops: list[str], operands: list[int]) -> list[tuple[int, str, int]]:
+    """The ``a op b`` steps of a math problem, left to right, as the prior writes them."""
+    out, acc = [], operands[0]
+    for op, b in zip(ops, operands[1:]):
+        out.append((acc, op, b))
+        acc = {"+": acc + b, "-": acc - b, "*": acc * b, "/": acc // b if b else 0}[op]
+    return out
+
+
+def math_diagnosis(data: Path) -> dict:
+    """Where the base model's math answers go wrong, from a run's rollouts (T = 0), its evaluation math problems and
+    its pretraining pool.
+
+    ``templates`` (per template and ``all``): Pass@1; the share of episodes with no ``a op b = c`` step; of those
+    with one, the share whose first step is the question's (its first two operands and its first operator); and of
+    those, the share whose result is right. The prior writes a wrong last step on purpose (its ``slip`` strategy),
+    so a perfect imitator is right on the single-step templates' one step in 0.5 / 0.85 of the traces that have
+    one. ``by_exposure``: the evaluation problems grouped by how often their first step (``a op b``) occurs as a
+    step of a pretraining math problem (the evaluation instances themselves never do), with their mean Pass@1."""
     import re
+    from collections import Counter
 
     import pandas as pd
 
@@ -100,9 +116,9 @@ def math_diagnosis(data: Path) -> dict:
         if m is None:
             return "no_step"
         a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
-        ops = meta[row["problem_id"]]["math"]["operands"]
-        if [a, b] != ops[:2]:
-            return "operands_wrong"
+        want = meta[row["problem_id"]]["math"]
+        if (a, op, b) != (want["operands"][0], want["ops"][0], want["operands"][1]):
+            return "step_wrong"
         return "result_right" if arith[op](a, b) == c else "result_wrong"
 
     r["step"] = r.apply(first_step, axis=1)
@@ -110,13 +126,25 @@ def math_diagnosis(data: Path) -> dict:
     def summary(g) -> dict:
         n = len(g)
         has = g[g["step"] != "no_step"]
-        copied = has[has["step"] != "operands_wrong"]
+        copied = has[has["step"] != "step_wrong"]
         return {"episodes": n, "pass_at_1": round(float(g["ok"].mean()), 4),
                 "no_step": round(float((g["step"] == "no_step").mean()), 4),
-                "operands_copied": round(len(copied) / max(len(has), 1), 4),
+                "step_copied": round(len(copied) / max(len(has), 1), 4),
                 "first_result_right": round(float((copied["step"] == "result_right").mean()) if len(copied) else 0.0, 4)}
 
-    return {"all": summary(r), **{t: summary(g) for t, g in r.groupby("template")}}
+    pool = pd.read_parquet(data / "00_data_prep/problems/pretrain.parquet", columns=["category", "meta"])
+    seen = Counter(s for m in pool.loc[pool["category"] == "math", "meta"].map(json.loads)
+                   for s in _first_steps(m["math"]["ops"], m["math"]["operands"]))
+    exposure = meta.map(lambda m: seen[_first_steps(m["math"]["ops"], m["math"]["operands"])[0]])
+    per_problem = r.groupby("problem_id")["ok"].mean()
+    by_exposure = []
+    for lo, hi in EXPOSURE_BINS:
+        ids = exposure[(exposure >= lo) & (exposure <= hi)].index
+        by_exposure.append({"exposures": f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"),
+                            "problems": int(len(ids)),
+                            "pass_at_1": round(float(per_problem.reindex(ids).mean()), 4) if len(ids) else None})
+    return {"templates": {"all": summary(r), **{t: summary(g) for t, g in r.groupby("template")}},
+            "by_exposure": by_exposure}
 
 
 def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, threads: int | None = None,
@@ -213,17 +241,29 @@ DIAG_BLOCK = "math_diagnosis"
 
 
 def diagnosis_table() -> str:
-    """The committed base model's math diagnosis per template, and each trial's (all templates) beside it."""
+    """The committed base model's math diagnosis per template, each trial's (all templates) beside it, and the
+    committed model's Pass@1 by pretraining exposure of the first step."""
     if not DIAG.exists():
         return "Not measured yet: run `python tools/base_seed_bands.py --diagnose`."
-    rows = [("committed, base seed 0 (" + t + ")", d) for t, d in json.loads(DIAG.read_text()).items()]
-    rows += [(f"trial {trial_label(t)}, base seed {t['base_seed']} (all)", t["math_diagnosis"]["all"])
+    sys.path.insert(0, str(ROOT / "tools"))
+    from readme_results import base_model_hash
+
+    d = json.loads(DIAG.read_text())
+    stale = d.get("base_model") != base_model_hash(ROOT / "dvc.lock")
+    rows = [("committed, base seed 0 (" + t + ")", v) for t, v in d["templates"].items()]
+    rows += [(f"trial {trial_label(t)}, base seed {t['base_seed']} (all)", t["math_diagnosis"]["templates"]["all"])
              for t in (json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*.json")))
-             if "math_diagnosis" in t]
-    out = ["| base model (templates) | episodes | Pass@1 | no `a op b = c` step | operands copied | first result right |",
-           "|---|---|---|---|---|---|"]
-    out += [f"| {name} | {d['episodes']:,} | {d['pass_at_1']:.3f} | {d['no_step']:.3f} | {d['operands_copied']:.3f} "
-            f"| {d['first_result_right']:.3f} |" for name, d in rows]
+             if "templates" in t.get("math_diagnosis", {})]
+    out = (["**Stale: the committed base model changed since this was measured; run `python tools/base_seed_bands.py "
+            "--diagnose --report`.**", ""] if stale else [])
+    out += ["| base model (templates) | episodes | Pass@1 | no `a op b = c` step | question's first step copied "
+            "| first result right |", "|---|---|---|---|---|---|"]
+    out += [f"| {name} | {v['episodes']:,} | {v['pass_at_1']:.3f} | {v['no_step']:.3f} | {v['step_copied']:.3f} "
+            f"| {v['first_result_right']:.3f} |" for name, v in rows]
+    out += ["", "Committed base model, evaluation math problems by how often their first step occurs as a step of a "
+            "pretraining math problem:", "", "| occurrences in the pool | problems | Pass@1 |", "|---|---|---|"]
+    out += [f"| {b['exposures']} | {b['problems']} | " + ("–" if b["pass_at_1"] is None else f"{b['pass_at_1']:.3f}")
+            + " |" for b in d["by_exposure"]]
     return "\n".join(out)
 
 
@@ -253,10 +293,18 @@ def main(argv: list[str]) -> int:
     sets = parse_sets(args.sets)
     if sets and not args.name:
         raise SystemExit("--set needs --name: a trial is saved and labelled by its name")
+    if args.name and not sets and args.epochs is None:
+        raise SystemExit("--name without --set or --epochs would run the committed settings under a trial's name")
+    if sets and args.epochs is not None:  # recorded with the other overrides, so the trial's label names it
+        sets = {"01_base_model.epochs": float(args.epochs), **sets}
     trial = args.epochs is not None or bool(sets)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.diagnose:
-        DIAG.write_text(json.dumps(math_diagnosis(ROOT / "data"), indent=1) + "\n")
+        sys.path.insert(0, str(ROOT / "tools"))
+        from readme_results import base_model_hash
+
+        DIAG.write_text(json.dumps({"base_model": base_model_hash(ROOT / "dvc.lock"), **math_diagnosis(ROOT / "data")},
+                                   indent=1) + "\n")
     for s in args.seeds:
         if s == 0 and not trial:
             print("base seed 0 is the committed run; skipped")

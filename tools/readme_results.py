@@ -273,13 +273,28 @@ def sweep_block() -> str:
         v = json.loads((res / "verdict.json").read_text())
         with open(res / "points.csv", newline="") as f:
             pts = list(csv.DictReader(f))
-        cells = "; ".join(
-            f"prior {float(r['chain']):g}: support {float(r['support']):.4f} ({int(r['chains'])} of {int(r['episodes'])}"
-            f" episodes), RL − base {float(r['E']):+.3f} [{float(r['E_ci_low']):+.3f}, {float(r['E_ci_high']):+.3f}]"
-            for r in pts)
-        return (f"**Claim 8 (ours): {v['statement']}** Verdict: **{v['verdict']}** — {v['why']}. Per point "
-                f"(bridge, Pass@64 at T = {sp['08_support_sweep']['T_eval']}; the base model's measured support "
-                f"for the gold chain): {cells}.\n\n![support sweep](sweep/results/support_sweep.png)")
+        iv = lambda r, t: f"{float(r[t]):+.3f} [{float(r[t + '_ci_low']):+.3f}, {float(r[t + '_ci_high']):+.3f}]"  # noqa: E731
+        rows = ["| prior chain share | base's measured support (gold-chain episodes) | Pass@64 base / SFT / RL "
+                "| RL − base [95%] | SFT − base [95%] | RL's gained problems: with a chain base also wrote / won "
+                "without a two-hop chain / all |", "|---|---|---|---|---|---|"]
+        for r in pts:
+            rows.append(
+                f"| {float(r['chain']):g}{' (default study)' if r['default_study'] == 'True' else ''} "
+                f"| {float(r['support']):.4f} ({int(r['chains'])} of {int(r['episodes']):,}) "
+                f"| {float(r['pass64_base']):.2f} / {float(r['pass64_sft']):.2f} / {float(r['pass64_rl']):.2f} "
+                f"| {iv(r, 'E')} | {iv(r, 'E_sft')} | {int(r['rl_gained_with_base_chain'])} / "
+                f"{int(r['rl_gained_without_chain'])} / {int(r['rl_gained_total'])} |")
+        wall = ""
+        if (res / "wall_times.csv").exists():
+            with open(res / "wall_times.csv", newline="") as f:
+                w = [float(r["wall_s"]) for r in csv.DictReader(f)]
+            wall = (f" The sweep's {len(w)} units took {sum(w) / 3600:.1f} h of wall time on this 2-core machine, "
+                    "run by run ([per unit](sweep/results/wall_times.csv)).")
+        reps = int(float(pts[0]["n_replicates"]))
+        return (f"**Claim 8 (ours): {v['statement']}** Verdict: **{v['verdict']}** — {v['why']}.\n\n"
+                + "\n".join(rows) + f"\n\nBridge at T = {sp['08_support_sweep']['T_eval']}; gained problems summed "
+                f"over the {reps} training replicates; intervals resample replicates, then problems.{wall}\n\n"
+                "![support sweep](sweep/results/support_sweep.png)")
     points = [str(c) for c in sp["points"]]
     reps = yaml.safe_load((ROOT / "params.yaml").read_text())["replicates"]
     units = {c: [f"{s}@{c}" for s in POINT_STAGES if s not in REPLICATED]

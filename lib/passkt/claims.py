@@ -66,6 +66,10 @@ class Verdict:
     value: float | str | None
     interval: tuple[float, float] | None
     explanation: str
+    # For an inconclusive verdict whose headline effect is already decided: the part of the rule still open, as
+    # (part, estimate, low, high, margin, goal) for :func:`decision_gap` (goal "equivalence": only showing the part
+    # inside ±margin decides it, so [low, high] is its TOST interval).
+    pending: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -353,7 +357,11 @@ def specific_to_compositional(stats: Stats) -> Verdict:
         return _verdict(CONTRADICTED, i, f"no bridge-specific gain, or RL moves math: {why}")
     if i.above_zero and math_inert:
         return _verdict(SUPPORTED, i, f"bridge gains more than comparison and math is inert: {why}")
-    return _verdict(INCONCLUSIVE, i, why)
+    pending = None
+    if i.above_zero:  # only "math is inert" is open, and only its equivalence would decide the claim
+        pending = ("math, RL - base (its TOST interval)", m.estimate, m.tost_low, m.tost_high, MARGIN_TASK,
+                   "equivalence")
+    return Verdict(INCONCLUSIVE, i.estimate, (i.low, i.high), why, pending)
 
 
 CLAIM_3 = Claim(
@@ -607,25 +615,39 @@ def fill_evidence(template: str, paper: Mapping[str, str]) -> str:
     return _FIELD.sub(lambda m: paper[m.group(1)], template)
 
 
-def decision_gap(value, low, high, margin: float) -> str:
+def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "either") -> str:
     """For an inconclusive verdict: how wide its interval is against what a decision needs, and roughly how much
-    more data would give it. An effect is shown when the interval leaves 0 (half-width below |estimate|), no
-    effect when it fits inside ±margin (half-width below margin - |estimate|); the easier of the two sets the
-    target. Interval widths shrink as 1/sqrt(size), so the factor is (half-width / target)^2 applied to the
-    problems per category and to the training replicates alike (a rough guide: the estimate may move)."""
+    more data would give it. Interval widths shrink as 1/sqrt(size), so the factor is (half-width / target)^2,
+    applied to the problems per category and to the training replicates alike (a rough guide: the estimate may
+    move). ``part`` names the effect when it is not the verdict's headline one. ``goal``:
+
+    - ``"either"``: an effect is shown when the interval leaves 0 (half-width below |estimate|), no effect when it
+      fits inside ±margin (half-width below margin - |estimate|); the easier of the two sets the target;
+    - ``"equivalence"``: only fitting inside ±margin decides (``[low, high]`` is the TOST interval); the binding
+      side is the one towards the estimate's sign;
+    - ``"below"``: only a one-sided bound under +margin decides (``high`` is that bound; the half-width is
+      ``high - estimate`` and the target ``margin - estimate``, signed).
+    """
     try:
         est, lo, hi, m = float(value), float(low), float(high), float(margin)
     except (TypeError, ValueError):
         return ""
     if not all(math.isfinite(x) for x in (est, lo, hi, m)):
         return ""
-    h = (hi - lo) / 2
-    target = max(abs(est), m - abs(est))
-    head = f"interval half-width {h:.3g} against the margin {m:g} (estimate {est:+.3g})"
+    if goal == "below":
+        h, target = hi - est, m - est
+    elif goal == "equivalence":
+        h, target = (hi - est, m - est) if est >= 0 else (est - lo, m + est)
+    else:
+        h, target = (hi - lo) / 2, max(abs(est), m - abs(est))
+    head = (f"{part}: " if part else "") + f"interval half-width {h:.3g} against the margin {m:g} (estimate {est:+.3g})"
     if h <= 0:
         return head + ": the interval has no width (every resample gives the same value); more data of this kind "\
                       "would not change it"
     if target <= 0:
+        if goal in ("below", "equivalence"):
+            return head + ": the estimate is at or beyond the margin, so more data would not bound it inside; it " \
+                          "could instead show the effect beyond the margin, which the rule reads the other way"
         return head + ": the estimate sits on the margin; more data alone would not decide it"
     f = (h / target) ** 2
     if f <= 1:
@@ -660,8 +682,9 @@ def evaluate(stats: Stats, claims: tuple[Claim, ...] = CLAIMS, paper: Mapping[st
                 "ci_high": v.interval[1] if v.interval else None,
                 "explanation": v.explanation,
                 "uncertainty": level if v.verdict != NOT_EVALUATED else "",
-                "decision_gap": decision_gap(v.value, *(v.interval or (None, None)), c.margin)
-                if v.verdict == INCONCLUSIVE else "",
+                "decision_gap": "" if v.verdict != INCONCLUSIVE else (
+                    decision_gap(*v.pending[1:5], part=v.pending[0], goal=v.pending[5]) if v.pending else
+                    decision_gap(v.value, *(v.interval or (None, None)), c.margin)),
             }
         )
     return rows

@@ -5,8 +5,9 @@
   bridge entity), with a Wilson interval over episodes and a bootstrap interval over problems. Measured from
   rollouts, never read from the prior weight.
 - **Prior support**: the same share in the point's pretraining transcripts (what the knob set, as written).
-- **Gained chains**: for each problem RL solves and base never does (n = 64, one replicate), whether the search
-  chain (first two distinct queries) of one of RL's successful episodes is one the base model also wrote there.
+- **Gained chains**: for each problem RL solves and base never does (n = 64, one replicate), whether the two-hop
+  search chain (first two distinct queries) of one of RL's successful episodes is one the base model also wrote
+  there. A win with fewer than two distinct queries has no chain (a guess, or one hop): it is counted apart.
 - **The effect** E = Pass@64(RL) - Pass@64(base) on bridge at T_eval, with the two-level (replicates, then problems)
   interval and TOST bound of stage 05, read from each point's ``metrics.json``.
 - :func:`rule8` turns the points into the eighth verdict.
@@ -22,6 +23,8 @@ import pandas as pd
 
 NOTEBOOK = "08_support_sweep"  # the summary: `python -m passkt.run 08_support_sweep --params sweep/params.yaml`
 MARGIN = 0.05  # = claims.MARGIN_BOUNDARY, fixed in docs/support_sweep.md
+ALPHA = 0.05  # one-sided level of the zero-support bound (docs/support_sweep.md: "one-sided 95% upper bound")
+ZERO_BOUND = 0.0005  # zero support: no gold chain, and that bound below this (0 of 6,400 episodes gives 0.00047)
 STATEMENT = "RL expands the boundary only where the base model's support for the needed strategy is non-zero."
 
 
@@ -101,40 +104,63 @@ def prior_support(transcripts: pd.DataFrame, problems: list[dict]) -> dict:
 
 def gained_plans(solver: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """For each problem the solver solves and the other never does (one replicate, same episodes per problem):
-    whether the search chain (first two distinct normalised queries) of one of the solver's successful episodes
-    is a chain the other policy also wrote on that problem."""
+    how many distinct two-hop chains (first two distinct normalised queries) the solver won with, whether one of
+    them is a chain the other policy also wrote on that problem, and whether the solver won there only without a
+    two-hop chain (no search or one distinct query: a guess or a lucky first hop, which no chain explains)."""
     rows = []
     chain = lambda q: plan_of(q)[:2]  # noqa: E731
-    o_chains = other.groupby("problem_id")["queries"].agg(lambda qs: {chain(q) for q in qs})
+    o_chains = other.groupby("problem_id")["queries"].agg(lambda qs: {c for q in qs if len(c := chain(q)) == 2})
     o_solved = other.groupby("problem_id")["correct"].any()
     for pid, g in solver.groupby("problem_id"):
         if not g["correct"].any() or o_solved.get(pid, True):
             continue
-        wins = {chain(q) for q in g.loc[g["correct"], "queries"]}
+        wins = {c for q in g.loc[g["correct"], "queries"] if len(c := chain(q)) == 2}
         rows.append({"problem_id": pid, "winning_chains": len(wins),
-                     "other_wrote_a_winning_chain": bool(wins & o_chains.get(pid, set()))})
-    return pd.DataFrame(rows, columns=["problem_id", "winning_chains", "other_wrote_a_winning_chain"])
+                     "other_wrote_a_winning_chain": bool(wins & o_chains.get(pid, set())),
+                     "won_without_two_hop_chain": not wins})
+    return pd.DataFrame(rows, columns=["problem_id", "winning_chains", "other_wrote_a_winning_chain",
+                                       "won_without_two_hop_chain"])
 
 
 # ----------------------------------------------------------------------------------------- the eighth rule
 
 
+def zero_support_bound(episodes, alpha: float = ALPHA):
+    """The exact one-sided (1 - alpha) upper bound of a share seen 0 times in ``episodes``: 1 - alpha^(1/n)."""
+    return 1.0 - alpha ** (1.0 / np.asarray(episodes, dtype=float))
+
+
+COMPARABLE = ("n", "bridge_problems", "n_replicates")  # must be one value across the points (docs/support_sweep.md)
+
+
 def rule8(points: pd.DataFrame, margin: float = MARGIN) -> dict:
     """docs/support_sweep.md's rule. ``points``: one row per sweep point with ``chain`` (the prior share),
-    ``chains`` (the base model's gold-chain episodes), and the RL - base Pass@64 effect ``E`` with its two-level
-    interval ``E_ci_low``/``E_ci_high`` and ``E_tost_high`` (the upper bound of its TOST interval, i.e. the
-    one-sided bound at the audit's alpha).
+    ``chains`` and ``episodes`` (the base model's gold-chain episodes of all its bridge episodes), and the RL - base
+    Pass@64 effect ``E`` with its two-level interval ``E_ci_low``/``E_ci_high`` and ``E_tost_high`` (the upper
+    bound of its TOST interval, i.e. the one-sided bound at the audit's alpha); where present, the columns of
+    ``COMPARABLE`` must hold one value across the points (the same evaluation and replicates everywhere).
 
-    Zero-support: no gold-chain episode; supported: one or more (the Wilson lower bound of x/n is above 0 exactly
-    when x > 0). A zero-support point with E shown positive contradicts the claim, whatever else holds there (an
-    expansion without support is what the claim rules out; PRECEDENCE of passkt.claims)."""
-    if points[["E", "E_ci_low", "E_ci_high", "E_tost_high"]].isna().any().any():
-        bad = points.loc[points[["E", "E_ci_low", "E_ci_high", "E_tost_high"]].isna().any(axis=1), "chain"]
-        return {"verdict": "not evaluated", "why": "E or its interval is missing at chain = "
-                + ", ".join(f"{c:g}" for c in bad)}
-    zero, supp = points[points["chains"] == 0], points[points["chains"] > 0]
-    pos = lambda d: d[d["E_ci_low"] > 0]  # noqa: E731
+    Zero-support: no gold-chain episode, in enough episodes that the one-sided 95% upper bound of the support is
+    below ``ZERO_BOUND``; supported: one or more (the Wilson lower bound of x/n is above 0 exactly when x > 0). A
+    point with none in too few episodes is neither, and the rule is not evaluated. A zero-support point with E
+    shown positive contradicts the claim, whatever else holds there (an expansion without support is what the
+    claim rules out; PRECEDENCE of passkt.claims)."""
     names = lambda d: ", ".join(f"{c:g}" for c in d["chain"])  # noqa: E731
+    if points[["E", "E_ci_low", "E_ci_high", "E_tost_high"]].isna().any().any():
+        bad = points[points[["E", "E_ci_low", "E_ci_high", "E_tost_high"]].isna().any(axis=1)]
+        return {"verdict": "not evaluated", "why": f"E or its interval is missing at chain = {names(bad)}"}
+    differ = [c for c in COMPARABLE if c in points and (points[c].nunique() > 1 or points[c].isna().any())]
+    if differ:
+        return {"verdict": "not evaluated", "why": "the points differ in " + ", ".join(
+            f"{c} ({', '.join(f'{v:g}' for v in points[c])})" for c in differ)}
+    none = points["chains"] == 0
+    short = points[none & ~(zero_support_bound(points["episodes"]) < ZERO_BOUND)]
+    if len(short):
+        return {"verdict": "not evaluated", "why": f"no gold chain at chain = {names(short)}, but in too few "
+                f"episodes ({', '.join(str(int(e)) for e in short['episodes'])}) to bound the support below "
+                f"{ZERO_BOUND}"}
+    zero, supp = points[none], points[points["chains"] > 0]
+    pos = lambda d: d[d["E_ci_low"] > 0]  # noqa: E731
     if len(pos(zero)):
         return {"verdict": "contradicted",
                 "why": f"RL expanded the boundary (interval above 0) at zero-support point(s) chain = {names(pos(zero))}"}
@@ -144,8 +170,14 @@ def rule8(points: pd.DataFrame, margin: float = MARGIN) -> dict:
                        "'only where' cannot be tested")
     not_eq = zero[~(zero["E_tost_high"] < margin)]
     if len(not_eq):
+        from passkt.claims import decision_gap
+
+        gaps = "; ".join(
+            decision_gap(r["E"], r["E"], r["E_tost_high"], margin,
+                         part=f"at chain = {r['chain']:g}, its one-sided bound", goal="below")
+            for _, r in not_eq.iterrows())
         missing.append(f"at zero-support point(s) chain = {names(not_eq)} E is not shown below +{margin} "
-                       "(one-sided TOST bound)")
+                       f"(one-sided TOST bound; {gaps})")
     if pos(supp).empty:
         missing.append("no supported point shows an expansion (interval above 0)")
     if missing:
@@ -187,6 +219,9 @@ def point_row(ws: Path, problems_dir: Path, T: int, temperature: float, n_boot: 
 
     base = eps("base", 0)
     row = {"chain": chain, **support(base, bridge, n_boot=n_boot, seed=seed, ci=ci)}
+    row["zero_support_bound"] = float(zero_support_bound(row["episodes"])) if row["chains"] == 0 else float("nan")
+    row["n"] = float(stats["meta.n"])  # NaN where the policies' n differ (metrics.pass_metrics)
+    row["bridge_problems"] = float(stats["meta.n_problems.bridge"])
     pre = data.load_problems(problems_dir, "pretrain")
     row.update(prior_support(pd.read_parquet(P.data("01_base_model") / "transcripts.parquet",
                                              columns=["problem_id", "category", "text"]), pre))
@@ -215,8 +250,9 @@ def point_row(ws: Path, problems_dir: Path, T: int, temperature: float, n_boot: 
         g.insert(0, "replicate", r)
         plans.append(g)
     plans = pd.concat(plans, ignore_index=True)
-    row["rl_gained_total"] = int(len(plans))
+    row["rl_gained_total"] = int(len(plans))  # summed over replicates (rl_gained: stage 05's mean per replicate)
     row["rl_gained_with_base_chain"] = int(plans["other_wrote_a_winning_chain"].sum()) if len(plans) else 0
+    row["rl_gained_without_chain"] = int(plans["won_without_two_hop_chain"].sum()) if len(plans) else 0
     plans.insert(0, "chain", chain)
     return row, plans
 
@@ -226,43 +262,62 @@ def point_row(ws: Path, problems_dir: Path, T: int, temperature: float, n_boot: 
 
 def sweep_figure(points: pd.DataFrame, margin: float, caption: str, n: int):
     """Left: boundary expansion (Pass@n minus base's, RL and SFT, two-level intervals) against the base model's
-    measured support for the gold chain (symlog x: the zero-support point sits at 0). Right: measured support
-    against the prior's chain share (does the knob move the behaviour?)."""
+    measured support for the gold chain (symlog x, so zero support sits at 0). Points with the same measured
+    support (several prior shares can leave none) are set side by side, a few points apart, in order of prior
+    share, each labelled with it; zero-support points are drawn open. Right: measured support against the prior's
+    chain share (does the knob move the behaviour?)."""
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import ScaledTranslation
 
     from passkt.plotting import POLICY_COLORS, POLICY_LABELS
 
-    p = points.sort_values("chain")
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.5, 1]})
-    ax.axhspan(-margin, margin, color="0.85", zorder=0, label=f"±{margin} (equivalence margin)")
+    p = points.sort_values("chain").reset_index(drop=True)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.6, 1], "wspace": 0.3})
+    ax.axhspan(-margin, margin, color="0.88", zorder=0, label=f"±{margin} (equivalence margin)")
     ax.axhline(0, color="0.3", lw=0.8)
     xs = p["support"].to_numpy()
+    zero = (p["chains"] == 0).to_numpy()
     xerr = np.clip(np.vstack([xs - p["wilson_low"].to_numpy(), p["wilson_high"].to_numpy() - xs]), 0, None)
-    for tag, pol, dx in (("E", "rl", 1.0), ("E_sft", "sft", 1.08)):
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlim(-4e-4, max(float(p["wilson_high"].max()), 1e-2) * 2)
+    rank = p.groupby("support").cumcount().to_numpy()
+    size = p.groupby("support")["chain"].transform("size").to_numpy()
+    dodge = (rank - (size - 1) / 2) * 16.0  # points (1/72 in) between tied points
+    for tag, pol, dx, marker in (("E", "rl", -3.0, "o"), ("E_sft", "sft", 3.0, "s")):
         y = p[tag].to_numpy()
         yerr = np.clip(np.vstack([y - p[f"{tag}_ci_low"].to_numpy(), p[f"{tag}_ci_high"].to_numpy() - y]), 0, None)
-        ax.errorbar(xs * dx, y, yerr=yerr, xerr=xerr if pol == "rl" else None, fmt="o-" if pol == "rl" else "s--",
-                    color=POLICY_COLORS[pol], capsize=3, label=f"{POLICY_LABELS[pol]} − base")
-    for x, y, c in zip(xs, p["E"], p["chain"]):
-        ax.annotate(f"prior {c:g}", (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8, color="0.35")
-    ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlim(left=-1e-4)
-    ax.set_xlabel("base model's measured support for the gold chain (share of bridge episodes)")
+        for i in range(len(p)):
+            shift = ax.transData + ScaledTranslation((dodge[i] + dx) / 72, 0, fig.dpi_scale_trans)
+            ax.errorbar(xs[i], y[i], yerr=yerr[:, [i]], xerr=xerr[:, [i]] if pol == "rl" else None, fmt=marker,
+                        color=POLICY_COLORS[pol], mfc="white" if zero[i] else POLICY_COLORS[pol], capsize=3,
+                        transform=shift, label=f"{POLICY_LABELS[pol]} − base" if i == 0 else None)
+    lows = np.concatenate([p["E_ci_low"].to_numpy(), p["E_sft_ci_low"].to_numpy(), [-margin]])
+    highs = np.concatenate([p["E_ci_high"].to_numpy(), p["E_sft_ci_high"].to_numpy(), [margin]])
+    lo, hi = float(np.nanmin(lows)), float(np.nanmax(highs))
+    ax.set_ylim(lo - 0.08 * (hi - lo), hi + 0.6 * (hi - lo))  # room at the top for the labels
+    default = p["default_study"].to_numpy() if "default_study" in p else np.zeros(len(p), bool)
+    for i, c in enumerate(p["chain"]):
+        where = ScaledTranslation(dodge[i] / 72, 0, fig.dpi_scale_trans)
+        ax.text(xs[i], 0.98, f"prior {c:g}" + (" (default)" if default[i] else ""), fontsize=7, color="0.3",
+                ha="center", va="top", rotation=90, transform=ax.get_xaxis_transform() + where)
+    ax.set_xlabel("base model's measured gold-chain share (bridge episodes; open marker: zero support)")
     ax.set_ylabel(f"Pass@{n} − base's Pass@{n} (bridge)")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     ax.set_title("Boundary expansion against base support")
-    bx.errorbar(p["chain"], xs, yerr=xerr, fmt="o-", color=POLICY_COLORS["base"], capsize=3)
+    bx.errorbar(p["chain"], xs, yerr=xerr, fmt="o-", color=POLICY_COLORS["base"], capsize=3, label="measured")
+    if "prior_support" in p:
+        bx.plot(p["chain"], p["prior_support"], "x:", color="0.45", label="in the pretraining transcripts")
     lim = max(float(p["chain"].max()), float(p["wilson_high"].max())) * 1.1
-    bx.plot([0, lim], [0, lim], ls=":", color="0.5", lw=0.8, label="support = prior share")
+    bx.plot([0, lim], [0, lim], ls=":", color="0.7", lw=0.8, label="support = prior share")
     bx.set_xscale("symlog", linthresh=1e-2)
     bx.set_yscale("symlog", linthresh=1e-3)
     bx.set_xlabel("prior's chain share (pretraining transcripts)")
-    bx.set_ylabel("measured support (base rollouts)")
+    bx.set_ylabel("gold-chain share")
     bx.legend(fontsize=8)
     bx.set_title("The knob: prior share vs measured support")
-    fig.text(0.01, -0.03, caption, fontsize=8, ha="left", va="top")
-    cols = ["chain", "support", "wilson_low", "wilson_high", "E", "E_ci_low", "E_ci_high", "E_sft", "E_sft_ci_low",
-            "E_sft_ci_high"]
+    fig.text(0.01, -0.1, caption, fontsize=8, ha="left", va="top", wrap=True)
+    cols = ["chain", "support", "wilson_low", "wilson_high", "chains", "episodes", "E", "E_ci_low", "E_ci_high",
+            "E_sft", "E_sft_ci_low", "E_sft_ci_high"]
     return fig, p[cols]
 
 
@@ -284,7 +339,24 @@ def publish(root: Path) -> Path:
         shutil.copy2(f, out / f.name)
     for name in ("verdict.json", "points.csv", "gained_chains.csv", f"{NOTEBOOK}.executed.ipynb", "run_meta.json"):
         shutil.copy2(P.data(NOTEBOOK) / name, out / name)
+    unit_wall_times(root).to_csv(out / "wall_times.csv", index=False)
     return out
+
+
+def unit_wall_times(root: Path) -> pd.DataFrame:
+    """Each sweep unit's last run (``run_meta.json`` of every point's stages and replicates): what the sweep costs."""
+    from passkt.sweep import POINT_STAGES, SWEEP
+
+    rows = []
+    for meta in sorted((Path(root) / SWEEP / "points").glob("chain_*/data/*/**/run_meta.json")):
+        m = json.loads(meta.read_text())
+        if m.get("stage") not in POINT_STAGES:  # data/00_data_prep is the default study's, linked
+            continue
+        rep = meta.parent.name[1:] if meta.parent.name.startswith("r") and meta.parent.name[1:].isdigit() else ""
+        rows.append({"chain": meta.relative_to(Path(root) / SWEEP / "points").parts[0].removeprefix("chain_"),
+                     "stage": m.get("stage"), "replicate": rep, "wall_s": m.get("wall_s"), "start": m.get("start"),
+                     "end": m.get("end")})
+    return pd.DataFrame(rows, columns=["chain", "stage", "replicate", "wall_s", "start", "end"])
 
 
 def main(argv: list[str] | None = None) -> int:

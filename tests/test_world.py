@@ -211,7 +211,7 @@ def test_round_trip_through_parquet(problems, tmp_path):
 
 
 def test_n_pretrain_math_adds_math_and_leaves_every_other_set_as_it_was():
-    """Branch trial/math-share: null keeps today's pool; a count gives that many math problems, today's first, and
+    """00_data_prep.n_pretrain_math (docs/base_model.md, the design trial): null keeps the old pool; a count gives that many math problems, today's first, and
     the same comparison and bridge problems (their order in the shuffled pool may change)."""
     w = build_world(5, 300, 60, 60)
     kw = dict(n_pretrain=30, n_train=20, n_eval_per_category=10, n_distractors=3)

@@ -470,3 +470,53 @@ def test_the_math_diagnosis_reads_operands_and_the_first_steps_result(tmp_path):
     assert t["all"]["episodes"] == 6 and t["all"]["pass_at_1"] == 0.5 and t["math_mul_add"]["first_result_right"] == 1.0
     by = {b["exposures"]: (b["problems"], b["pass_at_1"]) for b in d["by_exposure"]}
     assert by["0"] == (1, 1.0) and by["1-5"] == (1, 0.4) and by["11+"] == (0, None)  # m2's 2 * 2: never; m1's: twice
+
+
+def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dependency(tmp_path, monkeypatch):
+    """tools/base_seed_bands.py --adopt NAME: a trial's runs become the committed settings' seed files only when
+    params.yaml holds the trial's setting for what stages 00-02 read, and every file those stages depend on that
+    changed since the trial's commit is accepted by name (and recorded)."""
+    import yaml
+
+    bsb = load_tool("base_seed_bands", "base_seed_bands_a")
+
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    def commit(params: dict, code: str) -> str:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        (tmp_path / "lib.py").write_text(code)
+        git("add", ".")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+        return git("rev-parse", "HEAD")
+
+    stage = {"deps": ["lib.py", "data/x"], "params": ["base_seed", "00_data_prep", "01_base_model"]}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: stage for s in bsb.STAGES}}))
+    git("init", "-q")
+    before = {"base_seed": 0, "00_data_prep": {"n_math": None}, "01_base_model": {"epochs": 12.0}}
+    trial_commit = commit(before, "a = 1\n")
+    out = tmp_path / "docs"
+    (out / "base_trials").mkdir(parents=True)
+    trial = {"base_seed": 1, "epochs": 12.0, "commit": trial_commit, "overrides": {"00_data_prep.n_math": 9},
+             "threads": 1, "bands": {"bands": []}}
+    (out / "base_trials" / "base_seed_1_m9.json").write_text(json.dumps(trial))
+    monkeypatch.setattr(bsb, "ROOT", tmp_path)
+    monkeypatch.setattr(bsb, "OUT", out)
+    with pytest.raises(SystemExit, match="differs from params.yaml"):
+        bsb.adopt("m9", [1], [])  # params.yaml has not taken the trial's setting
+    commit({**before, "00_data_prep": {"n_math": 9}}, "a = 1\n")
+    with pytest.raises(SystemExit, match="no trial run"):
+        bsb.adopt("m9", [2], [])
+    (out / "base_seed_1.json").write_text(json.dumps({"base_seed": 1, "bands": {"bands": ["old"]}}))
+    assert bsb.adopt("m9", [1], []) == [out / "base_seed_1.json"]
+    assert json.loads((out / "base_seed_1.json").read_text())["changed_since_trial"] == []
+    sup = json.loads((out / "superseded" / "base_seed_1.json").read_text())  # the replaced run stays, for trials
+    assert sup["bands"] == {"bands": ["old"]} and sup["superseded_by"] == "m9"
+    assert bsb.baseline(trial) == ("committed before m9", {"bands": ["old"]})
+    commit({**before, "00_data_prep": {"n_math": 9}}, "a = 2\n")
+    with pytest.raises(SystemExit, match=r"changed since the trial's commit .*\['lib.py'\]"):
+        bsb.adopt("m9", [1], [])
+    bsb.adopt("m9", [1], ["lib.py"])
+    saved = json.loads((out / "base_seed_1.json").read_text())
+    assert saved["changed_since_trial"] == ["lib.py"] and saved["adopted_from"] == "docs/base_trials/base_seed_1_m9.json"
+    assert json.loads((out / "superseded" / "base_seed_1.json").read_text())["bands"] == {"bands": ["old"]}

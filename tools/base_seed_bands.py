@@ -20,7 +20,11 @@ prior, the bands and the model stay): only ``01_base_model.epochs`` changes besi
 of any other setting, for example a design change that a branch adds: run the tool from that branch's checkout, so
 the trial runs its code; the JSON records the commit and the overrides and goes to
 ``docs/data/base_trials/base_seed_<s>_<NAME>.json``. Every trial is written up, with its decision rule, in
-docs/base_model.md before it runs. ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
+docs/base_model.md before it runs. ``--adopt NAME`` makes a trial's runs the committed settings' seed files once
+params.yaml has taken the trial's setting: it refuses unless the trial's params (params.yaml at the trial's commit,
+with its overrides) equal the committed ones for every section stages 00-02 read, and unless every file those
+stages depend on that changed since the trial's commit is named by ``--accept-changed PATH`` (a judgement the
+adopted file records, with the changed files). ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
 two cores). Each run also records ``math_diagnosis``: where the base model's math answers go wrong (operands copied
 from the question, arithmetic of the first step); ``--diagnose`` writes it for the committed base model.
 """
@@ -70,6 +74,63 @@ def apply_sets(params: dict, sets: dict) -> dict:
             raise SystemExit(f"--set {key}: params.yaml has no key {last!r} there")
         node[last] = value
     return params
+
+
+STAGES = ("00_data_prep", "01_base_model", "02_base_rollouts")  # what a base seed run reproduces
+
+
+def _git(*args: str) -> str:
+    r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def base_params(params: dict) -> dict:
+    """The parts of params that stages 00-02 read, without ``base_seed`` (each seed file sets its own)."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    keys = {k for st in STAGES for k in dvc[st].get("params", []) if k != "base_seed"}
+    return {k: params.get(k) for k in sorted(keys)}
+
+
+def base_code_deps() -> list[str]:
+    """The checked-in files stages 00-02 depend on (data/ is their own output)."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return sorted({d for st in STAGES for d in dvc[st]["deps"] if not d.startswith("data/")})
+
+
+def adopt(name: str, seeds: list[int], accepted: list[str]) -> list[Path]:
+    """Copy trial ``name``'s runs at ``seeds`` to the committed settings' seed files, after the checks above."""
+    committed = base_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    head = _git("rev-parse", "HEAD").strip()
+    written = []
+    for s in seeds:
+        src = OUT / "base_trials" / f"base_seed_{s}_{name}.json"
+        if not src.exists():
+            raise SystemExit(f"--adopt {name}: no trial run {src.relative_to(ROOT)}")
+        t = json.loads(src.read_text())
+        then = yaml.safe_load(_git("show", f"{t['commit']}:params.yaml"))
+        then["01_base_model"]["epochs"] = t["epochs"]
+        apply_sets(then, t.get("overrides") or {})
+        diff = [k for k in committed if base_params(then)[k] != committed[k]]
+        if diff:
+            raise SystemExit(f"--adopt {name}: base seed {s}'s trial differs from params.yaml in {diff}")
+        changed = sorted(_git("diff", "--name-only", t["commit"], head, "--", *base_code_deps()).split())
+        if sorted(set(changed) - set(accepted)):
+            raise SystemExit(f"--adopt {name}: files stages 00-02 depend on changed since the trial's commit "
+                             f"{t['commit'][:7]}: {sorted(set(changed) - set(accepted))}; read the diff, and name "
+                             "each with --accept-changed PATH if it cannot change the base model or its rollouts")
+        t.update(adopted_from=src.relative_to(ROOT).as_posix(), adopted_at=head, changed_since_trial=changed)
+        dst = OUT / f"base_seed_{s}.json"
+        if dst.exists() and json.loads(dst.read_text()).get("adopted_from") != t["adopted_from"]:
+            # the run at the settings it replaces stays: the trials run before today are read against it
+            old = json.loads(dst.read_text())
+            (OUT / "superseded").mkdir(exist_ok=True)
+            (OUT / "superseded" / dst.name).write_text(json.dumps({**old, "superseded_at": head,
+                                                                   "superseded_by": name}, indent=1) + "\n")
+        dst.write_text(json.dumps(t, indent=1) + "\n")
+        written.append(dst)
+    return written
 
 
 EXPOSURE_BINS = ((0, 0), (1, 5), (6, 10), (11, 10**9))  # pretraining occurrences of an item's first step
@@ -203,6 +264,13 @@ def table() -> str:
     out = _bands_table([(f"base seed {s}", rows[s]) for s in sorted(rows)])
     out[-1] += (". Seed 0 is the committed run (`results/metrics/sanity_bands.json`); the others are "
                 "`docs/data/base_seed_<s>.json`, written by `python tools/base_seed_bands.py <s>`.")
+    for f in sorted(OUT.glob("base_seed_*.json")):
+        d = json.loads(f.read_text())
+        if d.get("adopted_from"):
+            out[-1] += (f" Base seed {d['base_seed']}: adopted from the trial `{d['adopted_from']}` (run at "
+                        f"{d['commit'][:7]}, {d.get('threads') or 'default'} thread(s)); files of stages 00-02 "
+                        f"changed since then and judged not to affect it: "
+                        + (", ".join(f"`{c}`" for c in d["changed_since_trial"]) or "none") + ".")
     return "\n".join(out)
 
 
@@ -211,9 +279,25 @@ def trial_label(t: dict) -> str:
     return t.get("name") or f"{t['epochs']:g} epochs"
 
 
+def baseline(trial: dict) -> tuple[str, dict]:
+    """What a trial is read against: the same seed at the committed settings of the trial's time. A trial run
+    before an adoption replaced that seed's run (``docs/data/superseded/``) is read against the replaced run."""
+    s = trial["base_seed"]
+    old = OUT / "superseded" / f"base_seed_{s}.json"
+    if old.exists():
+        sup = json.loads(old.read_text())
+        before = subprocess.run(["git", "merge-base", "--is-ancestor", trial["commit"], sup["superseded_at"]],
+                                cwd=ROOT, capture_output=True).returncode == 0
+        if before:
+            return f"committed before {sup['superseded_by']}", sup["bands"]
+    if s == 0:
+        return "committed", json.loads((ROOT / "results/metrics/sanity_bands.json").read_text())
+    return "committed", json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"]
+
+
 def trials_table() -> str:
     """Each trial (docs/data/base_trials/), a table per trial, its seeds next to the same seeds at the committed
-    settings."""
+    settings of the trial's time (``baseline``)."""
     trials = [json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*.json"))]
     if not trials:
         return "No sizing trial has been run."
@@ -223,9 +307,8 @@ def trials_table() -> str:
         cols = []
         for t in group:
             s = t["base_seed"]
-            ref = (json.loads((ROOT / "results/metrics/sanity_bands.json").read_text()) if s == 0 else
-                   json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"])
-            cols += [(f"seed {s}, committed", ref), (f"seed {s}, {label}", t["bands"])]
+            ref_label, ref = baseline(t)
+            cols += [(f"seed {s}, {ref_label}", ref), (f"seed {s}, {label}", t["bands"])]
         changed = "; ".join(f"`{k}: {json.dumps(v)}`" for k, v in group[0].get("overrides", {}).items())
         out = [f"**Trial: {label}** ({changed or 'pretraining epochs only'}; code of "
                f"{', '.join(dict.fromkeys(t['commit'][:7] for t in group))})", ""] + _bands_table(cols)
@@ -286,11 +369,22 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE",
                     help="a trial with this params.yaml override (repeatable; needs --name)")
     ap.add_argument("--name", default=None, help="the trial's name (its file and column label)")
+    ap.add_argument("--adopt", default=None, metavar="NAME",
+                    help="make trial NAME's runs at the given seeds the committed settings' seed files")
+    ap.add_argument("--accept-changed", action="append", default=[], metavar="PATH",
+                    help="with --adopt: a changed dependency judged not to change the base model or its rollouts")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the run")
     ap.add_argument("--diagnose", action="store_true",
                     help="write the committed base model's math diagnosis (reads data/ of this checkout)")
     args = ap.parse_args(argv)
     sets = parse_sets(args.sets)
+    if args.adopt:
+        if sets or args.epochs is not None or args.name or not args.seeds:
+            raise SystemExit("--adopt NAME takes seeds and nothing that would run a trial")
+        for dst in adopt(args.adopt, args.seeds, args.accept_changed):
+            print(f"adopted {dst.relative_to(ROOT)}")
+        write_block()
+        return 0
     if sets and not args.name:
         raise SystemExit("--set needs --name: a trial is saved and labelled by its name")
     if args.name and not sets and args.epochs is None:

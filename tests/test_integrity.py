@@ -520,3 +520,6 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     saved = json.loads((out / "base_seed_1.json").read_text())
     assert saved["changed_since_trial"] == ["lib.py"] and saved["adopted_from"] == "docs/base_trials/base_seed_1_m9.json"
     assert json.loads((out / "superseded" / "base_seed_1.json").read_text())["bands"] == {"bands": ["old"]}
+    assert bsb.stale_reason(saved) is None  # its accepted change does not make it stale; a new setting does
+    commit({**before, "00_data_prep": {"n_math": 10}}, "a = 2\n")
+    assert bsb.stale_reason(saved) == "changed since its run: 00_data_prep"

@@ -99,9 +99,30 @@ def base_code_deps() -> list[str]:
     return sorted({d for st in STAGES for d in dvc[st]["deps"] if not d.startswith("data/")})
 
 
+def _differences(run: dict, accepted: list[str]) -> tuple[list[str], list[str]]:
+    """How a seed run's settings and code differ from this checkout's for stages 00-02: the params sections that
+    differ (params.yaml at the run's commit, with its overrides and epochs), and the changed dependency files not
+    in ``accepted``."""
+    then = yaml.safe_load(_git("show", f"{run['commit']}:params.yaml"))
+    if "epochs" in run:  # files before the epochs field ran params.yaml's epochs
+        then["01_base_model"]["epochs"] = run["epochs"]
+    apply_sets(then, run.get("overrides") or {})
+    committed = base_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    params = [k for k in committed if base_params(then)[k] != committed[k]]
+    changed = sorted(_git("diff", "--name-only", run["commit"], "HEAD", "--", *base_code_deps()).split())
+    return params, [c for c in changed if c not in accepted]
+
+
+def stale_reason(run: dict) -> str | None:
+    """Why a committed-settings seed file no longer describes this checkout's settings and code (None: it does)."""
+    params, code = _differences(run, run.get("changed_since_trial") or [])
+    if params or code:
+        return "changed since its run: " + ", ".join(params + code)
+    return None
+
+
 def adopt(name: str, seeds: list[int], accepted: list[str]) -> list[Path]:
     """Copy trial ``name``'s runs at ``seeds`` to the committed settings' seed files, after the checks above."""
-    committed = base_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
     head = _git("rev-parse", "HEAD").strip()
     written = []
     for s in seeds:
@@ -109,17 +130,14 @@ def adopt(name: str, seeds: list[int], accepted: list[str]) -> list[Path]:
         if not src.exists():
             raise SystemExit(f"--adopt {name}: no trial run {src.relative_to(ROOT)}")
         t = json.loads(src.read_text())
-        then = yaml.safe_load(_git("show", f"{t['commit']}:params.yaml"))
-        then["01_base_model"]["epochs"] = t["epochs"]
-        apply_sets(then, t.get("overrides") or {})
-        diff = [k for k in committed if base_params(then)[k] != committed[k]]
+        diff, unaccepted = _differences(t, accepted)
         if diff:
             raise SystemExit(f"--adopt {name}: base seed {s}'s trial differs from params.yaml in {diff}")
-        changed = sorted(_git("diff", "--name-only", t["commit"], head, "--", *base_code_deps()).split())
-        if sorted(set(changed) - set(accepted)):
+        if unaccepted:
             raise SystemExit(f"--adopt {name}: files stages 00-02 depend on changed since the trial's commit "
-                             f"{t['commit'][:7]}: {sorted(set(changed) - set(accepted))}; read the diff, and name "
+                             f"{t['commit'][:7]}: {unaccepted}; read the diff, and name "
                              "each with --accept-changed PATH if it cannot change the base model or its rollouts")
+        changed = sorted(_git("diff", "--name-only", t["commit"], "HEAD", "--", *base_code_deps()).split())
         t.update(adopted_from=src.relative_to(ROOT).as_posix(), adopted_at=head, changed_since_trial=changed)
         dst = OUT / f"base_seed_{s}.json"
         if dst.exists() and json.loads(dst.read_text()).get("adopted_from") != t["adopted_from"]:

@@ -105,7 +105,8 @@ def verdict_block() -> str:
             f". Bridge RL − base Pass@{int(stats['meta.n'])}: {stats[d]:+.3f} [{stats[d + '.ci_low']:+.3f}, "
             f"{stats[d + '.ci_high']:+.3f}]" + (f", between-replicate SD {stats[d + '.seed_sd']:.3f} (range "
             f"{stats[d + '.seed_min']:+.3f} to {stats[d + '.seed_max']:+.3f})" if S > 1 else "") +
-            f". The base model meets {n_ok} of its {len(bands['bands'])} sanity bands ([docs/results.md](docs/results.md))."]
+            f". The base model meets {n_ok} of its {len(bands['bands'])} sanity bands ([docs/results.md](docs/results.md))"
+            + other_base_seeds() + "."]
     checks = sorted((ROOT / "results/metrics").glob("grpo_train_check*.json"))
     runs = []
     for f in checks:
@@ -169,6 +170,24 @@ def _claims_csv(path: Path) -> dict[str, dict]:
 
     with path.open(newline="") as f:
         return {r["id"]: r for r in csv.DictReader(f)}
+
+
+def other_base_seeds() -> str:
+    """The sanity bands met at the other base seeds (tools/base_seed_bands.py), each flagged if its run no longer
+    matches this checkout's stage 00-02 settings and code."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import base_seed_bands
+
+    runs = [json.loads(f.read_text()) for f in sorted((ROOT / "docs/data").glob("base_seed_*.json"))]
+    if not runs:
+        return ""
+    parts = []
+    for r in sorted(runs, key=lambda r: r["base_seed"]):
+        met = f"{sum(b['ok'] for b in r['bands']['bands'])} of {len(r['bands']['bands'])}"
+        why = base_seed_bands.stale_reason(r)
+        parts.append(f"base seed {r['base_seed']}: {met}" + (f" (**stale**, {why})" if why else ""))
+    return ("; at other base seeds, with the same code and settings: " + ", ".join(parts) +
+            " ([per band](docs/base_model.md#the-papers-evaluation-protocol-2026-11-26))")
 
 
 def base_model_hash(lock_path: Path) -> str | None:

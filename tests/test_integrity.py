@@ -475,7 +475,8 @@ def test_the_math_diagnosis_reads_operands_and_the_first_steps_result(tmp_path):
 def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dependency(tmp_path, monkeypatch):
     """tools/base_seed_bands.py --adopt NAME: a trial's runs become the committed settings' seed files only when
     params.yaml holds the trial's setting for what stages 00-02 read, and every file those stages depend on that
-    changed since the trial's commit is accepted by name (and recorded)."""
+    changed since the trial's commit (uncommitted changes included) is accepted by name. The adopted file records
+    the stage inputs it describes, so any later change makes it stale; the replaced run stays for older trials."""
     import yaml
 
     bsb = load_tool("base_seed_bands", "base_seed_bands_a")
@@ -483,9 +484,12 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     def git(*a):
         return subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
 
-    def commit(params: dict, code: str) -> str:
+    def write(params: dict, code: str) -> None:
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         (tmp_path / "lib.py").write_text(code)
+
+    def commit(params: dict, code: str) -> str:
+        write(params, code)
         git("add", ".")
         git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
         return git("rev-parse", "HEAD")
@@ -493,7 +497,8 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     stage = {"deps": ["lib.py", "data/x"], "params": ["base_seed", "00_data_prep", "01_base_model"]}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: stage for s in bsb.STAGES}}))
     git("init", "-q")
-    before = {"base_seed": 0, "00_data_prep": {"n_math": None}, "01_base_model": {"epochs": 12.0}}
+    before = {"base_seed": 0, "00_data_prep": {"n_math": None}, "01_base_model": {"epochs": 12.0, "w": {0: 0.5}}}
+    after = {**before, "00_data_prep": {"n_math": 9}}
     trial_commit = commit(before, "a = 1\n")
     out = tmp_path / "docs"
     (out / "base_trials").mkdir(parents=True)
@@ -504,22 +509,32 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     monkeypatch.setattr(bsb, "OUT", out)
     with pytest.raises(SystemExit, match="differs from params.yaml"):
         bsb.adopt("m9", [1], [])  # params.yaml has not taken the trial's setting
-    commit({**before, "00_data_prep": {"n_math": 9}}, "a = 1\n")
+    commit(after, "a = 1\n")
     with pytest.raises(SystemExit, match="no trial run"):
         bsb.adopt("m9", [2], [])
+    with pytest.raises(SystemExit, match="base seed 0 is the committed run"):
+        bsb.adopt("m9", [0, 1], [])
     (out / "base_seed_1.json").write_text(json.dumps({"base_seed": 1, "bands": {"bands": ["old"]}}))
     assert bsb.adopt("m9", [1], []) == [out / "base_seed_1.json"]
-    assert json.loads((out / "base_seed_1.json").read_text())["changed_since_trial"] == []
-    sup = json.loads((out / "superseded" / "base_seed_1.json").read_text())  # the replaced run stays, for trials
-    assert sup["bands"] == {"bands": ["old"]} and sup["superseded_by"] == "m9"
-    assert bsb.baseline(trial) == ("committed before m9", {"bands": ["old"]})
-    commit({**before, "00_data_prep": {"n_math": 9}}, "a = 2\n")
+    saved = json.loads((out / "base_seed_1.json").read_text())
+    assert saved["changed_since_trial"] == [] and bsb.stale_reason(saved) is None
+    sup = json.loads((out / "superseded" / "base_seed_1_m9.json").read_text())  # the replaced run stays
+    assert sup["bands"] == {"bands": ["old"]} and sup["trials_before"] == ["base_seed_1_m9.json"]
+    assert bsb.baseline(trial, "base_seed_1_m9.json") == ("committed before m9", {"bands": ["old"]})
+    assert bsb.baseline({**trial, "name": "later"}, "base_seed_1_later.json") == ("committed", saved["bands"])
+    write(after, "a = 2\n")  # uncommitted: still seen
     with pytest.raises(SystemExit, match=r"changed since the trial's commit .*\['lib.py'\]"):
         bsb.adopt("m9", [1], [])
+    assert bsb.stale_reason(saved) == "changed since its run: lib.py"
     bsb.adopt("m9", [1], ["lib.py"])
     saved = json.loads((out / "base_seed_1.json").read_text())
     assert saved["changed_since_trial"] == ["lib.py"] and saved["adopted_from"] == "docs/base_trials/base_seed_1_m9.json"
-    assert json.loads((out / "superseded" / "base_seed_1.json").read_text())["bands"] == {"bands": ["old"]}
-    assert bsb.stale_reason(saved) is None  # its accepted change does not make it stale; a new setting does
-    commit({**before, "00_data_prep": {"n_math": 10}}, "a = 2\n")
-    assert bsb.stale_reason(saved) == "changed since its run: 00_data_prep"
+    assert json.loads((out / "superseded" / "base_seed_1_m9.json").read_text())["bands"] == {"bands": ["old"]}
+    assert bsb.stale_reason(saved) is None  # the accepted change is part of what it describes; a later one is not
+    write({**before, "00_data_prep": {"n_math": 10}}, "a = 3\n")
+    assert bsb.stale_reason(saved) == "changed since its run: 00_data_prep, lib.py"
+    assert bsb.stale_reason({"bands": {}}) == "its inputs were not recorded"
+    write(after, "a = 2\n")
+    (out / "base_trials" / "base_seed_1_m9.json").write_text(json.dumps({**trial, "dirty": True}))
+    with pytest.raises(SystemExit, match="uncommitted changes"):
+        bsb.adopt("m9", [1], ["lib.py"])

@@ -170,10 +170,11 @@ def test_eval_math_instances_never_occur_in_pretraining(profile, seed):
     profile's 50 evaluation math problems repeated a pretraining problem's operation and operands."""
     s = yaml.safe_load((ROOT / profile).read_text())["00_data_prep"]
     w = build_world(seed, *s["world_entities"])
-    ps = make_problems(w, seed, s["n_pretrain"], s["n_train"], s["n_eval"], n_distractors=s["n_distractors"])
+    ps = make_problems(w, seed, s["n_pretrain"], s["n_train"], s["n_eval"], n_distractors=s["n_distractors"],
+                       n_pretrain_math=s["n_pretrain_math"])
     eval_inst = {math_instance(p) for p in ps["eval_math"]}
     pre_math = [p for p in ps["pretrain"] if p["category"] == "math"]
-    assert len(ps["eval_math"]) == s["n_eval"] and len(pre_math) == s["n_pretrain"] // 3
+    assert len(ps["eval_math"]) == s["n_eval"] and len(pre_math) == s["n_pretrain_math"]
     assert not eval_inst & {math_instance(p) for p in pre_math}
     assert not any(p["category"] == "math" for p in ps["train"])  # training has no math to keep apart
     # the evaluation set is drawn as without the exclusion; only pretraining redraws

@@ -32,6 +32,7 @@ from the question, arithmetic of the first step); ``--diagnose`` writes it for t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -99,53 +100,77 @@ def base_code_deps() -> list[str]:
     return sorted({d for st in STAGES for d in dvc[st]["deps"] if not d.startswith("data/")})
 
 
-def _differences(run: dict, accepted: list[str]) -> tuple[list[str], list[str]]:
-    """How a seed run's settings and code differ from this checkout's for stages 00-02: the params sections that
-    differ (params.yaml at the run's commit, with its overrides and epochs), and the changed dependency files not
-    in ``accepted``."""
+def _as_json(x):
+    """``x`` as it reads back from a JSON file (mapping keys become strings), so saved and fresh inputs compare."""
+    return json.loads(json.dumps(x))
+
+
+def stage_inputs() -> dict:
+    """What stages 00-02 read in this working tree: their params sections and an md5 per checked-in dependency.
+    Recorded with each committed-settings run, so staleness is a comparison of contents (no git history needed)."""
+    params = _as_json(base_params(yaml.safe_load((ROOT / "params.yaml").read_text())))
+    return {"params": params, "deps": {d: hashlib.md5((ROOT / d).read_bytes()).hexdigest() for d in base_code_deps()}}
+
+
+def stale_reason(run: dict) -> str | None:
+    """Why a committed-settings seed file no longer describes this checkout's stage 00-02 settings and code (None:
+    it does)."""
+    then = run.get("stage_inputs")
+    if then is None:
+        return "its inputs were not recorded"
+    now = stage_inputs()
+    changed = [k for k in sorted(set(then["params"]) | set(now["params"])) if then["params"].get(k) != now["params"].get(k)]
+    changed += [d for d in sorted(set(then["deps"]) | set(now["deps"])) if then["deps"].get(d) != now["deps"].get(d)]
+    return ("changed since its run: " + ", ".join(changed)) if changed else None
+
+
+def _trial_params(run: dict) -> dict:
+    """The stage 00-02 params a trial ran with: params.yaml at its commit, with its epochs and overrides."""
     then = yaml.safe_load(_git("show", f"{run['commit']}:params.yaml"))
     if "epochs" in run:  # files before the epochs field ran params.yaml's epochs
         then["01_base_model"]["epochs"] = run["epochs"]
     apply_sets(then, run.get("overrides") or {})
-    committed = base_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    params = [k for k in committed if base_params(then)[k] != committed[k]]
-    changed = sorted(_git("diff", "--name-only", run["commit"], "HEAD", "--", *base_code_deps()).split())
-    return params, [c for c in changed if c not in accepted]
-
-
-def stale_reason(run: dict) -> str | None:
-    """Why a committed-settings seed file no longer describes this checkout's settings and code (None: it does)."""
-    params, code = _differences(run, run.get("changed_since_trial") or [])
-    if params or code:
-        return "changed since its run: " + ", ".join(params + code)
-    return None
+    return _as_json(base_params(then))
 
 
 def adopt(name: str, seeds: list[int], accepted: list[str]) -> list[Path]:
-    """Copy trial ``name``'s runs at ``seeds`` to the committed settings' seed files, after the checks above."""
+    """Copy trial ``name``'s runs at ``seeds`` to the committed settings' seed files, after the checks above. The
+    adopted file records this working tree's stage inputs: the accepted changes are part of what it describes, and
+    any later change makes it stale."""
+    if 0 in seeds:
+        raise SystemExit("--adopt: base seed 0 is the committed run itself (dvc repro), never a copied trial")
     head = _git("rev-parse", "HEAD").strip()
+    now = stage_inputs()
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     written = []
     for s in seeds:
         src = OUT / "base_trials" / f"base_seed_{s}_{name}.json"
         if not src.exists():
             raise SystemExit(f"--adopt {name}: no trial run {src.relative_to(ROOT)}")
         t = json.loads(src.read_text())
-        diff, unaccepted = _differences(t, accepted)
+        if t.get("dirty"):
+            raise SystemExit(f"--adopt {name}: base seed {s}'s trial ran from a working tree with uncommitted changes")
+        diff = [k for k, v in _trial_params(t).items() if v != now["params"][k]]
         if diff:
             raise SystemExit(f"--adopt {name}: base seed {s}'s trial differs from params.yaml in {diff}")
+        # against the working tree, so uncommitted changes are seen too
+        changed = sorted(_git("diff", "--name-only", t["commit"], "--", *base_code_deps()).split())
+        unaccepted = [c for c in changed if c not in accepted]
         if unaccepted:
             raise SystemExit(f"--adopt {name}: files stages 00-02 depend on changed since the trial's commit "
                              f"{t['commit'][:7]}: {unaccepted}; read the diff, and name "
                              "each with --accept-changed PATH if it cannot change the base model or its rollouts")
-        changed = sorted(_git("diff", "--name-only", t["commit"], "HEAD", "--", *base_code_deps()).split())
-        t.update(adopted_from=src.relative_to(ROOT).as_posix(), adopted_at=head, changed_since_trial=changed)
+        t.update(adopted_from=src.relative_to(ROOT).as_posix(), adopted_at=head, changed_since_trial=changed,
+                 stage_inputs=now)
         dst = OUT / f"base_seed_{s}.json"
         if dst.exists() and json.loads(dst.read_text()).get("adopted_from") != t["adopted_from"]:
-            # the run at the settings it replaces stays: the trials run before today are read against it
+            # the run it replaces stays, one file per adoption: the trials run before it are read against it
             old = json.loads(dst.read_text())
+            trials = sorted(f.name for f in (OUT / "base_trials").glob(f"base_seed_{s}_*.json"))
             (OUT / "superseded").mkdir(exist_ok=True)
-            (OUT / "superseded" / dst.name).write_text(json.dumps({**old, "superseded_at": head,
-                                                                   "superseded_by": name}, indent=1) + "\n")
+            (OUT / "superseded" / f"base_seed_{s}_{name}.json").write_text(json.dumps(
+                {**old, "superseded_at": head, "superseded_on": when, "superseded_by": name,
+                 "trials_before": trials}, indent=1) + "\n")
         dst.write_text(json.dumps(t, indent=1) + "\n")
         written.append(dst)
     return written
@@ -230,7 +255,11 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
              sets: dict | None = None) -> dict:
     from smoke_pipeline import BIN, copy_repo, env
 
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    sys.path.insert(0, str(ROOT / "lib"))
+    from passkt.meta import git_state
+
+    state = git_state(ROOT)  # the copy below is of the working tree: a dirty one is recorded as such
+    inputs = stage_inputs()
     tmp = Path(tempfile.mkdtemp(prefix=f"passkt-base{seed}-"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["base_seed"] = seed
@@ -254,7 +283,8 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
     out = {"base_seed": seed, "epochs": params["01_base_model"]["epochs"], "threads": threads,
            "optimizer_steps": card.get("optimizer_steps"), "train_seconds": card.get("train_seconds"), "bands": bands, "wall_s": round(time.time() - t0, 1),
            "stage_wall_s": {s: m["wall_s"] for s, m in meta.items()},
-           "commit": head,  # this checkout's (the copy's own git history is a single throwaway commit)
+           "commit": state["commit"], "dirty": state["dirty"],  # this checkout's (the copy's own git history is
+           "stage_inputs": inputs,                                   # a single throwaway commit)
            "pretrain_final_loss": card.get("final_loss"), "overrides": sets or {},
            "math_diagnosis": math_diagnosis(repo / "data")}
     if keep is None:
@@ -284,6 +314,9 @@ def table() -> str:
                 "`docs/data/base_seed_<s>.json`, written by `python tools/base_seed_bands.py <s>`.")
     for f in sorted(OUT.glob("base_seed_*.json")):
         d = json.loads(f.read_text())
+        why = stale_reason(d)
+        if why:
+            out[-1] += f" **Base seed {d['base_seed']} is stale**: {why}."
         if d.get("adopted_from"):
             out[-1] += (f" Base seed {d['base_seed']}: adopted from the trial `{d['adopted_from']}` (run at "
                         f"{d['commit'][:7]}, {d.get('threads') or 'default'} thread(s)); files of stages 00-02 "
@@ -297,17 +330,15 @@ def trial_label(t: dict) -> str:
     return t.get("name") or f"{t['epochs']:g} epochs"
 
 
-def baseline(trial: dict) -> tuple[str, dict]:
-    """What a trial is read against: the same seed at the committed settings of the trial's time. A trial run
-    before an adoption replaced that seed's run (``docs/data/superseded/``) is read against the replaced run."""
+def baseline(trial: dict, fname: str) -> tuple[str, dict]:
+    """What a trial (its file ``fname``) is read against: the same seed at the committed settings of the trial's
+    time. If an adoption replaced that seed's run after the trial was saved (the trial is in the replaced run's
+    ``trials_before``, ``docs/data/superseded/``), the trial is read against the run of the earliest such adoption."""
     s = trial["base_seed"]
-    old = OUT / "superseded" / f"base_seed_{s}.json"
-    if old.exists():
-        sup = json.loads(old.read_text())
-        before = subprocess.run(["git", "merge-base", "--is-ancestor", trial["commit"], sup["superseded_at"]],
-                                cwd=ROOT, capture_output=True).returncode == 0
-        if before:
-            return f"committed before {sup['superseded_by']}", sup["bands"]
+    sups = [json.loads(f.read_text()) for f in (OUT / "superseded").glob(f"base_seed_{s}_*.json")]
+    sups = sorted((d for d in sups if fname in d["trials_before"]), key=lambda d: d["superseded_on"])
+    if sups:
+        return f"committed before {sups[0]['superseded_by']}", sups[0]["bands"]
     if s == 0:
         return "committed", json.loads((ROOT / "results/metrics/sanity_bands.json").read_text())
     return "committed", json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"]
@@ -316,7 +347,9 @@ def baseline(trial: dict) -> tuple[str, dict]:
 def trials_table() -> str:
     """Each trial (docs/data/base_trials/), a table per trial, its seeds next to the same seeds at the committed
     settings of the trial's time (``baseline``)."""
-    trials = [json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*.json"))]
+    files = sorted((OUT / "base_trials").glob("base_seed_*.json"))
+    trials = [json.loads(f.read_text()) for f in files]
+    names = {id(t): f.name for t, f in zip(trials, files)}
     if not trials:
         return "No sizing trial has been run."
     sections = []
@@ -325,7 +358,7 @@ def trials_table() -> str:
         cols = []
         for t in group:
             s = t["base_seed"]
-            ref_label, ref = baseline(t)
+            ref_label, ref = baseline(t, names[id(t)])
             cols += [(f"seed {s}, {ref_label}", ref), (f"seed {s}, {label}", t["bands"])]
         changed = "; ".join(f"`{k}: {json.dumps(v)}`" for k, v in group[0].get("overrides", {}).items())
         out = [f"**Trial: {label}** ({changed or 'pretraining epochs only'}; code of "

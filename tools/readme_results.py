@@ -186,7 +186,7 @@ def other_base_seeds() -> str:
         met = f"{sum(b['ok'] for b in r['bands']['bands'])} of {len(r['bands']['bands'])}"
         why = base_seed_bands.stale_reason(r)
         parts.append(f"base seed {r['base_seed']}: {met}" + (f" (**stale**, {why})" if why else ""))
-    return ("; at other base seeds, with the same code and settings: " + ", ".join(parts) +
+    return ("; at other base seeds: " + ", ".join(parts) +
             " ([per band](docs/base_model.md#the-papers-evaluation-protocol-2026-11-26))")
 
 

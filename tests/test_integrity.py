@@ -538,3 +538,9 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     (out / "base_trials" / "base_seed_1_m9.json").write_text(json.dumps({**trial, "dirty": True}))
     with pytest.raises(SystemExit, match="uncommitted changes"):
         bsb.adopt("m9", [1], ["lib.py"])
+    # a seed file saved before runs recorded their inputs gets those of its commit
+    (out / "base_seed_2.json").write_text(json.dumps({"base_seed": 2, "commit": trial_commit, "bands": {"bands": []}}))
+    assert bsb.record_inputs([2]) == [out / "base_seed_2.json"]
+    rec = json.loads((out / "base_seed_2.json").read_text())
+    assert rec["stage_inputs"]["params"]["00_data_prep"] == {"n_math": None}
+    assert bsb.stale_reason(rec) == "changed since its run: 00_data_prep, lib.py"

@@ -170,11 +170,10 @@ def test_eval_math_instances_never_occur_in_pretraining(profile, seed):
     profile's 50 evaluation math problems repeated a pretraining problem's operation and operands."""
     s = yaml.safe_load((ROOT / profile).read_text())["00_data_prep"]
     w = build_world(seed, *s["world_entities"])
-    ps = make_problems(w, seed, s["n_pretrain"], s["n_train"], s["n_eval"], n_distractors=s["n_distractors"],
-                       n_pretrain_math=s["n_pretrain_math"])
+    ps = make_problems(w, seed, s["n_pretrain"], s["n_train"], s["n_eval"], n_distractors=s["n_distractors"])
     eval_inst = {math_instance(p) for p in ps["eval_math"]}
     pre_math = [p for p in ps["pretrain"] if p["category"] == "math"]
-    assert len(ps["eval_math"]) == s["n_eval"] and len(pre_math) == s["n_pretrain_math"]
+    assert len(ps["eval_math"]) == s["n_eval"] and len(pre_math) == s["n_pretrain"] // 3
     assert not eval_inst & {math_instance(p) for p in pre_math}
     assert not any(p["category"] == "math" for p in ps["train"])  # training has no math to keep apart
     # the evaluation set is drawn as without the exclusion; only pretraining redraws
@@ -209,21 +208,3 @@ def test_round_trip_through_parquet(problems, tmp_path):
     back = load_problems(tmp_path, "eval_bridge")
     assert back == small["eval_bridge"]
     assert sorted(p["id"] for p in load_problems(tmp_path)) == sorted(p["id"] for p in _all(small))
-
-
-def test_n_pretrain_math_adds_math_and_leaves_every_other_set_as_it_was():
-    """00_data_prep.n_pretrain_math (docs/base_model.md, the design trial): null keeps the old pool; a count gives that many math problems, today's first, and
-    the same comparison and bridge problems (their order in the shuffled pool may change)."""
-    w = build_world(5, 300, 60, 60)
-    kw = dict(n_pretrain=30, n_train=20, n_eval_per_category=10, n_distractors=3)
-    base = make_problems(w, 5, **kw)
-    assert make_problems(w, 5, **kw, n_pretrain_math=None) == base
-    more = make_problems(w, 5, **kw, n_pretrain_math=30)
-    assert all(more[k] == base[k] for k in base if k != "pretrain")
-    by = lambda ps, cat: sorted((p for p in ps if p["category"] == cat), key=lambda p: p["id"])  # noqa: E731
-    assert by(more["pretrain"], "comparison") == by(base["pretrain"], "comparison")
-    assert by(more["pretrain"], "bridge") == by(base["pretrain"], "bridge")
-    math_more, math_base = by(more["pretrain"], "math"), by(base["pretrain"], "math")
-    assert len(math_more) == 30 and math_more[:10] == math_base  # a superset: today's ten first
-    held_out = {math_instance(p) for p in more["eval_math"]}
-    assert not held_out & {math_instance(p) for p in math_more}

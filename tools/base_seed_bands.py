@@ -24,7 +24,8 @@ docs/base_model.md before it runs. ``--adopt NAME`` makes a trial's runs the com
 params.yaml has taken the trial's setting: it refuses unless the trial's params (params.yaml at the trial's commit,
 with its overrides) equal the committed ones for every section stages 00-02 read, and unless every file those
 stages depend on that changed since the trial's commit is named by ``--accept-changed PATH`` (a judgement the
-adopted file records, with the changed files). ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
+adopted file records, with the changed files). ``--record-inputs`` gives seed files saved before runs recorded their stage inputs those of their run's commit (from
+git history). ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
 two cores). Each run also records ``math_diagnosis``: where the base model's math answers go wrong (operands copied
 from the question, arithmetic of the first step); ``--diagnose`` writes it for the committed base model.
 """
@@ -110,6 +111,34 @@ def stage_inputs() -> dict:
     Recorded with each committed-settings run, so staleness is a comparison of contents (no git history needed)."""
     params = _as_json(base_params(yaml.safe_load((ROOT / "params.yaml").read_text())))
     return {"params": params, "deps": {d: hashlib.md5((ROOT / d).read_bytes()).hexdigest() for d in base_code_deps()}}
+
+
+def inputs_at(commit: str) -> dict:
+    """``stage_inputs`` as they were at ``commit`` (git history): for a seed file saved before runs recorded them."""
+    params = _as_json(base_params(yaml.safe_load(_git("show", f"{commit}:params.yaml"))))
+    deps = {}
+    for d in base_code_deps():
+        blob = subprocess.run(["git", "show", f"{commit}:{d}"], cwd=ROOT, capture_output=True)
+        if blob.returncode == 0:
+            deps[d] = hashlib.md5(blob.stdout).hexdigest()
+    return {"params": params, "deps": deps}
+
+
+def record_inputs(seeds: list[int]) -> list[Path]:
+    """Give each committed-settings seed file that lacks them the stage inputs of its run's commit."""
+    written = []
+    for s in seeds:
+        f = OUT / f"base_seed_{s}.json"
+        d = json.loads(f.read_text())
+        if "stage_inputs" in d:
+            continue
+        if d.get("epochs") not in (None, yaml.safe_load(_git("show", f"{d['commit']}:params.yaml"))["01_base_model"]["epochs"]) \
+                or d.get("overrides"):
+            raise SystemExit(f"{f.name}: its run did not use its commit's params.yaml; inputs cannot be derived")
+        d.update(stage_inputs=inputs_at(d["commit"]), stage_inputs_from=f"git show {d['commit'][:7]}:<file>")
+        f.write_text(json.dumps(d, indent=1) + "\n")
+        written.append(f)
+    return written
 
 
 def stale_reason(run: dict) -> str | None:
@@ -365,7 +394,8 @@ def trials_table() -> str:
                f"{', '.join(dict.fromkeys(t['commit'][:7] for t in group))})", ""] + _bands_table(cols)
         out[-1] += (". Pretraining: " + "; ".join(f"seed {t['base_seed']}: {t['optimizer_steps']:,} steps, final "
                                                   f"loss {t['pretrain_final_loss']:.3f}, {t['train_seconds'] / 60:.0f}"
-                                                  f" min with {t['threads']} thread(s)" for t in group) + ".")
+                                                  f" min with " + (f"{t['threads']} thread(s)" if t['threads'] else "the default threads")
+                                                  for t in group) + ".")
         sections.append("\n".join(out))
     return "\n\n".join(sections)
 
@@ -424,11 +454,18 @@ def main(argv: list[str]) -> int:
                     help="make trial NAME's runs at the given seeds the committed settings' seed files")
     ap.add_argument("--accept-changed", action="append", default=[], metavar="PATH",
                     help="with --adopt: a changed dependency judged not to change the base model or its rollouts")
+    ap.add_argument("--record-inputs", action="store_true",
+                    help="give the seed files of the given seeds that lack them the stage inputs of their commit")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the run")
     ap.add_argument("--diagnose", action="store_true",
                     help="write the committed base model's math diagnosis (reads data/ of this checkout)")
     args = ap.parse_args(argv)
     sets = parse_sets(args.sets)
+    if args.record_inputs:
+        for f in record_inputs(args.seeds):
+            print(f"recorded the stage inputs of {f.relative_to(ROOT)}")
+        write_block()
+        return 0
     if args.adopt:
         if sets or args.epochs is not None or args.name or not args.seeds:
             raise SystemExit("--adopt NAME takes seeds and nothing that would run a trial")

@@ -10,7 +10,7 @@ from passkt import data, sources, world
 
 
 def build_synthetic(seed: int, entities: list[int], n_pretrain: int, n_train: int, n_eval: int,
-                    n_distractors: int, n_pretrain_math: int | None = None) -> tuple[dict[str, list[dict]], list[str]]:
+                    n_distractors: int) -> tuple[dict[str, list[dict]], list[str]]:
     """Problem sets and the language-model text of the tiny profile.
 
     The LM text is the *pretraining* sub-world only: the tiny tokenizer and base model must never see an
@@ -19,8 +19,7 @@ def build_synthetic(seed: int, entities: list[int], n_pretrain: int, n_train: in
     if len(entities) != 3:
         raise ValueError(f"world_entities must be [pretrain, train, eval] entity counts, got {entities}")
     w = world.build_world(seed, *entities)
-    sets = world.make_problems(w, seed, n_pretrain, n_train, n_eval, n_distractors=n_distractors,
-                               n_pretrain_math=n_pretrain_math)
+    sets = world.make_problems(w, seed, n_pretrain, n_train, n_eval, n_distractors=n_distractors)
     texts = [t for _, t in world.world_paragraphs(w, "pretrain")]
     return sets, texts
 

@@ -672,10 +672,8 @@ def make_problems(
     n_train: int,
     n_eval_per_category: int,
     n_distractors: int = N_DISTRACTORS,
-    n_pretrain_math: int | None = None,
 ) -> dict[str, list[dict]]:
-    """All synthetic problems: ``pretrain`` (all three categories, shuffled: a third of ``n_pretrain`` each, or
-    ``n_pretrain_math`` math problems besides the comparison and bridge thirds), ``train`` (half comparison,
+    """All synthetic problems: ``pretrain`` (all three categories, shuffled), ``train`` (half comparison,
     half bridge) and ``eval_math`` / ``eval_comparison`` / ``eval_bridge``, each from its own sub-world.
 
     Math has no entities, so sub-worlds alone do not keep it apart: the operand space is small (88
@@ -689,9 +687,6 @@ def make_problems(
         raise ValueError(f"n_distractors={n_distractors}: need at least 1")
     d = n_distractors
     n_m, n_c = n_pretrain // 3, n_pretrain // 3
-    n_b = n_pretrain - n_m - n_c
-    if n_pretrain_math is not None:
-        n_m = n_pretrain_math
     n_e = n_eval_per_category
     evals = {
         "eval_math": _math_problems(world, "eval", "eval", n_e, seed),
@@ -702,7 +697,7 @@ def make_problems(
     pretrain = (
         _math_problems(world, "pretrain", "pretrain", n_m, seed, exclude=held_out)
         + _comparison_problems(world, "pretrain", "pretrain", n_c, seed, d)
-        + _bridge_problems(world, "pretrain", "pretrain", n_b, seed, d)
+        + _bridge_problems(world, "pretrain", "pretrain", n_pretrain - n_m - n_c, seed, d)
     )
     random.Random(f"{seed}:pretrain:order").shuffle(pretrain)
     return {

@@ -544,3 +544,30 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     rec = json.loads((out / "base_seed_2.json").read_text())
     assert rec["stage_inputs"]["params"]["00_data_prep"] == {"n_math": None}
     assert bsb.stale_reason(rec) == "changed since its run: 00_data_prep, lib.py"
+
+
+def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(tmp_path, monkeypatch):
+    """tools/seed_runs.py save-fresh: the per-stage wall times of the run and `/usr/bin/time`'s elapsed time of the
+    whole `make reproduce`; the generated table in docs/wall_times.md lists both."""
+    sr, rr = load_tool("seed_runs", "seed_runs_f"), load_tool("readme_results", "readme_results_f")
+    assert sr._elapsed_s("\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03\n") == 3723.0
+    assert sr._elapsed_s("\tElapsed (wall clock) time (h:mm:ss or m:ss): 4:05.50\n") == 245.5
+    run = tmp_path / "run"
+    (run / "results/run_meta").mkdir(parents=True)
+    (run / "params.yaml").write_text("profile: tiny\n")
+    for stage, s in (("01_base_model", 1800.0), ("04_grpo.r1", 600.0), ("07_claims_audit", 5.0)):
+        meta = {"wall_s": s, "git": {"commit": "f" * 40, "dirty": False}}
+        (run / f"results/run_meta/{stage}.json").write_text(json.dumps(meta))
+    log = tmp_path / "time.log"
+    log.write_text("Running stage...\n")
+    monkeypatch.setattr(sr, "OUT", tmp_path / "docs/data")
+    with pytest.raises(SystemExit, match="Elapsed"):
+        sr.save_fresh(run, log)
+    log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 41:00\n")
+    saved = json.loads((sr.save_fresh(run, log) / "run.json").read_text())
+    assert saved["make_reproduce_s"] == 2460.0 and saved["wall_s"]["04_grpo.r1"] == 600.0
+    monkeypatch.setattr(rr, "ROOT", tmp_path)
+    block = rr.fresh_block()
+    assert "| 01_base_model | 30.0 min |" in block and "| **stages** | **40.1 min** |" in block
+    assert block.index("01_base_model") < block.index("04_grpo.r1") < block.index("07_claims_audit")
+    assert "**41.0 min**" in block

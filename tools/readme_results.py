@@ -64,6 +64,22 @@ def quick_block() -> str:
                       "Its report's header: " + " ".join(run.get("report_header", [])).strip()])
 
 
+def fresh_block() -> str:
+    """A timed `make reproduce` from a fresh clone (docs/data/fresh_clone/run.json, tools/seed_runs.py save-fresh)."""
+    f = ROOT / "docs/data/fresh_clone/run.json"
+    if not f.exists():
+        return "No `make reproduce` from a fresh clone has been timed yet (`python tools/seed_runs.py save-fresh`)."
+    run = json.loads(f.read_text())
+    order = {st: i for i, st in enumerate(STAGES)}
+    keys = sorted(run["wall_s"], key=lambda k: (order.get(k.split(".")[0], 99), k))
+    rows = [f"| {k} | {_minutes(run['wall_s'][k])} |" for k in keys]
+    stages = sum(run["wall_s"].values())
+    return "\n".join([f"`make reproduce` from a fresh clone of commit `{run['commit'][:7]}`"
+                      + (" (dirty)" if run.get("dirty") else "") + ", nothing else running:", "",
+                      "| stage | wall time |", "|---|---|", *rows, f"| **stages** | **{_minutes(stages)}** |",
+                      f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** |"])
+
+
 def _short(text: str, limit: int = 150) -> str:
     text = " ".join(str(text).split()).replace("|", "/")
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
@@ -411,7 +427,7 @@ def _current_units(lock: dict) -> set[str]:
 # file -> (block name, generator)
 TARGETS = {"README.md": (("results", verdict_block), ("seeds", seeds_line), ("sweep", sweep_block)),
            "docs/results.md": (("results", results_block), ("seeds", seeds_block)),
-           "docs/wall_times.md": (("walltime", wall_block), ("quick", quick_block))}
+           "docs/wall_times.md": (("walltime", wall_block), ("fresh", fresh_block), ("quick", quick_block))}
 
 
 def render(text: str, blocks, where: str = "README.md") -> str:

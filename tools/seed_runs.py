@@ -2,6 +2,7 @@
 
     python tools/seed_runs.py save RUN_ROOT         # keep a finished run's results in docs/data/seed_<s>/
     python tools/seed_runs.py save-quick RUN_ROOT   # keep a finished quick-profile run's wall times in docs/data/quick/
+    python tools/seed_runs.py save-fresh RUN_ROOT TIME_LOG  # a fresh clone's timed `make reproduce`: docs/data/fresh_clone/
     python tools/readme_results.py            # then redraw the side-by-side table (docs/results.md, README)
 
 RUN_ROOT is a checkout that ran `dvc repro` with another ``seed`` (stages 02-07: sampling seeds and every SFT and
@@ -68,11 +69,45 @@ def save_quick(run_root: Path) -> Path:
     return dst
 
 
+def _elapsed_s(time_log: str) -> float | None:
+    """`/usr/bin/time -v`'s "Elapsed (wall clock) time" ([h:]mm:ss[.ss]) in seconds, or None if absent."""
+    for line in time_log.splitlines():
+        if "Elapsed (wall clock) time" in line:
+            parts = [float(x) for x in line.rsplit(" ", 1)[-1].split(":")]
+            return sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
+    return None
+
+
+def save_fresh(run_root: Path, time_log: Path) -> Path:
+    """A `make reproduce` from a fresh clone, timed by `/usr/bin/time -v make reproduce`: its wall time per stage
+    (the run's run_meta files), the whole command's (virtual environment included) and its commit, for the generated
+    table in docs/wall_times.md. Results are not kept: only timings."""
+    metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
+    total = _elapsed_s(time_log.read_text(errors="replace"))
+    if total is None or not metas:
+        raise SystemExit(f"{time_log}: no 'Elapsed (wall clock) time' line, or {run_root} has no results/run_meta")
+    git = metas["07_claims_audit"]["git"]
+    params = yaml.safe_load((run_root / "params.yaml").read_text())
+    run = {"commit": git["commit"], "dirty": git["dirty"], "profile": params.get("profile"),
+           "wall_s": {k: m["wall_s"] for k, m in metas.items()}, "make_reproduce_s": round(total, 1),
+           "host": metas["07_claims_audit"].get("host") or metas["07_claims_audit"].get("platform")}
+    dst = OUT / "fresh_clone"
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
+    return dst
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["save", "save-quick"])
+    ap.add_argument("command", choices=["save", "save-quick", "save-fresh"])
     ap.add_argument("run_root", type=Path)
+    ap.add_argument("time_log", type=Path, nargs="?", help="save-fresh: the output of /usr/bin/time -v make reproduce")
     args = ap.parse_args(argv)
+    if args.command == "save-fresh":
+        if args.time_log is None:
+            raise SystemExit("save-fresh needs TIME_LOG, the output of /usr/bin/time -v make reproduce")
+        print(f"saved {save_fresh(args.run_root.resolve(), args.time_log)}")
+        return 0
     fn = save if args.command == "save" else save_quick
     print(f"saved {fn(args.run_root.resolve())}")
     return 0

@@ -569,5 +569,5 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
     monkeypatch.setattr(rr, "ROOT", tmp_path)
     block = rr.fresh_block()
     assert "| 01_base_model | 30.0 min |" in block and "| **stages** | **40.1 min** |" in block
-    assert block.index("01_base_model") < block.index("04_grpo.r1") < block.index("07_claims_audit")
+    assert block.index("01_base_model") < block.index("04_grpo (replicate 1)") < block.index("07_claims_audit")
     assert "**41.0 min**" in block

@@ -72,10 +72,16 @@ def fresh_block() -> str:
     run = json.loads(f.read_text())
     order = {st: i for i, st in enumerate(STAGES)}
     keys = sorted(run["wall_s"], key=lambda k: (order.get(k.split(".")[0], 99), k))
-    rows = [f"| {k} | {_minutes(run['wall_s'][k])} |" for k in keys]
+    multi = {k.split(".r")[0] for k in keys if ".r" in k}
+
+    def label(k: str) -> str:
+        st, _, r = k.partition(".r")
+        return f"{st} (replicate {r or 0})" if st in multi else k
+
+    rows = [f"| {label(k)} | {_minutes(run['wall_s'][k])} |" for k in keys]
     stages = sum(run["wall_s"].values())
     return "\n".join([f"`make reproduce` from a fresh clone of commit `{run['commit'][:7]}`"
-                      + (" (dirty)" if run.get("dirty") else "") + ", nothing else running:", "",
+                      + (" (dirty)" if run.get("dirty") else "") + " (see the text above for what shared the cores):", "",
                       "| stage | wall time |", "|---|---|", *rows, f"| **stages** | **{_minutes(stages)}** |",
                       f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** |"])
 

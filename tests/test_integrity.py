@@ -405,6 +405,16 @@ def test_a_base_model_trial_never_enters_the_table_of_committed_settings(tmp_pat
     assert (tmp_path / "base_seed_1.json").exists() and wrote
 
 
+def test_the_committed_seed_files_describe_the_run_behind_dvc_lock():
+    """Each docs/data/base_seed_<s>.json records the stage 00-02 inputs it ran with; they are those dvc.lock
+    records (base_seed aside), or the README flags the seed as stale (this fails when they drift apart)."""
+    bsb = load_tool("base_seed_bands", "base_seed_bands_l")
+    locked = bsb.locked_inputs()
+    assert locked["deps"] and "00_data_prep" in locked["params"] and "base_seed" not in locked["params"]
+    for f in sorted((ROOT / "docs/data").glob("base_seed_*.json")):
+        assert bsb.stale_reason(json.loads(f.read_text())) is None, f.name
+
+
 def test_the_base_seed_tables_in_docs_are_generated_from_the_saved_runs():
     render = load_tool("readme_results", "readme_results_c").render
     bsb = load_tool("base_seed_bands", "base_seed_bands_c")
@@ -517,23 +527,30 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     (out / "base_seed_1.json").write_text(json.dumps({"base_seed": 1, "bands": {"bands": ["old"]}}))
     assert bsb.adopt("m9", [1], []) == [out / "base_seed_1.json"]
     saved = json.loads((out / "base_seed_1.json").read_text())
-    assert saved["changed_since_trial"] == [] and bsb.stale_reason(saved) is None
+    assert saved["changed_since_trial"] == [] and bsb.stale_reason(saved, bsb.stage_inputs()) is None
     sup = json.loads((out / "superseded" / "base_seed_1_m9.json").read_text())  # the replaced run stays
     assert sup["bands"] == {"bands": ["old"]} and sup["trials_before"] == ["base_seed_1_m9.json"]
     assert bsb.baseline(trial, "base_seed_1_m9.json") == ("committed before m9", {"bands": ["old"]})
     assert bsb.baseline({**trial, "name": "later"}, "base_seed_1_later.json") == ("committed", saved["bands"])
+    assert bsb.pin_baselines() == [out / "base_trials" / "base_seed_1_m9.json"]  # pinned: later adoptions don't move it
+    pinned = json.loads((out / "base_trials" / "base_seed_1_m9.json").read_text())
+    assert bsb.baseline(pinned, "base_seed_1_m9.json") == ("committed before m9", {"bands": ["old"]})
+    (out / "superseded" / "base_seed_1_m9.json").unlink()
+    assert bsb.baseline(pinned, "base_seed_1_m9.json") == ("committed before m9", {"bands": ["old"]})
+    assert bsb.pin_baselines() == []
+    trial = pinned
     write(after, "a = 2\n")  # uncommitted: still seen
     with pytest.raises(SystemExit, match=r"changed since the trial's commit .*\['lib.py'\]"):
         bsb.adopt("m9", [1], [])
-    assert bsb.stale_reason(saved) == "changed since its run: lib.py"
+    assert bsb.stale_reason(saved, bsb.stage_inputs()) == "changed since its run: lib.py"
     bsb.adopt("m9", [1], ["lib.py"])
     saved = json.loads((out / "base_seed_1.json").read_text())
     assert saved["changed_since_trial"] == ["lib.py"] and saved["adopted_from"] == "docs/base_trials/base_seed_1_m9.json"
-    assert json.loads((out / "superseded" / "base_seed_1_m9.json").read_text())["bands"] == {"bands": ["old"]}
-    assert bsb.stale_reason(saved) is None  # the accepted change is part of what it describes; a later one is not
+    assert not (out / "superseded" / "base_seed_1_m9.json").exists()  # re-adopting the same trial supersedes nothing
+    assert bsb.stale_reason(saved, bsb.stage_inputs()) is None  # the accepted change is part of what it describes; a later one is not
     write({**before, "00_data_prep": {"n_math": 10}}, "a = 3\n")
-    assert bsb.stale_reason(saved) == "changed since its run: 00_data_prep, lib.py"
-    assert bsb.stale_reason({"bands": {}}) == "its inputs were not recorded"
+    assert bsb.stale_reason(saved, bsb.stage_inputs()) == "changed since its run: 00_data_prep, lib.py"
+    assert bsb.stale_reason({"bands": {}}, bsb.stage_inputs()) == "its inputs were not recorded"
     write(after, "a = 2\n")
     (out / "base_trials" / "base_seed_1_m9.json").write_text(json.dumps({**trial, "dirty": True}))
     with pytest.raises(SystemExit, match="uncommitted changes"):
@@ -543,7 +560,7 @@ def test_adopting_a_trial_needs_the_committed_params_and_names_every_changed_dep
     assert bsb.record_inputs([2]) == [out / "base_seed_2.json"]
     rec = json.loads((out / "base_seed_2.json").read_text())
     assert rec["stage_inputs"]["params"]["00_data_prep"] == {"n_math": None}
-    assert bsb.stale_reason(rec) == "changed since its run: 00_data_prep, lib.py"
+    assert bsb.stale_reason(rec, bsb.stage_inputs()) == "changed since its run: 00_data_prep, lib.py"
 
 
 def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(tmp_path, monkeypatch):
@@ -563,11 +580,14 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
     monkeypatch.setattr(sr, "OUT", tmp_path / "docs/data")
     with pytest.raises(SystemExit, match="Elapsed"):
         sr.save_fresh(run, log)
-    log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 41:00\n")
-    saved = json.loads((sr.save_fresh(run, log) / "run.json").read_text())
+    log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 41:00\n\tExit status: 2\n")
+    with pytest.raises(SystemExit, match="status 0"):
+        sr.save_fresh(run, log)  # a failed run is not a timing
+    log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 41:00\n\tExit status: 0\n")
+    saved = json.loads((sr.save_fresh(run, log, ["a test run, 75 s"]) / "run.json").read_text())
     assert saved["make_reproduce_s"] == 2460.0 and saved["wall_s"]["04_grpo.r1"] == 600.0
     monkeypatch.setattr(rr, "ROOT", tmp_path)
     block = rr.fresh_block()
     assert "| 01_base_model | 30.0 min |" in block and "| **stages** | **40.1 min** |" in block
     assert block.index("01_base_model") < block.index("04_grpo (replicate 1)") < block.index("07_claims_audit")
-    assert "**41.0 min**" in block
+    assert "**41.0 min**" in block and "Besides it on the machine: a test run, 75 s." in block

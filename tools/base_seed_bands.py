@@ -24,7 +24,8 @@ docs/base_model.md before it runs. ``--adopt NAME`` makes a trial's runs the com
 params.yaml has taken the trial's setting: it refuses unless the trial's params (params.yaml at the trial's commit,
 with its overrides) equal the committed ones for every section stages 00-02 read, and unless every file those
 stages depend on that changed since the trial's commit is named by ``--accept-changed PATH`` (a judgement the
-adopted file records, with the changed files). ``--record-inputs`` gives seed files saved before runs recorded their stage inputs those of their run's commit (from
+adopted file records, with the changed files). ``--pin-baselines`` writes into each trial file the baseline it is read against now (new trial runs pin theirs at
+once), so a later change of the committed run never changes an old trial's comparison. ``--record-inputs`` gives seed files saved before runs recorded their stage inputs those of their run's commit (from
 git history). ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
 two cores). Each run also records ``math_diagnosis``: where the base model's math answers go wrong (operands copied
 from the question, arithmetic of the first step); ``--diagnose`` writes it for the committed base model.
@@ -141,13 +142,24 @@ def record_inputs(seeds: list[int]) -> list[Path]:
     return written
 
 
-def stale_reason(run: dict) -> str | None:
-    """Why a committed-settings seed file no longer describes this checkout's stage 00-02 settings and code (None:
-    it does)."""
+def locked_inputs() -> dict:
+    """``stage_inputs`` of the run behind ``dvc.lock``: the params and dependency md5s it recorded for stages 00-02."""
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    params, deps = {}, {}
+    for st in STAGES:
+        params.update(lock[st].get("params", {}).get("params.yaml", {}))
+        deps.update({d["path"]: d["md5"] for d in lock[st]["deps"] if not d["path"].startswith("data/")})
+    params.pop("base_seed", None)
+    return {"params": _as_json(params), "deps": deps}
+
+
+def stale_reason(run: dict, against: dict | None = None) -> str | None:
+    """Why a committed-settings seed file no longer describes the committed run's stage 00-02 settings and code
+    (``against``: by default those recorded in ``dvc.lock``), or None when it does."""
     then = run.get("stage_inputs")
     if then is None:
         return "its inputs were not recorded"
-    now = stage_inputs()
+    now = locked_inputs() if against is None else against
     changed = [k for k in sorted(set(then["params"]) | set(now["params"])) if then["params"].get(k) != now["params"].get(k)]
     changed += [d for d in sorted(set(then["deps"]) | set(now["deps"])) if then["deps"].get(d) != now["deps"].get(d)]
     return ("changed since its run: " + ", ".join(changed)) if changed else None
@@ -359,10 +371,28 @@ def trial_label(t: dict) -> str:
     return t.get("name") or f"{t['epochs']:g} epochs"
 
 
+def pin_baselines() -> list[Path]:
+    """Write into each trial file that lacks one the baseline it is read against now (``baseline``), so that a
+    later change of the committed run (seed 0's results, a seed file) never changes what an old trial is compared
+    with."""
+    head = _git("rev-parse", "HEAD").strip()
+    written = []
+    for f in sorted((OUT / "base_trials").glob("base_seed_*.json")):
+        t = json.loads(f.read_text())
+        if "baseline" not in t:
+            label, bands = baseline(t, f.name)
+            t["baseline"] = {"label": label, "bands": bands, "pinned_at": head}
+            f.write_text(json.dumps(t, indent=1) + "\n")
+            written.append(f)
+    return written
+
+
 def baseline(trial: dict, fname: str) -> tuple[str, dict]:
     """What a trial (its file ``fname``) is read against: the same seed at the committed settings of the trial's
     time. If an adoption replaced that seed's run after the trial was saved (the trial is in the replaced run's
     ``trials_before``, ``docs/data/superseded/``), the trial is read against the run of the earliest such adoption."""
+    if "baseline" in trial:  # pinned (pin_baselines)
+        return trial["baseline"]["label"], trial["baseline"]["bands"]
     s = trial["base_seed"]
     sups = [json.loads(f.read_text()) for f in (OUT / "superseded").glob(f"base_seed_{s}_*.json")]
     sups = sorted((d for d in sups if fname in d["trials_before"]), key=lambda d: d["superseded_on"])
@@ -454,6 +484,8 @@ def main(argv: list[str]) -> int:
                     help="make trial NAME's runs at the given seeds the committed settings' seed files")
     ap.add_argument("--accept-changed", action="append", default=[], metavar="PATH",
                     help="with --adopt: a changed dependency judged not to change the base model or its rollouts")
+    ap.add_argument("--pin-baselines", action="store_true",
+                    help="write into each trial file without one the baseline it is read against now")
     ap.add_argument("--record-inputs", action="store_true",
                     help="give the seed files of the given seeds that lack them the stage inputs of their commit")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the run")
@@ -461,6 +493,11 @@ def main(argv: list[str]) -> int:
                     help="write the committed base model's math diagnosis (reads data/ of this checkout)")
     args = ap.parse_args(argv)
     sets = parse_sets(args.sets)
+    if args.pin_baselines:
+        for f in pin_baselines():
+            print(f"pinned the baseline of {f.relative_to(ROOT)}")
+        write_block()
+        return 0
     if args.record_inputs:
         for f in record_inputs(args.seeds):
             print(f"recorded the stage inputs of {f.relative_to(ROOT)}")
@@ -498,6 +535,9 @@ def main(argv: list[str]) -> int:
             d["name"] = args.name
             dst = OUT / "base_trials" / f"base_seed_{s}_{args.name or f'epochs{args.epochs:g}'}.json"
             dst.parent.mkdir(exist_ok=True)
+            if s == 0 or (OUT / f"base_seed_{s}.json").exists():  # what it is read against, pinned now
+                label, bands = baseline(d, dst.name)
+                d["baseline"] = {"label": label, "bands": bands, "pinned_at": d.get("commit")}
         dst.write_text(json.dumps(d, indent=1) + "\n")
         print(f"base seed {s}: {sum(b['ok'] for b in d['bands']['bands'])} of {len(d['bands']['bands'])} bands met "
               f"({d['wall_s'] / 60:.1f} min)")

@@ -81,9 +81,13 @@ def fresh_block() -> str:
     rows = [f"| {label(k)} | {_minutes(run['wall_s'][k])} |" for k in keys]
     stages = sum(run["wall_s"].values())
     return "\n".join([f"`make reproduce` from a fresh clone of commit `{run['commit'][:7]}`"
-                      + (" (dirty)" if run.get("dirty") else "") + " (see the text above for what shared the cores):", "",
+                      + (" (dirty)" if run.get("dirty") else "") + ":", "",
                       "| stage | wall time |", "|---|---|", *rows, f"| **stages** | **{_minutes(stages)}** |",
-                      f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** |"])
+                      f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** |",
+                      "", (f"Machine: {run['device']['cpu_count']} CPU cores, {run['device']['torch_threads']} torch "
+                           f"threads, CUDA {'yes' if run['device']['cuda'] else 'no'}. " if run.get("device") else "")
+                      + ("Besides it on the machine: " + "; ".join(run["shared_cores"]) + "."
+                         if run.get("shared_cores") else "Nothing else ran on the machine meanwhile.")])
 
 
 def _short(text: str, limit: int = 150) -> str:

@@ -78,19 +78,23 @@ def _elapsed_s(time_log: str) -> float | None:
     return None
 
 
-def save_fresh(run_root: Path, time_log: Path) -> Path:
+def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) -> Path:
     """A `make reproduce` from a fresh clone, timed by `/usr/bin/time -v make reproduce`: its wall time per stage
     (the run's run_meta files), the whole command's (virtual environment included) and its commit, for the generated
-    table in docs/wall_times.md. Results are not kept: only timings."""
+    table in docs/wall_times.md, with ``shared``: what else ran on the machine meanwhile (``--shared TEXT``, one per
+    item; nothing is an empty list). Results are not kept: only timings."""
     metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
-    total = _elapsed_s(time_log.read_text(errors="replace"))
+    log = time_log.read_text(errors="replace")
+    total = _elapsed_s(log)
     if total is None or not metas:
         raise SystemExit(f"{time_log}: no 'Elapsed (wall clock) time' line, or {run_root} has no results/run_meta")
+    if "\tExit status: 0" not in log:
+        raise SystemExit(f"{time_log}: `make reproduce` did not exit with status 0; a failed run is not a timing")
     git = metas["07_claims_audit"]["git"]
     params = yaml.safe_load((run_root / "params.yaml").read_text())
     run = {"commit": git["commit"], "dirty": git["dirty"], "profile": params.get("profile"),
            "wall_s": {k: m["wall_s"] for k, m in metas.items()}, "make_reproduce_s": round(total, 1),
-           "host": metas["07_claims_audit"].get("host") or metas["07_claims_audit"].get("platform")}
+           "device": metas["07_claims_audit"].get("device"), "shared_cores": shared or []}
     dst = OUT / "fresh_clone"
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
@@ -102,11 +106,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("command", choices=["save", "save-quick", "save-fresh"])
     ap.add_argument("run_root", type=Path)
     ap.add_argument("time_log", type=Path, nargs="?", help="save-fresh: the output of /usr/bin/time -v make reproduce")
+    ap.add_argument("--shared", action="append", default=[],
+                    help="save-fresh: something else that ran on the machine meanwhile (repeatable)")
     args = ap.parse_args(argv)
     if args.command == "save-fresh":
         if args.time_log is None:
             raise SystemExit("save-fresh needs TIME_LOG, the output of /usr/bin/time -v make reproduce")
-        print(f"saved {save_fresh(args.run_root.resolve(), args.time_log)}")
+        print(f"saved {save_fresh(args.run_root.resolve(), args.time_log, args.shared)}")
         return 0
     fn = save if args.command == "save" else save_quick
     print(f"saved {fn(args.run_root.resolve())}")

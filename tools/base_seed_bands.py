@@ -307,6 +307,7 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
     if epochs is not None:
         params["01_base_model"]["epochs"] = float(epochs)
     apply_sets(params, sets or {})
+    inputs["params"] = _as_json(base_params(params))  # what this run read: a trial's overrides included
     pfile = tmp / "params.yaml"
     pfile.write_text(yaml.safe_dump(params, sort_keys=False))
     repo = copy_repo(tmp / "repo", pfile)

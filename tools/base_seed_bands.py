@@ -347,15 +347,13 @@ def _bands_table(cols: list[tuple[str, dict]]) -> list[str]:
 
 
 def table() -> str:
+    runs = [json.loads(f.read_text()) for f in sorted(OUT.glob("base_seed_*.json"))]
     rows = {0: json.loads((ROOT / "results/metrics/sanity_bands.json").read_text())}
-    for f in sorted(OUT.glob("base_seed_*.json")):
-        d = json.loads(f.read_text())
-        rows[d["base_seed"]] = d["bands"]
+    rows.update({d["base_seed"]: d["bands"] for d in runs})
     out = _bands_table([(f"base seed {s}", rows[s]) for s in sorted(rows)])
     out[-1] += (". Seed 0 is the committed run (`results/metrics/sanity_bands.json`); the others are "
                 "`docs/data/base_seed_<s>.json`, written by `python tools/base_seed_bands.py <s>`.")
-    for f in sorted(OUT.glob("base_seed_*.json")):
-        d = json.loads(f.read_text())
+    for d in runs:
         why = stale_reason(d)
         if why:
             out[-1] += f" **Base seed {d['base_seed']} is stale**: {why}."
@@ -381,11 +379,15 @@ def pin_baselines() -> list[Path]:
     for f in sorted((OUT / "base_trials").glob("base_seed_*.json")):
         t = json.loads(f.read_text())
         if "baseline" not in t:
-            label, bands = baseline(t, f.name)
-            t["baseline"] = {"label": label, "bands": bands, "pinned_at": head}
-            f.write_text(json.dumps(t, indent=1) + "\n")
+            f.write_text(json.dumps(_pinned(t, f.name, head), indent=1) + "\n")
             written.append(f)
     return written
+
+
+def _pinned(trial: dict, fname: str, at: str | None) -> dict:
+    """``trial`` with the baseline it is read against now (``baseline``) written into it, pinned at commit ``at``."""
+    label, bands = baseline(trial, fname)
+    return {**trial, "baseline": {"label": label, "bands": bands, "pinned_at": at}}
 
 
 def baseline(trial: dict, fname: str) -> tuple[str, dict]:
@@ -537,8 +539,7 @@ def main(argv: list[str]) -> int:
             dst = OUT / "base_trials" / f"base_seed_{s}_{args.name or f'epochs{args.epochs:g}'}.json"
             dst.parent.mkdir(exist_ok=True)
             if s == 0 or (OUT / f"base_seed_{s}.json").exists():  # what it is read against, pinned now
-                label, bands = baseline(d, dst.name)
-                d["baseline"] = {"label": label, "bands": bands, "pinned_at": d.get("commit")}
+                d = _pinned(d, dst.name, d.get("commit"))
         dst.write_text(json.dumps(d, indent=1) + "\n")
         print(f"base seed {s}: {sum(b['ok'] for b in d['bands']['bands'])} of {len(d['bands']['bands'])} bands met "
               f"({d['wall_s'] / 60:.1f} min)")

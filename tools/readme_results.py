@@ -30,20 +30,22 @@ def _minutes(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
-def _units(stage: str) -> list[tuple[str, str]]:
-    """(label, results-relative run_meta file) of a stage's units: one, or one per training replicate."""
-    extra = sorted((ROOT / "results/run_meta").glob(f"{stage}.r*.json"), key=lambda p: int(p.stem.split(".r")[-1]))
+def _units(stage: str, stems) -> list[tuple[str, str]]:
+    """(label, run_meta stem) of a stage's units among ``stems``: one, or one per training replicate
+    (``<stage>.r<i>``, replicate 0 being ``<stage>``); none when ``stems`` has no unit of the stage."""
+    extra = sorted((t for t in stems if t.startswith(f"{stage}.r")), key=lambda t: int(t.split(".r")[-1]))
     if not extra:
-        return [(stage, f"results/run_meta/{stage}.json")]
-    return [(f"{stage} (replicate 0)", f"results/run_meta/{stage}.json")] + [
-        (f"{stage} (replicate {p.stem.split('.r')[-1]})", f"results/run_meta/{p.name}") for p in extra]
+        return [(stage, stage)] if stage in stems else []
+    return [(f"{stage} (replicate 0)", stage)] * (stage in stems) + [
+        (f"{stage} (replicate {t.split('.r')[-1]})", t) for t in extra]
 
 
 def wall_block() -> str:
     rows, total = [], 0.0
+    stems = {p.stem for p in (ROOT / "results/run_meta").glob("*.json")} | set(STAGES)  # every stage must have run
     for st in STAGES:
-        for label, rel in _units(st):
-            m = _load(rel)
+        for label, stem in _units(st, stems):
+            m = _load(f"results/run_meta/{stem}.json")
             total += m["wall_s"]
             rows.append(f"| {label} | {_minutes(m['wall_s'])} | {m.get('end', '')[:16].replace('T', ' ')} |")
     return "\n".join(["| stage | wall time | finished (UTC) |", "|---|---|---|", *rows,
@@ -70,15 +72,9 @@ def fresh_block() -> str:
     if not f.exists():
         return "No `make reproduce` from a fresh clone has been timed yet (`python tools/seed_runs.py save-fresh`)."
     run = json.loads(f.read_text())
-    order = {st: i for i, st in enumerate(STAGES)}
-    keys = sorted(run["wall_s"], key=lambda k: (order.get(k.split(".")[0], 99), k))
-    multi = {k.split(".r")[0] for k in keys if ".r" in k}
-
-    def label(k: str) -> str:
-        st, _, r = k.partition(".r")
-        return f"{st} (replicate {r or 0})" if st in multi else k
-
-    rows = [f"| {label(k)} | {_minutes(run['wall_s'][k])} |" for k in keys]
+    units = [u for st in STAGES for u in _units(st, run["wall_s"])]
+    units += [(k, k) for k in sorted(set(run["wall_s"]) - {stem for _, stem in units})]  # any other stage, last
+    rows = [f"| {label} | {_minutes(run['wall_s'][stem])} |" for label, stem in units]
     stages = sum(run["wall_s"].values())
     return "\n".join([f"`make reproduce` from a fresh clone of commit `{run['commit'][:7]}`"
                       + (" (dirty)" if run.get("dirty") else "") + ":", "",

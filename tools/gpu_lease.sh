@@ -5,7 +5,7 @@
 #    /tmp/site, without touching the image's torch;
 # 2. runs the GPU-marked tests (`pytest -m gpu`) and the bf16 config test that skips on a CPU;
 # 3. runs the paper profile's every stage on the real-format fixtures (tools/paper_dry_run.py --device cuda).
-# Exit status: 0 only if both steps pass. Logs: $OUT/gpu_tests.log, $OUT/paper_dry_run.log, $OUT/paper_dry_run.json.
+# Exit status: 0 only if every command of steps 2-3 (and the version header) exits 0. Logs: $OUT/gpu_tests.log, $OUT/paper_dry_run.log, $OUT/paper_dry_run.json.
 set -u -o pipefail
 label=${1:?usage: gpu_lease.sh COMMIT_LABEL}
 out=${OUT:-/tmp/gpu_lease}; mkdir -p "$out"
@@ -21,10 +21,18 @@ header() {
   python3 -c "import sys,torch,transformers,trl,peft,accelerate; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__, 'trl', trl.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__)"
 }
 rc=0
-{ header; python3 -m pytest -m gpu -p no:cacheprovider --durations=10;
-  python3 -m pytest -p no:cacheprovider "tests/test_grpo.py::test_bf16_config_builds_where_there_is_a_bf16_device"; } \
-  2>&1 | tee "$out/gpu_tests.log" || rc=1
-{ header; python3 tools/paper_dry_run.py --device cuda --hidden 512 --layers 8 --json "$out/paper_dry_run.json"; } \
-  2>&1 | tee "$out/paper_dry_run.log" || rc=1
+step() {  # step LOG CMD...: run CMD, append its output to LOG and the screen; any non-zero exit fails the lease
+  local log=$1; shift
+  "$@" 2>&1 | tee -a "$log"
+  local s=${PIPESTATUS[0]}
+  if [ "$s" -ne 0 ]; then echo "gpu_lease: '$*' exited $s" | tee -a "$log"; rc=1; fi
+}
+tests=$out/gpu_tests.log dry=$out/paper_dry_run.log
+: >"$tests"; : >"$dry"
+step "$tests" header
+step "$tests" python3 -m pytest -m gpu -p no:cacheprovider --durations=10  # exit 5 (no test collected) fails too
+step "$tests" python3 -m pytest -p no:cacheprovider "tests/test_grpo.py::test_bf16_config_builds_where_there_is_a_bf16_device"
+step "$dry" header
+step "$dry" python3 tools/paper_dry_run.py --device cuda --hidden 512 --layers 8 --json "$out/paper_dry_run.json"
 echo "gpu_lease: exit $rc"
 exit $rc

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One device-lease check, as one command (docs/gpu.md §6): what `make test` cannot reach on a CPU-only machine.
-#   bash tools/gpu_lease.sh COMMIT_LABEL        (on the GPU machine, from the repository root; $OUT collects the logs)
+#   bash tools/gpu_lease.sh COMMIT_LABEL [tests]   (on the GPU machine, from the repository root; $OUT collects the logs;
+#                                                  `tests`: steps 1-2 only, for a lease too short for the dry run)
 # 1. installs the wheels carried in .whl/ (the CPU pins of transformers/TRL/PEFT/papermill the image lacks) into
 #    /tmp/site, without touching the image's torch;
 # 2. runs the GPU-marked tests (`pytest -m gpu`) and the bf16 config test that skips on a CPU;
 # 3. runs the paper profile's every stage on the real-format fixtures (tools/paper_dry_run.py --device cuda).
 # Exit status: 0 only if every command of steps 2-3 (and the version header) exits 0. Logs: $OUT/gpu_tests.log, $OUT/paper_dry_run.log, $OUT/paper_dry_run.json.
 set -u -o pipefail
-label=${1:?usage: gpu_lease.sh COMMIT_LABEL}
+label=${1:?usage: gpu_lease.sh COMMIT_LABEL [tests]}
+only=${2:-}
 out=${OUT:-/tmp/gpu_lease}; mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/lib
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -28,11 +30,13 @@ step() {  # step LOG CMD...: run CMD, append its output to LOG and the screen; a
   if [ "$s" -ne 0 ]; then echo "gpu_lease: '$*' exited $s" | tee -a "$log"; rc=1; fi
 }
 tests=$out/gpu_tests.log dry=$out/paper_dry_run.log
-: >"$tests"; : >"$dry"
+: >"$tests"; [ "$only" = tests ] || : >"$dry"
 step "$tests" header
 step "$tests" python3 -m pytest -m gpu -p no:cacheprovider --durations=10  # exit 5 (no test collected) fails too
 step "$tests" python3 -m pytest -p no:cacheprovider "tests/test_grpo.py::test_bf16_config_builds_where_there_is_a_bf16_device"
-step "$dry" header
-step "$dry" python3 tools/paper_dry_run.py --device cuda --hidden 512 --layers 8 --json "$out/paper_dry_run.json"
+if [ "$only" != tests ]; then
+  step "$dry" header
+  step "$dry" python3 tools/paper_dry_run.py --device cuda --hidden 512 --layers 8 --json "$out/paper_dry_run.json"
+fi
 echo "gpu_lease: exit $rc"
 exit $rc

@@ -591,3 +591,12 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
     assert "| 01_base_model | 30.0 min |" in block and "| **stages** | **40.1 min** |" in block
     assert block.index("01_base_model") < block.index("04_grpo (replicate 1)") < block.index("07_claims_audit")
     assert "**41.0 min**" in block and "Besides it on the machine: a test run, 75 s." in block
+
+
+def test_base_seed_bands_keeps_the_pretraining_loss_curve(tmp_path):
+    bsb = load_tool("base_seed_bands", "bsb_curve")
+    assert bsb.loss_curve(tmp_path) is None  # a run without stage 01's figure data
+    f = tmp_path / "figures" / "01_base_model" / "pretrain_loss.csv"
+    f.parent.mkdir(parents=True)
+    f.write_text("step,epoch,loss,learning_rate\n20,0.06,6.4,0.0003\n40,0.12,5.5,0.0006\n")
+    assert bsb.loss_curve(tmp_path) == {"step": [20, 40], "loss": [6.4, 5.5], "learning_rate": [0.0003, 0.0006]}

@@ -28,7 +28,8 @@ adopted file records, with the changed files). ``--pin-baselines`` writes into e
 once), so a later change of the committed run never changes an old trial's comparison. ``--record-inputs`` gives seed files saved before runs recorded their stage inputs those of their run's commit (from
 git history). ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
 two cores). Each run also records ``math_diagnosis``: where the base model's math answers go wrong (operands copied
-from the question, arithmetic of the first step); ``--diagnose`` writes it for the committed base model.
+from the question, arithmetic of the first step); ``--diagnose`` writes it for the committed base model. And
+``pretrain_loss_curve``: stage 01's loss per logged step (runs saved before it have none).
 """
 
 from __future__ import annotations
@@ -292,6 +293,19 @@ def math_diagnosis(data: Path) -> dict:
             "by_exposure": by_exposure}
 
 
+def loss_curve(repo: Path) -> dict | None:
+    """Stage 01's pretraining loss per logged step (``figures/01_base_model/pretrain_loss.csv``), or None without
+    it: kept with each run so that when and how sharply the loss falls (the copying skill forming) can be compared
+    across seeds and trials after the run's folder is gone."""
+    import csv
+
+    path = repo / "figures" / "01_base_model" / "pretrain_loss.csv"
+    if not path.exists():
+        return None
+    rows = list(csv.DictReader(path.open()))
+    return {k: [float(r[k]) if k != "step" else int(float(r[k])) for r in rows] for k in ("step", "loss", "learning_rate")}
+
+
 def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, threads: int | None = None,
              sets: dict | None = None) -> dict:
     from smoke_pipeline import BIN, copy_repo, env
@@ -328,7 +342,7 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
            "commit": state["commit"], "dirty": state["dirty"],  # this checkout's (the copy's own git history is
            "stage_inputs": inputs,                                   # a single throwaway commit)
            "pretrain_final_loss": card.get("final_loss"), "overrides": sets or {},
-           "math_diagnosis": math_diagnosis(repo / "data")}
+           "math_diagnosis": math_diagnosis(repo / "data"), "pretrain_loss_curve": loss_curve(repo)}
     if keep is None:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

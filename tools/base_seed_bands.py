@@ -302,7 +302,7 @@ def loss_curve(repo: Path) -> dict | None:
     path = repo / "figures" / "01_base_model" / "pretrain_loss.csv"
     if not path.exists():
         return None
-    rows = list(csv.DictReader(path.open()))
+    rows = list(csv.DictReader(path.read_text().splitlines()))
     return {k: [float(r[k]) if k != "step" else int(float(r[k])) for r in rows] for k in ("step", "loss", "learning_rate")}
 
 
@@ -367,8 +367,9 @@ def table() -> str:
     out = _bands_table([(f"base seed {s}", rows[s]) for s in sorted(rows)])
     out[-1] += (". Seed 0 is the committed run (`results/metrics/sanity_bands.json`); the others are "
                 "`docs/data/base_seed_<s>.json`, written by `python tools/base_seed_bands.py <s>`.")
+    locked = locked_inputs()  # dvc.lock read once for every seed file
     for d in runs:
-        why = stale_reason(d)
+        why = stale_reason(d, locked)
         if why:
             out[-1] += f" **Base seed {d['base_seed']} is stale**: {why}."
         if d.get("adopted_from"):

@@ -203,10 +203,10 @@ def other_base_seeds() -> str:
     runs = [json.loads(f.read_text()) for f in sorted((ROOT / "docs/data").glob("base_seed_*.json"))]
     if not runs:
         return ""
-    parts = []
+    parts, locked = [], base_seed_bands.locked_inputs()  # dvc.lock read once for every seed file
     for r in sorted(runs, key=lambda r: r["base_seed"]):
         met = f"{sum(b['ok'] for b in r['bands']['bands'])} of {len(r['bands']['bands'])}"
-        why = base_seed_bands.stale_reason(r)
+        why = base_seed_bands.stale_reason(r, locked)
         parts.append(f"base seed {r['base_seed']}: {met}" + (f" (**stale**, {why})" if why else ""))
     return ("; at other base seeds: " + ", ".join(parts) +
             " ([per band](docs/base_model.md#the-papers-evaluation-protocol-2026-11-26))")

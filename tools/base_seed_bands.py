@@ -421,10 +421,22 @@ def baseline(trial: dict, fname: str) -> tuple[str, dict]:
     return "committed", json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"]
 
 
+def trial_files() -> list[Path]:
+    """The trial files (docs/data/base_trials/) in the order they were first committed (so the tables read in the
+    order the trials ran); files not committed yet come last, each group in name order."""
+    files = sorted((OUT / "base_trials").glob("base_seed_*.json"))
+    r = subprocess.run(["git", "log", "--diff-filter=A", "--reverse", "--format=", "--name-only", "--",
+                        str(OUT / "base_trials")], cwd=ROOT, capture_output=True, text=True)
+    first = {}
+    for line in r.stdout.split() if r.returncode == 0 else []:
+        first.setdefault(Path(line).name, len(first))
+    return sorted(files, key=lambda f: (first.get(f.name, len(first)), f.name))
+
+
 def trials_table() -> str:
     """Each trial (docs/data/base_trials/), a table per trial, its seeds next to the same seeds at the committed
     settings of the trial's time (``baseline``)."""
-    files = sorted((OUT / "base_trials").glob("base_seed_*.json"))
+    files = trial_files()
     trials = [json.loads(f.read_text()) for f in files]
     names = {id(t): f.name for t, f in zip(trials, files)}
     if not trials:
@@ -464,7 +476,7 @@ def diagnosis_table() -> str:
     stale = d.get("base_model") != base_model_hash(ROOT / "dvc.lock")
     rows = [("committed, base seed 0 (" + t + ")", v) for t, v in d["templates"].items()]
     rows += [(f"trial {trial_label(t)}, base seed {t['base_seed']} (all)", t["math_diagnosis"]["templates"]["all"])
-             for t in (json.loads(f.read_text()) for f in sorted((OUT / "base_trials").glob("base_seed_*.json")))
+             for t in (json.loads(f.read_text()) for f in trial_files())
              if "templates" in t.get("math_diagnosis", {})]
     out = (["**Stale: the committed base model changed since this was measured; run `python tools/base_seed_bands.py "
             "--diagnose --report`.**", ""] if stale else [])

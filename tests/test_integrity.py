@@ -405,29 +405,17 @@ def test_a_base_model_trial_never_enters_the_table_of_committed_settings(tmp_pat
     assert (tmp_path / "base_seed_1.json").exists() and wrote
 
 
-def test_trial_tables_follow_the_order_the_trials_were_committed(tmp_path, monkeypatch):
-    """tools/base_seed_bands.trial_files: the trial tables read in the order the trial files entered git (not name
-    order); a file not committed yet comes last."""
-    import subprocess
-
+def test_trial_tables_follow_the_order_the_trials_were_saved(tmp_path, monkeypatch):
+    """tools/base_seed_bands.trial_files: the trial tables read in the order the trials were saved (``saved_at``),
+    not in name order; a file without the field comes last."""
     bsb = load_tool("base_seed_bands", "base_seed_bands_o")
-    out = tmp_path / "docs" / "data"
-    (out / "base_trials").mkdir(parents=True)
-    monkeypatch.setattr(bsb, "ROOT", tmp_path)
-    monkeypatch.setattr(bsb, "OUT", out)
-
-    def git(*a):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,
-                       capture_output=True)
-
-    git("init", "-q")
-    for name in ("base_seed_1_zeta.json", "base_seed_1_alpha.json"):  # committed in this order
-        (out / "base_trials" / name).write_text("{}")
-        git("add", ".")
-        git("commit", "-qm", name)
-    (out / "base_trials" / "base_seed_0_beta.json").write_text("{}")  # not committed
-    assert [f.name for f in bsb.trial_files()] == ["base_seed_1_zeta.json", "base_seed_1_alpha.json",
-                                                   "base_seed_0_beta.json"]
+    (tmp_path / "base_trials").mkdir()
+    monkeypatch.setattr(bsb, "OUT", tmp_path)
+    saved = {"base_seed_1_zeta.json": "2026-11-25T10:00:00Z", "base_seed_1_alpha.json": "2026-11-26T09:00:00Z",
+             "base_seed_0_beta.json": None}
+    for name, at in saved.items():
+        (tmp_path / "base_trials" / name).write_text(json.dumps({"saved_at": at} if at else {}))
+    assert [f.name for f in bsb.trial_files()] == list(saved)
 
 
 def test_the_committed_seed_files_describe_the_run_behind_dvc_lock():

@@ -422,15 +422,10 @@ def baseline(trial: dict, fname: str) -> tuple[str, dict]:
 
 
 def trial_files() -> list[Path]:
-    """The trial files (docs/data/base_trials/) in the order they were first committed (so the tables read in the
-    order the trials ran); files not committed yet come last, each group in name order."""
+    """The trial files (docs/data/base_trials/) in the order they were saved (``saved_at``, UTC), so the tables read
+    in the order the trials ran; files without it come last, in name order."""
     files = sorted((OUT / "base_trials").glob("base_seed_*.json"))
-    r = subprocess.run(["git", "log", "--diff-filter=A", "--reverse", "--format=", "--name-only", "--",
-                        str(OUT / "base_trials")], cwd=ROOT, capture_output=True, text=True)
-    first = {}
-    for line in r.stdout.split() if r.returncode == 0 else []:
-        first.setdefault(Path(line).name, len(first))
-    return sorted(files, key=lambda f: (first.get(f.name, len(first)), f.name))
+    return sorted(files, key=lambda f: (json.loads(f.read_text()).get("saved_at") or "~", f.name))
 
 
 def trials_table() -> str:
@@ -443,7 +438,7 @@ def trials_table() -> str:
         return "No sizing trial has been run."
     sections = []
     for label in dict.fromkeys(map(trial_label, trials)):
-        group = [t for t in trials if trial_label(t) == label]
+        group = sorted((t for t in trials if trial_label(t) == label), key=lambda t: t["base_seed"])
         cols = []
         for t in group:
             s = t["base_seed"]
@@ -563,6 +558,7 @@ def main(argv: list[str]) -> int:
             dst = OUT / f"base_seed_{s}.json"
         else:
             d["name"] = args.name
+            d["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # orders the trial tables
             dst = OUT / "base_trials" / f"base_seed_{s}_{args.name or f'epochs{args.epochs:g}'}.json"
             dst.parent.mkdir(exist_ok=True)
             if s == 0 or (OUT / f"base_seed_{s}.json").exists():  # what it is read against, pinned now

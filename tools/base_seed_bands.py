@@ -451,6 +451,10 @@ def trials_table() -> str:
                                                   f"loss {t['pretrain_final_loss']:.3f}, {t['train_seconds'] / 60:.0f}"
                                                   f" min with " + (f"{t['threads']} thread(s)" if t['threads'] else "the default threads")
                                                   for t in group) + ".")
+        rebuilt = [str(t["base_seed"]) for t in group if t.get("reconstructed")]
+        if rebuilt:
+            out[-1] += (f" Seed(s) {', '.join(rebuilt)}: the run's file was lost and rebuilt from values printed before "
+                        "the loss, rounded; see its `reconstructed` field for what is missing.")
         sections.append("\n".join(out))
     return "\n\n".join(sections)
 

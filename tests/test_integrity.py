@@ -406,7 +406,7 @@ def test_a_base_model_trial_never_enters_the_table_of_committed_settings(tmp_pat
 
 
 def test_trial_tables_follow_the_order_the_trials_were_saved(tmp_path, monkeypatch):
-    """tools/base_seed_bands.trial_files: the trial tables read in the order the trials were saved (``saved_at``),
+    """tools/base_seed_bands.trials: the trial tables read in the order the trials were saved (``saved_at``),
     not in name order; a file without the field comes last."""
     bsb = load_tool("base_seed_bands", "base_seed_bands_o")
     (tmp_path / "base_trials").mkdir()
@@ -415,7 +415,7 @@ def test_trial_tables_follow_the_order_the_trials_were_saved(tmp_path, monkeypat
              "base_seed_0_beta.json": None}
     for name, at in saved.items():
         (tmp_path / "base_trials" / name).write_text(json.dumps({"saved_at": at} if at else {}))
-    assert [f.name for f in bsb.trial_files()] == list(saved)
+    assert [f.name for f, _ in bsb.trials()] == list(saved)
 
 
 def test_the_committed_seed_files_describe_the_run_behind_dvc_lock():

@@ -208,11 +208,11 @@ def adopt(name: str, seeds: list[int], accepted: list[str]) -> list[Path]:
         if dst.exists() and json.loads(dst.read_text()).get("adopted_from") != t["adopted_from"]:
             # the run it replaces stays, one file per adoption: the trials run before it are read against it
             old = json.loads(dst.read_text())
-            trials = sorted(f.name for f in (OUT / "base_trials").glob(f"base_seed_{s}_*.json"))
+            before = sorted(f.name for f in (OUT / "base_trials").glob(f"base_seed_{s}_*.json"))
             (OUT / "superseded").mkdir(exist_ok=True)
             (OUT / "superseded" / f"base_seed_{s}_{name}.json").write_text(json.dumps(
                 {**old, "superseded_at": head, "superseded_on": when, "superseded_by": name,
-                 "trials_before": trials}, indent=1) + "\n")
+                 "trials_before": before}, indent=1) + "\n")
         dst.write_text(json.dumps(t, indent=1) + "\n")
         written.append(dst)
     return written
@@ -421,28 +421,27 @@ def baseline(trial: dict, fname: str) -> tuple[str, dict]:
     return "committed", json.loads((OUT / f"base_seed_{s}.json").read_text())["bands"]
 
 
-def trial_files() -> list[Path]:
-    """The trial files (docs/data/base_trials/) in the order they were saved (``saved_at``, UTC), so the tables read
-    in the order the trials ran; files without it come last, in name order."""
-    files = sorted((OUT / "base_trials").glob("base_seed_*.json"))
-    return sorted(files, key=lambda f: (json.loads(f.read_text()).get("saved_at") or "~", f.name))
+def trials() -> list[tuple[Path, dict]]:
+    """The trial files (docs/data/base_trials/) with their contents, in the order they were saved (``saved_at``,
+    UTC), so the tables read in the order the trials ran; files without it come last, in name order."""
+    runs = [(f, json.loads(f.read_text())) for f in sorted((OUT / "base_trials").glob("base_seed_*.json"))]
+    return sorted(runs, key=lambda ft: (ft[1].get("saved_at") or "~", ft[0].name))
 
 
 def trials_table() -> str:
     """Each trial (docs/data/base_trials/), a table per trial, its seeds next to the same seeds at the committed
     settings of the trial's time (``baseline``)."""
-    files = trial_files()
-    trials = [json.loads(f.read_text()) for f in files]
-    names = {id(t): f.name for t, f in zip(trials, files)}
-    if not trials:
+    runs = trials()
+    if not runs:
         return "No sizing trial has been run."
     sections = []
-    for label in dict.fromkeys(map(trial_label, trials)):
-        group = sorted((t for t in trials if trial_label(t) == label), key=lambda t: t["base_seed"])
+    for label in dict.fromkeys(trial_label(t) for _, t in runs):
+        named = sorted(((f.name, t) for f, t in runs if trial_label(t) == label), key=lambda nt: nt[1]["base_seed"])
+        group = [t for _, t in named]
         cols = []
-        for t in group:
+        for name, t in named:
             s = t["base_seed"]
-            ref_label, ref = baseline(t, names[id(t)])
+            ref_label, ref = baseline(t, name)
             cols += [(f"seed {s}, {ref_label}", ref), (f"seed {s}, {label}", t["bands"])]
         changed = "; ".join(f"`{k}: {json.dumps(v)}`" for k, v in group[0].get("overrides", {}).items())
         out = [f"**Trial: {label}** ({changed or 'pretraining epochs only'}; code of "
@@ -475,7 +474,7 @@ def diagnosis_table() -> str:
     stale = d.get("base_model") != base_model_hash(ROOT / "dvc.lock")
     rows = [("committed, base seed 0 (" + t + ")", v) for t, v in d["templates"].items()]
     rows += [(f"trial {trial_label(t)}, base seed {t['base_seed']} (all)", t["math_diagnosis"]["templates"]["all"])
-             for t in (json.loads(f.read_text()) for f in trial_files())
+             for _, t in trials()
              if "templates" in t.get("math_diagnosis", {})]
     out = (["**Stale: the committed base model changed since this was measured; run `python tools/base_seed_bands.py "
             "--diagnose --report`.**", ""] if stale else [])

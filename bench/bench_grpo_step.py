@@ -26,12 +26,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from passkt import grpo, models, rollout, sft
+from passkt import grpo, models, rollout, sft, shared_prompt
 from passkt.paths import Paths
 
-# (name, logprob_buckets, autocast_bf16); the first is TRL's own path, the baseline
-VARIANTS = [("TRL as is (fp32, one padded batch)", 1, False), ("bf16 autocast", 1, True),
-            ("8 length buckets (fp32)", 8, False), ("8 buckets + bf16 autocast", 8, True)]
+# (name, logprob_buckets, autocast_bf16, shared prompts); the first is TRL's own path, the baseline
+VARIANTS = [("TRL as is (fp32, one padded batch)", 1, False, False), ("bf16 autocast", 1, True, False),
+            ("8 length buckets (fp32)", 8, False, False), ("8 buckets + bf16 autocast", 8, True, False),
+            ("8 buckets + bf16 + prompts shared (not adopted)", 8, True, True)]
 
 
 class Clock:
@@ -75,23 +76,49 @@ def tiny_settings(root: Path) -> grpo.GRPOSettings:
                              gen_batch_size=smp["batch_size"])
 
 
-def plain_forward_backward(model, ids, attn, n_completion, buckets, bf16):
-    """The lower limit: the model's own LM loss forward + backward on the batch shapes a variant uses."""
+def _parts(attn, n_completion, buckets):
+    n_prompt = attn.size(1) - n_completion
+    return ([(torch.arange(attn.size(0)), n_completion)] if buckets == 1
+            else grpo.length_buckets(attn[:, n_prompt:], buckets))
+
+
+def plain_forward_backward(model, ids, attn, n_completion, buckets, bf16, shared=False):
+    """The lower limit: the model's own LM loss forward + backward on the batch shapes a variant uses (with
+    ``shared``: the distinct prompts once, then each bucket's last prompt token and completions on their cache)."""
+    from transformers import DynamicCache
+
     n_prompt = ids.size(1) - n_completion
-    parts = ([(torch.arange(ids.size(0)), n_completion)] if buckets == 1
-             else grpo.length_buckets(attn[:, n_prompt:], buckets))
     with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
-        for rows, n in parts:
-            x, m = ids[rows, : n_prompt + n], attn[rows, : n_prompt + n]
-            model(input_ids=x, attention_mask=m, labels=x.masked_fill(m == 0, -100)).loss.backward()
+        if not shared:
+            for rows, n in _parts(attn, n_completion, buckets):
+                x, m = ids[rows, : n_prompt + n], attn[rows, : n_prompt + n]
+                model(input_ids=x, attention_mask=m, labels=x.masked_fill(m == 0, -100)).loss.backward()
+        else:
+            distinct, owner = torch.unique(torch.cat([ids[:, :n_prompt], attn[:, :n_prompt]], 1), dim=0,
+                                           return_inverse=True)
+            kv = [(la.keys, la.values) for la in model(input_ids=distinct[:, : n_prompt - 1], use_cache=True,
+                                                       attention_mask=distinct[:, n_prompt: 2 * n_prompt - 1],
+                                                       logits_to_keep=1).past_key_values.layers]
+            loss = 0
+            for rows, n in _parts(attn, n_completion, buckets):
+                x, m = ids[rows, n_prompt - 1: n_prompt + n], attn[rows, : n_prompt + n]
+                cache = DynamicCache(ddp_cache_data=[(k[owner[rows]], v[owner[rows]]) for k, v in kv])
+                loss = loss + model(input_ids=x, attention_mask=m, past_key_values=cache,
+                                    labels=x.masked_fill(m[:, n_prompt - 1:] == 0, -100)).loss
+            loss.backward()
     model.zero_grad(set_to_none=True)
 
 
-def batch_shapes(ids, attn, n_completion, buckets):
+def batch_shapes(ids, attn, n_completion, buckets, shared=False):
+    """Token positions the model runs over: one padded batch, length buckets, or buckets with shared prompts."""
     n_prompt = ids.size(1) - n_completion
     if buckets == 1:
         return ids.numel()
-    return sum(len(rows) * (n_prompt + n) for rows, n in grpo.length_buckets(attn[:, n_prompt:], buckets))
+    parts = grpo.length_buckets(attn[:, n_prompt:], buckets)
+    if not shared:
+        return sum(len(rows) * (n_prompt + n) for rows, n in parts)
+    distinct = len(torch.unique(torch.cat([ids[:, :n_prompt], attn[:, :n_prompt]], 1), dim=0))
+    return distinct * (n_prompt - 1) + sum(len(rows) * (n + 1) for rows, n in parts)
 
 
 def run(repeats: int = 3, threads: int = 1, profile: bool = False, data_root: Path = Path(".")) -> dict:
@@ -135,9 +162,10 @@ def run(repeats: int = 3, threads: int = 1, profile: bool = False, data_root: Pa
     n_completion = inputs["completion_ids"].size(1)
     ref_grad, agree = None, {}
     for rep in range(repeats):
-        for name, buckets, bf16 in VARIANTS:
+        for name, buckets, bf16, shared in VARIANTS:
             model.load_state_dict(snapshot)
             tr.logprob_buckets, tr.autocast_bf16 = buckets, bf16
+            tr.__class__ = shared_prompt.trainer_class() if shared else grpo.trainer_class()
             with clock(f"{name}|forward"):
                 loss = tr.compute_loss(model, inputs)
             with clock(f"{name}|backward"):
@@ -152,15 +180,17 @@ def run(repeats: int = 3, threads: int = 1, profile: bool = False, data_root: Pa
                 tr.optimizer.zero_grad(set_to_none=True)
             model.load_state_dict(snapshot)
             with clock(f"{name}|plain"):
-                plain_forward_backward(model, ids, attn, n_completion, buckets, bf16)
+                plain_forward_backward(model, ids, attn, n_completion, buckets, bf16, shared)
     model.load_state_dict(snapshot)
+    tr.__class__ = grpo.trainer_class()
 
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
 
-        for name, buckets, bf16 in (VARIANTS[0], VARIANTS[-1]):
+        for name, buckets, bf16, shared in (VARIANTS[0], VARIANTS[-1]):
             tr.logprob_buckets, tr.autocast_bf16 = buckets, bf16
+            tr.__class__ = shared_prompt.trainer_class() if shared else grpo.trainer_class()
             with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
                 tr.compute_loss(model, inputs).backward()
             model.zero_grad(set_to_none=True)
@@ -169,7 +199,8 @@ def run(repeats: int = 3, threads: int = 1, profile: bool = False, data_root: Pa
 
     mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
     tokens = {"episodes": ids.size(0), "padded": ids.numel(), "real": int(attn.sum()), "model_written": int(mask.sum()),
-              "bucketed": batch_shapes(ids, attn, n_completion, 8)}
+              "bucketed": batch_shapes(ids, attn, n_completion, 8),
+              "shared": batch_shapes(ids, attn, n_completion, 8, shared=True)}
     return {"clock": clock, "agree": agree, "extra_forwards": extra_forwards, "tokens": tokens, "settings": s,
             "repeats": repeats, "threads": threads}
 
@@ -182,7 +213,7 @@ def table(res: dict) -> str:
         f"{s.prompts_per_step} prompts x G={s.group_size} = {tk['episodes']} episodes per step; "
         f"{res['repeats']} repeats, torch threads {res['threads']}; medians, CPU s (wall s)",
         f"tokens in the loss batch: {tk['padded']:,} padded (one batch), {tk['bucketed']:,} in 8 length buckets, "
-        f"{tk['real']:,} real, {tk['model_written']:,} model-written (in the loss)",
+        f"{tk['shared']:,} in 8 buckets with each distinct prompt once, {tk['real']:,} real, {tk['model_written']:,} model-written (in the loss)",
         f"rollout {rollout_cpu:.2f} ({rollout_wall:.2f}); rewards {c.median('reward'):.3f}; "
         f"TRL batch preparation around them {prep_cpu - rollout_cpu - c.median('reward'):.2f}; "
         f"extra logprob forwards per step (old/ref policy): {res['extra_forwards']:g} "
@@ -191,7 +222,7 @@ def table(res: dict) -> str:
         "| step incl. rollout | speed-up | grad cos vs TRL | grad rel. err |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
     base_step = None
-    for name, _, _ in VARIANTS:
+    for name, *_ in VARIANTS:
         med = {ph: (c.median(f"{name}|{ph}"), c.median(f"{name}|{ph}", 1))
                for ph in ("forward", "backward", "optimizer", "plain")}
         train = tuple(sum(med[ph][i] for ph in ("forward", "backward", "optimizer")) for i in (0, 1))

@@ -377,6 +377,59 @@ def test_fast_logprobs_give_trl_loss_and_gradients(problems, tok, tmp_path):
         assert (g_bf16 - g_trl).norm() <= 0.1 * g_trl.norm()
 
 
+def test_shared_prompt_forward_gives_trl_loss_and_gradients(problems, tok, tmp_path):
+    """Encoding each group's prompt once (passkt.shared_prompt) gives TRL's per-token log-probs, entropies, loss and
+    gradients up to float rounding, with and without length buckets; under bf16 autocast, TRL's loss and gradients
+    within bf16 rounding."""
+    from passkt import shared_prompt
+
+    base = _save_random_model(tok, tmp_path / "base")
+    train = problems[:4]
+    s = GRPOSettings(epochs=1, group_size=4, T_train=1, lr=1e-3, max_turn_tokens=48, max_total_tokens=1024,
+                     prompts_per_step=4, logprob_buckets=3)
+    backend = _varied_backend(train, tok)
+    env = Environment(train, tok, search_k=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = grpo.build_trainer(base, env, tmp_path / "grpo", s, backend_factory=lambda trainer: backend)
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    torch.manual_seed(0)
+    trainer.logprob_buckets = 1
+    inputs = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    prompts = torch.cat([inputs["prompt_ids"], inputs["prompt_mask"]], 1)
+    assert 1 < len(torch.unique(prompts, dim=0)) < len(prompts)  # shared prompts, and more than one
+    assert inputs["prompt_mask"].sum(1).min() < inputs["prompt_mask"].sum(1).max()  # left padding is exercised
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    attn = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    n = inputs["completion_ids"].size(1)
+    mask = inputs["completion_mask"].bool()
+    with torch.no_grad():
+        lp_trl, ent_trl, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n, compute_entropy=True)
+    loss_trl, g_trl = _loss_and_grads(trainer, inputs, 1, False)
+
+    shared_prompt.enable(trainer)
+    calls = []
+    forward = trainer.model.forward
+    trainer.model.forward = lambda *a, **k: calls.append(k["input_ids"].shape) or forward(*a, **k)
+    for buckets in (1, 3):
+        trainer.logprob_buckets, calls[:] = buckets, []
+        with torch.no_grad():
+            lp, ent, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n, compute_entropy=True)
+        assert len(calls) == 1 + buckets and calls[0][0] == len(torch.unique(prompts, dim=0))  # the prompts once
+        assert sum(c[0] for c in calls[1:]) == len(ids) and all(c[1] <= n + 1 for c in calls[1:])
+        assert lp.shape == lp_trl.shape and ent.shape == ent_trl.shape
+        torch.testing.assert_close(lp[mask], lp_trl[mask], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ent[mask], ent_trl[mask], rtol=1e-4, atol=1e-5)
+        assert not lp[~mask].any()
+        loss, g = _loss_and_grads(trainer, inputs, buckets, False)
+        torch.testing.assert_close(loss, loss_trl)
+        assert (g - g_trl).norm() <= 1e-4 * g_trl.norm()
+    loss_bf16, g_bf16 = _loss_and_grads(trainer, inputs, 3, True)
+    torch.testing.assert_close(loss_bf16, loss_trl)
+    assert torch.nn.functional.cosine_similarity(g_bf16, g_trl, dim=0) > 0.99
+
+
 def test_plateau_callback_stops_at_an_epoch_end_once_the_reward_is_flat(tmp_path):
     from types import SimpleNamespace
 

@@ -355,6 +355,61 @@ def test_a_saved_seed_run_on_another_base_model_is_listed_never_compared(tmp_pat
     assert "seed 6" not in line.split("Not compared")[0] and "Not compared: seed 6" in line
 
 
+def test_a_seed_run_on_a_retrained_committed_base_model_is_compared_by_its_weights(tmp_path, monkeypatch):
+    """A base model retrained from scratch has another DVC folder hash (the folder holds its run's times). A run on it
+    is compared only once ``seed_runs.py identify`` has established that retraining as the committed model, for the
+    model dvc.lock names now; identify refuses a retraining whose bands or loss curve differ from the committed."""
+    import shutil
+
+    rr = load_tool("readme_results", "readme_results_w")
+    sr = load_tool("seed_runs", "seed_runs_w")
+    files = ("dvc.lock", "params.yaml", "results/headline.json", "results/figures/07_claims_audit/claims.csv",
+             "results/metrics/sanity_bands.json", "results/plots/pretrain_loss.csv")
+    for root in (tmp_path / "main", tmp_path / "retrained"):
+        for rel in files:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / rel, root / rel)
+    run = tmp_path / "retrained"
+    (run / "data/02_base_rollouts").mkdir(parents=True)
+    shutil.copy(ROOT / "results/metrics/sanity_bands.json", run / "data/02_base_rollouts/sanity_bands.json")
+    (run / "figures/01_base_model").mkdir(parents=True)
+    shutil.copy(ROOT / "results/plots/pretrain_loss.csv", run / "figures/01_base_model/pretrain_loss.csv")
+    (run / "data/01_base_model/model").mkdir(parents=True)
+    (run / "data/01_base_model/model/model.safetensors").write_bytes(b"the weights")
+    (run / "data/01_base_model/run_meta.json").write_text(json.dumps({"git": {"commit": "c" * 40}}))
+    lock = run / "dvc.lock"
+    lock.write_text(lock.read_text().replace(rr.base_model_hash(lock), "1" * 32 + ".dir"))
+    main = tmp_path / "main"
+    monkeypatch.setattr(rr, "ROOT", main)
+    monkeypatch.setattr(sr, "ROOT", main)
+    monkeypatch.setattr(rr, "BASE_MODEL_ID", main / "docs/data/base_model_id.json")
+    weights = rr.weights_md5(run / "data/01_base_model")
+    d = main / "docs/data/seed_7"
+    d.mkdir(parents=True)
+    shutil.copy(ROOT / "results/headline.json", d / "headline.json")
+    shutil.copy(ROOT / "results/figures/07_claims_audit/claims.csv", d / "claims.csv")
+    (d / "run.json").write_text(json.dumps({"seed": 7, "commit": "7" * 40, "base_model": "1" * 32 + ".dir",
+                                            "base_model_weights": weights}))
+    assert set(rr.seed_runs()) == {0}  # not yet established: another base model
+    bands = run / "data/02_base_rollouts/sanity_bands.json"
+    good = bands.read_bytes()
+    bands.write_bytes(good.replace(b"0.", b"1.", 1))
+    with pytest.raises(SystemExit, match="sanity bands"):
+        sr.identify(run)
+    bands.write_bytes(good)
+    sr.identify(run)
+    known = json.loads((main / "docs/data/base_model_id.json").read_text())
+    assert known["weights_md5"] == weights and known["lock_md5"] == rr.base_model_hash(main / "dvc.lock")
+    assert set(rr.seed_runs()) == {0, 7} and "seed 7: ours" in rr.seeds_block()
+    known["lock_md5"] = "2" * 32 + ".dir"  # established for a model dvc.lock no longer names
+    (main / "docs/data/base_model_id.json").write_text(json.dumps(known))
+    assert set(rr.seed_runs()) == {0}
+    params = run / "params.yaml"
+    params.write_text(params.read_text().replace("\nseed: 0", "\nseed: 3"))
+    with pytest.raises(SystemExit, match="seed"):
+        sr.identify(run)
+
+
 def test_fingerprints_hash_content_never_a_preview():
     """A datasets Column (or a numpy array) is hashed element by element: its str() is a 5-row preview."""
     import datasets

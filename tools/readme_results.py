@@ -220,15 +220,46 @@ def base_model_hash(lock_path: Path) -> str | None:
     return next((o.get("md5") for o in stage.get("outs", []) if o["path"] == "data/01_base_model"), None)
 
 
+BASE_MODEL_ID = ROOT / "docs/data/base_model_id.json"  # written by `python tools/seed_runs.py identify RUN_ROOT`
+
+
+def weights_md5(model_dir: Path) -> str | None:
+    """md5 of a base model's weight files (``model*.safetensors``, in name order), or None without any. DVC's hash of
+    the stage folder also covers its run metadata (times), so two runs that train the very same model never share
+    it; the weights name the model itself."""
+    import hashlib
+
+    files = sorted(Path(model_dir).glob("**/model*.safetensors"))
+    if not files:
+        return None
+    h = hashlib.md5()
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def committed_base_weights() -> str | None:
+    """The committed base model's weights md5: ``docs/data/base_model_id.json`` when it was established for the
+    model ``dvc.lock`` names now, else None."""
+    if not BASE_MODEL_ID.exists():
+        return None
+    known = json.loads(BASE_MODEL_ID.read_text())
+    current = base_model_hash(ROOT / "dvc.lock")
+    return known["weights_md5"] if current is not None and known.get("lock_md5") == current else None
+
+
 def saved_seed_runs() -> tuple[dict[int, dict], dict[int, dict]]:
     """The runs saved by tools/seed_runs.py, split into those on the committed base model (comparable with the
     committed run) and those on another one (a stale comparison: stages 02-07 of the committed run sit on a
-    different base model; they are listed, never compared)."""
-    current = base_model_hash(ROOT / "dvc.lock")
+    different base model; they are listed, never compared). A run is on the committed model when its dvc.lock names
+    the same model folder, or when its model's weights are those established for the committed model
+    (:func:`committed_base_weights`)."""
+    current, weights = base_model_hash(ROOT / "dvc.lock"), committed_base_weights()
     same, other = {}, {}
     for d in sorted((ROOT / "docs/data").glob("seed_*")):
         run = json.loads((d / "run.json").read_text())
-        ok = current is not None and run.get("base_model") == current  # unknown on either side: not comparable
+        ok = current is not None and (run.get("base_model") == current or  # unknown on either side: not comparable
+                                      (weights is not None and run.get("base_model_weights") == weights))
         (same if ok else other)[int(d.name.split("_")[1])] = run | {"dir": d}
     return same, other
 
@@ -283,7 +314,8 @@ def seeds_block() -> str:
     saved = saved_seed_runs()[0]
     out += ["", "Code: " + "; ".join(f"seed {s} ran commit {r['commit'][:7]}" for s, r in saved.items())
             + "; the committed seed, the commit in `results/run_meta/`. Every run shown used the committed base model "
-            "(the `01_base_model` hash in `dvc.lock`)." + _stale_seed_runs()]
+            "(the `01_base_model` hash in `dvc.lock`, or a retraining of it with the same weights: "
+            "`docs/data/base_model_id.json`)." + _stale_seed_runs()]
     out += ["", f"{sum(same)} of {len(ids)} verdicts are the same at every seed. Bridge RL − base Pass@kmax: "
             + "; ".join(f"seed {s} {h[k]:+.3f} [{h[k + '.ci_low']:+.3f}, {h[k + '.ci_high']:+.3f}]"
                         for s, (_, h) in runs.items()) + "."]

@@ -3,6 +3,7 @@
     python tools/seed_runs.py save RUN_ROOT         # keep a finished run's results in docs/data/seed_<s>/
     python tools/seed_runs.py save-quick RUN_ROOT   # keep a finished quick-profile run's wall times in docs/data/quick/
     python tools/seed_runs.py save-fresh RUN_ROOT TIME_LOG  # a fresh clone's timed `make reproduce`: docs/data/fresh_clone/
+    python tools/seed_runs.py identify RUN_ROOT     # RUN_ROOT retrained the committed base model: record its weights
     python tools/readme_results.py            # then redraw the side-by-side table (docs/results.md, README)
 
 RUN_ROOT is a checkout that ran `dvc repro` with another ``seed`` (stages 02-07: sampling seeds and every SFT and
@@ -39,11 +40,12 @@ def save(run_root: Path) -> Path:
     metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
     ran = {k: m for k, m in metas.items() if m.get("seed") == seed}  # stages 00-01 are the shared base model's
     last = metas["07_claims_audit"]
-    sys.path.insert(0, str(ROOT / "tools"))
-    from readme_results import base_model_hash
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from readme_results import base_model_hash, weights_md5
 
     run = {"seed": seed, "base_seed": params["base_seed"], "commit": last["git"]["commit"],
            "base_model": base_model_hash(run_root / "dvc.lock"),  # the model its stages 02-07 sampled and trained
+           "base_model_weights": weights_md5(run_root / "data/01_base_model"),
            "dirty": last["git"].get("dirty"),  # a run with another seed has params.yaml changed, by design
            "wall_s": {k: m["wall_s"] for k, m in ran.items()}}
     (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
@@ -101,9 +103,60 @@ def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) 
     return dst
 
 
+def _stage_inputs(lock: dict, stage: str) -> tuple[dict, dict]:
+    """A dvc.lock stage's dependencies (path -> md5) and params, leaving out the whole-folder outputs of stages 00
+    and 01: their hashes cover the run metadata inside (times), so they differ between two runs of the same stage.
+    Their contents are covered by stage 00's own inputs, the single files stage 01 reads, and the bands."""
+    entry = lock["stages"][stage]
+    deps = {d["path"]: d.get("md5") for d in entry.get("deps", [])
+            if d["path"] not in ("data/00_data_prep", "data/01_base_model")}
+    return deps, entry.get("params", {})
+
+
+def identify(run_root: Path) -> Path:
+    """Establish the committed base model's weights from a checkout that retrained it: ``docs/data/base_model_id.json``.
+
+    A base model retrained from scratch gets another DVC folder hash than the committed one (the folder holds its
+    run's times), so a run with another seed on it would count as "on another base model". This records the retrained
+    model's weights md5 as the committed model's, and only when the retraining is shown to be the committed one:
+    RUN_ROOT has the committed ``base_seed`` and ``seed``, its stages 00-02 ran with the code, data and settings
+    ``dvc.lock`` records, and its stage 02 (sampling the base model) gave the committed sanity bands byte for byte
+    and its pretraining the committed loss curve value for value."""
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from readme_results import base_model_hash, weights_md5
+
+    mine, theirs = (yaml.safe_load((r / "dvc.lock").read_text()) for r in (ROOT, run_root))
+    pm, pt = (yaml.safe_load((r / "params.yaml").read_text()) for r in (ROOT, run_root))
+    problems = [k for k in ("base_seed", "seed") if pm.get(k) != pt.get(k)]
+    problems += [f"{st} ran with other code, data or settings" for st in ("00_data_prep", "01_base_model",
+                                                                         "02_base_rollouts")
+                 if _stage_inputs(mine, st) != _stage_inputs(theirs, st)]
+    bands = run_root / "data/02_base_rollouts/sanity_bands.json"
+    if not bands.exists() or bands.read_bytes() != (ROOT / "results/metrics/sanity_bands.json").read_bytes():
+        problems.append("its sanity bands are not the committed ones")
+    curve, committed = run_root / "figures/01_base_model/pretrain_loss.csv", ROOT / "results/plots/pretrain_loss.csv"
+    if not curve.exists() or not pd.read_csv(curve).equals(pd.read_csv(committed)):
+        problems.append("its pretraining loss curve is not the committed one")
+    weights = weights_md5(run_root / "data/01_base_model")
+    if weights is None:
+        problems.append("no model weights under data/01_base_model")
+    if problems:
+        raise SystemExit(f"{run_root}: not the committed base model: " + "; ".join(problems))
+    out = {"lock_md5": base_model_hash(ROOT / "dvc.lock"), "weights_md5": weights,
+           "retrained_folder_md5": base_model_hash(run_root / "dvc.lock"),
+           "commit": json.loads((run_root / "data/01_base_model/run_meta.json").read_text())["git"]["commit"],
+           "evidence": "stages 00-02 retrained with the inputs dvc.lock records; the sanity bands byte for byte and "
+                       "the pretraining loss curve value for value are the committed ones"}
+    dst = ROOT / "docs/data/base_model_id.json"
+    dst.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return dst
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["save", "save-quick", "save-fresh"])
+    ap.add_argument("command", choices=["save", "save-quick", "save-fresh", "identify"])
     ap.add_argument("run_root", type=Path)
     ap.add_argument("time_log", type=Path, nargs="?", help="save-fresh: the output of /usr/bin/time -v make reproduce")
     ap.add_argument("--shared", action="append", default=[],
@@ -114,7 +167,7 @@ def main(argv: list[str]) -> int:
             raise SystemExit("save-fresh needs TIME_LOG, the output of /usr/bin/time -v make reproduce")
         print(f"saved {save_fresh(args.run_root.resolve(), args.time_log, args.shared)}")
         return 0
-    fn = save if args.command == "save" else save_quick
+    fn = {"save": save, "save-quick": save_quick, "identify": identify}[args.command]
     print(f"saved {fn(args.run_root.resolve())}")
     return 0
 

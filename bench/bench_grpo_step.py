@@ -188,7 +188,7 @@ def run(repeats: int = 3, threads: int = 1, profile: bool = False, data_root: Pa
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
 
-        for name, buckets, bf16, shared in (VARIANTS[0], VARIANTS[-1]):
+        for name, buckets, bf16, shared in (VARIANTS[0], VARIANTS[3], VARIANTS[-1]):  # TRL, stage 04, shared
             tr.logprob_buckets, tr.autocast_bf16 = buckets, bf16
             tr.__class__ = shared_prompt.trainer_class() if shared else grpo.trainer_class()
             with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -240,7 +240,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--profile", action="store_true", help="torch.profiler top ops of the first and last variant")
+    ap.add_argument("--profile", action="store_true",
+                    help="torch.profiler top ops of TRL's path, stage 04's and the shared-prompt variant")
     ap.add_argument("--data-root", type=Path, default=Path("."), help="checkout whose data/ holds stages 00-01")
     args = ap.parse_args()
     print("\n" + table(run(args.repeats, args.threads, args.profile, args.data_root)))

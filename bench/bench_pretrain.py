@@ -77,11 +77,11 @@ def run(batches: int, repeats: int, threads: int, data_root: Path, profile: bool
     model = AutoModelForCausalLM.from_config(cfg)
     model.train()
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=b["lr"])
     times, grads = {}, {}
     for rep in range(repeats):
         for name, loss_fn in VARIANTS:
             model.load_state_dict(start)
+            opt = torch.optim.AdamW(model.parameters(), lr=b["lr"])  # fresh state: each variant starts alike
             for i, batch in enumerate(work):
                 with timed(times, f"{name}|forward"), torch.autocast("cpu", dtype=torch.bfloat16):
                     loss = loss_fn(model, batch)

@@ -377,10 +377,12 @@ def test_fast_logprobs_give_trl_loss_and_gradients(problems, tok, tmp_path):
         assert (g_bf16 - g_trl).norm() <= 0.1 * g_trl.norm()
 
 
-def test_shared_prompt_forward_gives_trl_loss_and_gradients(problems, tok, tmp_path):
-    """Encoding each group's prompt once (passkt.shared_prompt) gives TRL's per-token log-probs, entropies, loss and
-    gradients up to float rounding, with and without length buckets; under bf16 autocast, TRL's loss and gradients
-    within bf16 rounding."""
+def test_shared_prompt_forward_gives_trl_logprobs_and_gradients(problems, tok, tmp_path):
+    """Encoding each group's prompt once (passkt.shared_prompt) gives TRL's per-token log-probs, entropies and
+    gradients up to float rounding, with and without length buckets, in the loss's own call too; under bf16
+    autocast, within bf16 rounding. (On policy the loss value does not depend on the log-probs: its importance ratio
+    is exactly 1, so the gradients are what tests the loss.) It falls back to the parent's path where it cannot
+    share: all prompts distinct, and gradient checkpointing (no cache)."""
     from passkt import shared_prompt
 
     base = _save_random_model(tok, tmp_path / "base")
@@ -398,15 +400,23 @@ def test_shared_prompt_forward_gives_trl_loss_and_gradients(problems, tok, tmp_p
     trainer.logprob_buckets = 1
     inputs = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
     prompts = torch.cat([inputs["prompt_ids"], inputs["prompt_mask"]], 1)
-    assert 1 < len(torch.unique(prompts, dim=0)) < len(prompts)  # shared prompts, and more than one
+    distinct = len(torch.unique(prompts, dim=0))
+    assert 1 < distinct < len(prompts)  # shared prompts, and more than one
     assert inputs["prompt_mask"].sum(1).min() < inputs["prompt_mask"].sum(1).max()  # left padding is exercised
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
     attn = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
     n = inputs["completion_ids"].size(1)
     mask = inputs["completion_mask"].bool()
-    with torch.no_grad():
-        lp_trl, ent_trl, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n, compute_entropy=True)
-    loss_trl, g_trl = _loss_and_grads(trainer, inputs, 1, False)
+
+    def scores(**kw):
+        with torch.no_grad():
+            return trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n, **kw)
+
+    lp_trl, ent_trl, _ = scores(compute_entropy=True)
+    _, g_trl = _loss_and_grads(trainer, inputs, 1, False)
+    trainer.autocast_bf16 = True
+    lp_trl16, _, _ = scores()
+    trainer.autocast_bf16 = False
 
     shared_prompt.enable(trainer)
     calls = []
@@ -414,20 +424,36 @@ def test_shared_prompt_forward_gives_trl_loss_and_gradients(problems, tok, tmp_p
     trainer.model.forward = lambda *a, **k: calls.append(k["input_ids"].shape) or forward(*a, **k)
     for buckets in (1, 3):
         trainer.logprob_buckets, calls[:] = buckets, []
-        with torch.no_grad():
-            lp, ent, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n, compute_entropy=True)
-        assert len(calls) == 1 + buckets and calls[0][0] == len(torch.unique(prompts, dim=0))  # the prompts once
+        lp, ent, _ = scores(compute_entropy=True)
+        assert len(calls) == 1 + buckets and calls[0][0] == distinct  # the prompts once, then the buckets
         assert sum(c[0] for c in calls[1:]) == len(ids) and all(c[1] <= n + 1 for c in calls[1:])
         assert lp.shape == lp_trl.shape and ent.shape == ent_trl.shape
         torch.testing.assert_close(lp[mask], lp_trl[mask], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(ent[mask], ent_trl[mask], rtol=1e-4, atol=1e-5)
         assert not lp[~mask].any()
-        loss, g = _loss_and_grads(trainer, inputs, buckets, False)
-        torch.testing.assert_close(loss, loss_trl)
+        calls[:] = []
+        _, g = _loss_and_grads(trainer, inputs, buckets, False)
+        assert len(calls) == 1 + buckets  # the loss's own call shares the prompts too
         assert (g - g_trl).norm() <= 1e-4 * g_trl.norm()
-    loss_bf16, g_bf16 = _loss_and_grads(trainer, inputs, 3, True)
-    torch.testing.assert_close(loss_bf16, loss_trl)
+    lp16, no_entropy, _ = scores()
+    assert no_entropy is None
+    _, g_bf16 = _loss_and_grads(trainer, inputs, 3, True)
+    torch.testing.assert_close(lp16[mask], lp_trl16[mask], rtol=0.05, atol=0.05)  # bf16 vs bf16: rounding only
     assert torch.nn.functional.cosine_similarity(g_bf16, g_trl, dim=0) > 0.99
+    assert (g_bf16 - g_trl).norm() <= 0.1 * g_trl.norm()
+
+    trainer.autocast_bf16 = False
+    one_each = torch.unique(torch.cat([torch.nonzero((prompts == p).all(1))[:1] for p in torch.unique(prompts, dim=0)]))
+    calls[:] = []
+    with torch.no_grad():
+        lp1, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids[one_each], attn[one_each], n)
+    assert len(calls) == trainer.logprob_buckets and all(c[1] > n + 1 for c in calls)  # nothing shared: full rows
+    torch.testing.assert_close(lp1[mask[one_each]], lp_trl[one_each][mask[one_each]], rtol=1e-4, atol=1e-5)
+    trainer.model.gradient_checkpointing_enable()
+    calls[:] = []
+    _, g_ckpt = _loss_and_grads(trainer, inputs, 3, False)
+    assert calls and all(c[1] > n + 1 for c in calls)  # checkpointing keeps no cache: the parent's path
+    assert (g_ckpt - g_trl).norm() <= 1e-4 * g_trl.norm()
 
 
 def test_plateau_callback_stops_at_an_epoch_end_once_the_reward_is_flat(tmp_path):

@@ -355,10 +355,12 @@ def test_a_saved_seed_run_on_another_base_model_is_listed_never_compared(tmp_pat
     assert "seed 6" not in line.split("Not compared")[0] and "Not compared: seed 6" in line
 
 
-def test_a_seed_run_on_a_retrained_committed_base_model_is_compared_by_its_weights(tmp_path, monkeypatch):
+def test_a_seed_run_on_a_retrained_committed_base_model_is_compared_once_identified(tmp_path, monkeypatch):
     """A base model retrained from scratch has another DVC folder hash (the folder holds its run's times). A run on it
     is compared only once ``seed_runs.py identify`` has established that retraining as the committed model, for the
-    model dvc.lock names now; identify refuses a retraining whose bands or loss curve differ from the committed."""
+    model dvc.lock names now; identify refuses a retraining whose seeds, inputs, bands, loss curve or weights on disk
+    do not hold up."""
+    import hashlib
     import shutil
 
     rr = load_tool("readme_results", "readme_results_w")
@@ -374,11 +376,17 @@ def test_a_seed_run_on_a_retrained_committed_base_model_is_compared_by_its_weigh
     shutil.copy(ROOT / "results/metrics/sanity_bands.json", run / "data/02_base_rollouts/sanity_bands.json")
     (run / "figures/01_base_model").mkdir(parents=True)
     shutil.copy(ROOT / "results/plots/pretrain_loss.csv", run / "figures/01_base_model/pretrain_loss.csv")
-    (run / "data/01_base_model/model").mkdir(parents=True)
-    (run / "data/01_base_model/model/model.safetensors").write_bytes(b"the weights")
+    weights_file = run / "data/01_base_model/model/model.safetensors"
+    weights_file.parent.mkdir(parents=True)
+    weights_file.write_bytes(b"the weights")
     (run / "data/01_base_model/run_meta.json").write_text(json.dumps({"git": {"commit": "c" * 40}}))
     lock = run / "dvc.lock"
-    lock.write_text(lock.read_text().replace(rr.base_model_hash(lock), "1" * 32 + ".dir"))
+    folder = "1" * 32 + ".dir"
+    lock.write_text(lock.read_text().replace(rr.base_model_hash(lock), folder))  # the model and what stage 02 read
+    cache = run / ".dvc/cache/files/md5/11" / folder[2:]
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps([{"md5": hashlib.md5(b"the weights").hexdigest(), "relpath": "model/model.safetensors"},
+                                 {"md5": "f" * 32, "relpath": "run_meta.json"}]))
     main = tmp_path / "main"
     monkeypatch.setattr(rr, "ROOT", main)
     monkeypatch.setattr(sr, "ROOT", main)
@@ -388,26 +396,44 @@ def test_a_seed_run_on_a_retrained_committed_base_model_is_compared_by_its_weigh
     d.mkdir(parents=True)
     shutil.copy(ROOT / "results/headline.json", d / "headline.json")
     shutil.copy(ROOT / "results/figures/07_claims_audit/claims.csv", d / "claims.csv")
-    (d / "run.json").write_text(json.dumps({"seed": 7, "commit": "7" * 40, "base_model": "1" * 32 + ".dir",
+    (d / "run.json").write_text(json.dumps({"seed": 7, "commit": "7" * 40, "base_model": folder,
                                             "base_model_weights": weights}))
     assert set(rr.seed_runs()) == {0}  # not yet established: another base model
+
+    def refused(why, path, good, bad):
+        path.write_bytes(bad)
+        with pytest.raises(SystemExit, match=why):
+            sr.identify(run)
+        path.write_bytes(good)
+
     bands = run / "data/02_base_rollouts/sanity_bands.json"
-    good = bands.read_bytes()
-    bands.write_bytes(good.replace(b"0.", b"1.", 1))
-    with pytest.raises(SystemExit, match="sanity bands"):
+    refused("sanity bands are not", bands, bands.read_bytes(), bands.read_bytes().replace(b"0.", b"1.", 1))
+    curve = run / "figures/01_base_model/pretrain_loss.csv"
+    refused("loss curve is not", curve, curve.read_bytes(), curve.read_bytes()[:-40] + b"\n")
+    refused("weights are not the ones its dvc.lock names", weights_file, b"the weights", b"other weights")
+    refused("02_base_rollouts ran with other code", lock, lock.read_bytes(),
+            lock.read_bytes().replace(b"path: lib/passkt/rollout.py\n      hash: md5\n      md5: ",
+                                      b"path: lib/passkt/rollout.py\n      hash: md5\n      md5: 0", 1))
+    params = run / "params.yaml"
+    refused(r"base model: seed$", params, params.read_bytes(),
+            params.read_bytes().replace(b"\nseed: 0", b"\nseed: 3"))
+    manifest = cache.read_bytes()
+    cache.unlink()
+    with pytest.raises(SystemExit, match="DVC cache does not hold"):
         sr.identify(run)
-    bands.write_bytes(good)
+    cache.write_bytes(manifest)
+    assert not (main / "docs/data/base_model_id.json").exists()
+
     sr.identify(run)
     known = json.loads((main / "docs/data/base_model_id.json").read_text())
     assert known["weights_md5"] == weights and known["lock_md5"] == rr.base_model_hash(main / "dvc.lock")
+    assert known["retrained_folder_md5"] == folder and not known["weights_checked_against_committed_folder"]
     assert set(rr.seed_runs()) == {0, 7} and "seed 7: ours" in rr.seeds_block()
+    (d / "run.json").write_text(json.dumps({"seed": 7, "commit": "7" * 40, "base_model": folder}))  # older format
+    assert set(rr.seed_runs()) == {0, 7}
     known["lock_md5"] = "2" * 32 + ".dir"  # established for a model dvc.lock no longer names
     (main / "docs/data/base_model_id.json").write_text(json.dumps(known))
     assert set(rr.seed_runs()) == {0}
-    params = run / "params.yaml"
-    params.write_text(params.read_text().replace("\nseed: 0", "\nseed: 3"))
-    with pytest.raises(SystemExit, match="seed"):
-        sr.identify(run)
 
 
 def test_fingerprints_hash_content_never_a_preview():

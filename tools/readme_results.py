@@ -252,14 +252,16 @@ def saved_seed_runs() -> tuple[dict[int, dict], dict[int, dict]]:
     """The runs saved by tools/seed_runs.py, split into those on the committed base model (comparable with the
     committed run) and those on another one (a stale comparison: stages 02-07 of the committed run sit on a
     different base model; they are listed, never compared). A run is on the committed model when its dvc.lock names
-    the same model folder, or when its model's weights are those established for the committed model
-    (:func:`committed_base_weights`)."""
+    the same model folder, or the retrained folder (or its weights) that ``seed_runs.py identify`` established as the
+    committed model (:func:`committed_base_weights`)."""
     current, weights = base_model_hash(ROOT / "dvc.lock"), committed_base_weights()
+    retrained = json.loads(BASE_MODEL_ID.read_text()).get("retrained_folder_md5") if weights else None
     same, other = {}, {}
     for d in sorted((ROOT / "docs/data").glob("seed_*")):
         run = json.loads((d / "run.json").read_text())
         ok = current is not None and (run.get("base_model") == current or  # unknown on either side: not comparable
-                                      (weights is not None and run.get("base_model_weights") == weights))
+                                      (weights is not None and (run.get("base_model_weights") == weights
+                                                                or run.get("base_model") == retrained)))
         (same if ok else other)[int(d.name.split("_")[1])] = run | {"dir": d}
     return same, other
 
@@ -281,7 +283,8 @@ def _stale_seed_runs() -> str:
         return ""
     return (" Not compared: " + ", ".join(f"seed {s} (commit {r['commit'][:7]})" for s, r in other.items())
             + ", run on another base model than the committed one (or one not recorded): rerun the study with that "
-            "seed, then `python tools/seed_runs.py save RUN_ROOT`.")
+            "seed, then `python tools/seed_runs.py save RUN_ROOT` (where that checkout retrained the committed base "
+            "model, first `python tools/seed_runs.py identify RUN_ROOT`).")
 
 
 def _ours(r: dict) -> str:
@@ -314,7 +317,7 @@ def seeds_block() -> str:
     saved = saved_seed_runs()[0]
     out += ["", "Code: " + "; ".join(f"seed {s} ran commit {r['commit'][:7]}" for s, r in saved.items())
             + "; the committed seed, the commit in `results/run_meta/`. Every run shown used the committed base model "
-            "(the `01_base_model` hash in `dvc.lock`, or a retraining of it with the same weights: "
+            "(the `01_base_model` hash in `dvc.lock`, or a retraining shown equal to it: "
             "`docs/data/base_model_id.json`)." + _stale_seed_runs()]
     out += ["", f"{sum(same)} of {len(ids)} verdicts are the same at every seed. Bridge RL − base Pass@kmax: "
             + "; ".join(f"seed {s} {h[k]:+.3f} [{h[k + '.ci_low']:+.3f}, {h[k + '.ci_high']:+.3f}]"

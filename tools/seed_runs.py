@@ -15,6 +15,7 @@ keeps what the comparison reads: the verdicts, the headline numbers and the clai
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -103,52 +104,85 @@ def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) 
     return dst
 
 
-def _stage_inputs(lock: dict, stage: str) -> tuple[dict, dict]:
+def _stage_inputs(stages: dict, stage: str) -> tuple[dict, dict]:
     """A dvc.lock stage's dependencies (path -> md5) and params, leaving out the whole-folder outputs of stages 00
     and 01: their hashes cover the run metadata inside (times), so they differ between two runs of the same stage.
     Their contents are covered by stage 00's own inputs, the single files stage 01 reads, and the bands."""
-    entry = lock["stages"][stage]
+    entry = stages[stage]
     deps = {d["path"]: d.get("md5") for d in entry.get("deps", [])
             if d["path"] not in ("data/00_data_prep", "data/01_base_model")}
     return deps, entry.get("params", {})
 
 
+def _dir_manifest(root: Path, dir_md5: str | None) -> dict[str, str] | None:
+    """relpath -> md5 of the files of a DVC directory hash, from ``root``'s DVC cache; None when it is not there."""
+    if not dir_md5:
+        return None
+    f = root / ".dvc" / "cache" / "files" / "md5" / dir_md5[:2] / dir_md5[2:]
+    return {e["relpath"]: e["md5"] for e in json.loads(f.read_text())} if f.exists() else None
+
+
+def _weight_files(manifest: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in manifest.items() if Path(k).name.startswith("model") and k.endswith(".safetensors")}
+
+
 def identify(run_root: Path) -> Path:
-    """Establish the committed base model's weights from a checkout that retrained it: ``docs/data/base_model_id.json``.
+    """Establish the committed base model from a checkout that retrained it: ``docs/data/base_model_id.json``.
 
     A base model retrained from scratch gets another DVC folder hash than the committed one (the folder holds its
     run's times), so a run with another seed on it would count as "on another base model". This records the retrained
-    model's weights md5 as the committed model's, and only when the retraining is shown to be the committed one:
-    RUN_ROOT has the committed ``base_seed`` and ``seed``, its stages 00-02 ran with the code, data and settings
-    ``dvc.lock`` records, and its stage 02 (sampling the base model) gave the committed sanity bands byte for byte
-    and its pretraining the committed loss curve value for value."""
+    folder's hash and its weights md5 as the committed model's, and only when the retraining is shown to be the
+    committed one: RUN_ROOT has the committed ``base_seed`` and ``seed``; its stages 00-02 ran with the code, data
+    and settings ``dvc.lock`` records; its stage 02 sampled the model its own ``dvc.lock`` names, and its working
+    folder holds those weights (checked against its DVC cache); its stage 02 gave the committed sanity bands byte for
+    byte and its pretraining the committed loss curve value for value. Where this checkout's DVC cache holds the
+    committed model folder, its weights must also be the retrained ones, byte for byte."""
     import pandas as pd
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from readme_results import base_model_hash, weights_md5
 
-    mine, theirs = (yaml.safe_load((r / "dvc.lock").read_text()) for r in (ROOT, run_root))
+    mine, theirs = (yaml.safe_load((r / "dvc.lock").read_text())["stages"] for r in (ROOT, run_root))
     pm, pt = (yaml.safe_load((r / "params.yaml").read_text()) for r in (ROOT, run_root))
     problems = [k for k in ("base_seed", "seed") if pm.get(k) != pt.get(k)]
-    problems += [f"{st} ran with other code, data or settings" for st in ("00_data_prep", "01_base_model",
-                                                                         "02_base_rollouts")
-                 if _stage_inputs(mine, st) != _stage_inputs(theirs, st)]
+    stages = ("00_data_prep", "01_base_model", "02_base_rollouts")
+    problems += [f"its dvc.lock has no {st}" for st in stages if st not in theirs]
+    problems += [f"{st} ran with other code, data or settings" for st in stages
+                 if st in theirs and _stage_inputs(mine, st) != _stage_inputs(theirs, st)]
+    folder = base_model_hash(run_root / "dvc.lock")
+    sampled = {d["path"]: d.get("md5") for d in theirs.get("02_base_rollouts", {}).get("deps", [])}
+    if folder is None or sampled.get("data/01_base_model") != folder:
+        problems.append("its stage 02 did not sample the model its dvc.lock names")
+    model_dir = run_root / "data/01_base_model"
+    manifest = _dir_manifest(run_root, folder)
+    on_disk = {str(f.relative_to(model_dir)): hashlib.md5(f.read_bytes()).hexdigest()
+               for f in sorted(model_dir.glob("**/model*.safetensors"))}
+    if not on_disk:
+        problems.append("no model weights under data/01_base_model")
+    elif manifest is None:
+        problems.append("its DVC cache does not hold the model folder its dvc.lock names (nothing to check the "
+                        "working folder against)")
+    elif _weight_files(manifest) != on_disk:
+        problems.append("its working folder's weights are not the ones its dvc.lock names")
+    committed = _dir_manifest(ROOT, base_model_hash(ROOT / "dvc.lock"))
+    if committed is not None and _weight_files(committed) != on_disk:
+        problems.append("its weights differ from the committed model's (this checkout's DVC cache)")
     bands = run_root / "data/02_base_rollouts/sanity_bands.json"
     if not bands.exists() or bands.read_bytes() != (ROOT / "results/metrics/sanity_bands.json").read_bytes():
         problems.append("its sanity bands are not the committed ones")
-    curve, committed = run_root / "figures/01_base_model/pretrain_loss.csv", ROOT / "results/plots/pretrain_loss.csv"
-    if not curve.exists() or not pd.read_csv(curve).equals(pd.read_csv(committed)):
+    curve, mine_curve = run_root / "figures/01_base_model/pretrain_loss.csv", ROOT / "results/plots/pretrain_loss.csv"
+    if not curve.exists() or not pd.read_csv(curve).equals(pd.read_csv(mine_curve)):
         problems.append("its pretraining loss curve is not the committed one")
-    weights = weights_md5(run_root / "data/01_base_model")
-    if weights is None:
-        problems.append("no model weights under data/01_base_model")
     if problems:
-        raise SystemExit(f"{run_root}: not the committed base model: " + "; ".join(problems))
-    out = {"lock_md5": base_model_hash(ROOT / "dvc.lock"), "weights_md5": weights,
-           "retrained_folder_md5": base_model_hash(run_root / "dvc.lock"),
-           "commit": json.loads((run_root / "data/01_base_model/run_meta.json").read_text())["git"]["commit"],
+        raise SystemExit(f"{run_root}: not shown to be the committed base model: " + "; ".join(problems))
+    out = {"lock_md5": base_model_hash(ROOT / "dvc.lock"), "weights_md5": weights_md5(model_dir),
+           "retrained_folder_md5": folder,
+           "commit": json.loads((model_dir / "run_meta.json").read_text())["git"]["commit"],
+           "weights_checked_against_committed_folder": committed is not None,
            "evidence": "stages 00-02 retrained with the inputs dvc.lock records; the sanity bands byte for byte and "
-                       "the pretraining loss curve value for value are the committed ones"}
+                       "the pretraining loss curve value for value are the committed ones"
+                       + ("; the weights byte for byte" if committed is not None else
+                          " (the committed folder's files were not at hand to compare the weights directly)")}
     dst = ROOT / "docs/data/base_model_id.json"
     dst.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     return dst

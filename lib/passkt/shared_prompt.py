@@ -25,8 +25,10 @@ from passkt import grpo
 class _SharedPromptLogprobs:
     """Mixin over :func:`passkt.grpo.trainer_class`: rows with identical prompts share one prompt forward.
 
-    Falls back to the parent's path when no two rows share a prompt, when the prompt is a single token, or for
-    the inputs the parent also sends to TRL unchanged (MoE aux losses, images).
+    Falls back to the parent's path when no two rows share a prompt, when the prompt is a single token, when the
+    caller asks for chunks smaller than the batch (``batch_size``), when the model trains with gradient
+    checkpointing (transformers then keeps no cache), or for the inputs the parent also sends to TRL unchanged
+    (MoE aux losses, images).
     """
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
@@ -38,7 +40,10 @@ class _SharedPromptLogprobs:
 
         n_prompt = input_ids.size(1) - logits_to_keep
         parent = super()._get_per_token_logps_and_entropies
-        if n_prompt < 2 or compute_aux_loss or any(v is not None for v in kwargs.values()):
+        checkpointing = model.training and getattr(model, "is_activation_checkpointing",
+                                                   getattr(model, "is_gradient_checkpointing", False))
+        if (n_prompt < 2 or compute_aux_loss or checkpointing or (batch_size and batch_size < input_ids.size(0))
+                or any(v is not None for v in kwargs.values())):
             return parent(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
                           compute_aux_loss, **kwargs)
         prompts = torch.cat([input_ids[:, :n_prompt], attention_mask[:, :n_prompt]], 1)
@@ -47,7 +52,7 @@ class _SharedPromptLogprobs:
             return parent(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
         dtype_ctx = (torch.autocast(input_ids.device.type, dtype=torch.bfloat16) if self.autocast_bf16
                      else contextlib.nullcontext())
-        with dtype_ctx:
+        with self.accelerator.autocast(), dtype_ctx:  # as TRL's own forward runs, plus our bf16 autocast
             head = model(input_ids=distinct[:, : n_prompt - 1], attention_mask=distinct[:, n_prompt: 2 * n_prompt - 1],
                          use_cache=True, logits_to_keep=1)
             kv = [(layer.keys, layer.values) for layer in head.past_key_values.layers]

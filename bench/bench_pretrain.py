@@ -10,8 +10,9 @@ the same batches and the same initial weights:
 - "as stage 01": the model's own causal-LM loss, which projects every position through the output layer and takes
   the log-softmax over the vocabulary, although the loss reads only the agent's own tokens (labels -100 elsewhere:
   prompt, retrieved paragraphs, notices);
-- "labelled positions only" (not adopted): the decoder, then the output layer and the cross-entropy on the
-  positions whose next token is labelled. Same loss; gradients equal up to float rounding (printed).
+- "labelled positions only" (``passkt.fast_pretrain``, not adopted): the decoder, then the output layer and the
+  cross-entropy on the positions whose next token is labelled. Same loss; gradients equal up to float rounding
+  (printed).
 
 Times are medians over repeats of process CPU seconds (with one torch thread they count the work, not the wait for
 other jobs on the machine) and wall seconds, per step.
@@ -28,7 +29,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from passkt import data, models, prep, pretrain
+from passkt import data, fast_pretrain, models, prep, pretrain
 from passkt.paths import Paths
 
 
@@ -44,11 +45,7 @@ def full_loss(model, batch):
 
 
 def labelled_loss(model, batch):
-    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    target = batch["labels"][:, 1:]
-    keep = target != -100
-    logits = model.lm_head(hidden[:, :-1][keep]).float()
-    return torch.nn.functional.cross_entropy(logits, target[keep])
+    return fast_pretrain.labelled_loss(model, batch)
 
 
 VARIANTS = [("as stage 01 (all positions through the output layer)", full_loss),

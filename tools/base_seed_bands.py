@@ -377,6 +377,15 @@ def table() -> str:
                         f"{d['commit'][:7]}, {d.get('threads') or 'default'} thread(s)); files of stages 00-02 "
                         f"changed since then and judged not to affect it: "
                         + (", ".join(f"`{c}`" for c in d["changed_since_trial"]) or "none") + ".")
+    sys.path.insert(0, str(ROOT / "tools"))
+    from readme_results import saved_seed_runs
+
+    resampled = {s: json.loads((r["dir"] / "sanity_bands.json").read_text())
+                 for s, r in sorted(saved_seed_runs()[0].items()) if (r["dir"] / "sanity_bands.json").exists()}
+    if resampled:  # how far sampling alone moves the bands, next to how far a new base model moves them
+        out += ["", "The committed base model (base seed 0) sampled again with another `seed` (the saved reseed runs' "
+                "stage 02: new sampling streams, the same model):", ""]
+        out += _bands_table([("seed 0 (committed)", rows[0])] + [(f"seed {s}", b) for s, b in resampled.items()])
     return "\n".join(out)
 
 

@@ -25,7 +25,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "data"
-FILES = ("verdicts.json", "headline.json", "figures/07_claims_audit/claims.csv", "metrics/per_replicate.csv")
+FILES = ("verdicts.json", "headline.json", "figures/07_claims_audit/claims.csv", "metrics/per_replicate.csv",
+         "metrics/sanity_bands.json")  # the base model's bands at this run's sampling seed
 
 
 def save(run_root: Path) -> Path:
@@ -37,6 +38,8 @@ def save(run_root: Path) -> Path:
     dst = OUT / f"seed_{seed}"
     dst.mkdir(parents=True, exist_ok=True)
     for rel in FILES:
+        if rel == FILES[-1] and not (run_root / "results" / rel).exists():
+            continue  # runs from before the bands were published
         shutil.copy(run_root / "results" / rel, dst / Path(rel).name)
     metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
     ran = {k: m for k, m in metas.items() if m.get("seed") == seed}  # stages 00-01 are the shared base model's

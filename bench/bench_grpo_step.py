@@ -218,8 +218,8 @@ def table(res: dict) -> str:
         f"TRL batch preparation around them {prep_cpu - rollout_cpu - c.median('reward'):.2f}; "
         f"extra logprob forwards per step (old/ref policy): {res['extra_forwards']:g} "
         f"(num_iterations 1, beta {s.beta:g})", "",
-        "| variant | loss forward | backward | optimizer | train part | plain fwd+bwd, same shapes | train / plain "
-        "| step incl. rollout | speed-up | grad cos vs TRL | grad rel. err |",
+        "| variant | loss forward | backward | optimizer | train part | plain fwd+bwd, same shapes "
+        "| train / plain (CPU s) | step incl. rollout | speed-up (CPU s) | grad cos vs TRL | grad rel. err |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
     base_step = None
     for name, *_ in VARIANTS:

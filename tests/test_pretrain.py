@@ -46,25 +46,40 @@ def test_labelled_loss_is_the_models_own_loss_and_gradients(small_tok):
     torch.testing.assert_close(loss, ref, rtol=2e-2, atol=2e-2)
 
 
-def test_a_trainer_with_the_labelled_loss_trains_the_same_weights(small_tok, tmp_path):
-    from transformers import Trainer, TrainingArguments
+def _train(tok, tmp_path, name, cls, examples, bf16):
+    from transformers import TrainingArguments
+
+    model = _model(tok)
+    args = TrainingArguments(output_dir=str(tmp_path / name), num_train_epochs=1, learning_rate=1e-2,
+                             per_device_train_batch_size=3, gradient_accumulation_steps=2, save_strategy="no",
+                             report_to=[], seed=0, data_seed=0, use_cpu=True, logging_steps=1,
+                             dataloader_num_workers=0, bf16=bf16)
+    head_dtypes = []
+    model.get_output_embeddings().register_forward_hook(lambda m, i, o: head_dtypes.append(o.dtype))
+    trainer = cls(model=model, args=args, train_dataset=pretrain._Texts(examples),
+                  data_collator=pretrain.pad_collate(tok.pad_token_id))
+    trainer.train()
+    return (torch.cat([p.detach().flatten() for p in model.parameters()]),
+            [r["loss"] for r in trainer.state.log_history if "loss" in r], set(head_dtypes))
+
+
+def test_a_trainer_with_the_labelled_loss_trains_the_same_weights(small_tok, tmp_path, monkeypatch):
+    """Through the Trainer (gradient accumulation, and bf16 mixed precision as stage 01 trains): the labelled loss is
+    the one used, under the Trainer's autocast, and the weights end where transformers' own loss takes them."""
+    from transformers import Trainer
 
     examples = [{"input_ids": b["input_ids"][r].tolist(), "labels": b["labels"][r].tolist()}
                 for s in range(3) for b in [_batch(small_tok, seed=s)] for r in range(3)]
-    out = {}
-    for name, cls in (("hf", Trainer), ("labelled", fast_pretrain.trainer_class())):
-        model = _model(small_tok)
-        args = TrainingArguments(output_dir=str(tmp_path / name), num_train_epochs=1, learning_rate=1e-2,
-                                 per_device_train_batch_size=3, gradient_accumulation_steps=2, save_strategy="no",
-                                 report_to=[], seed=0, data_seed=0, use_cpu=True, logging_steps=1,
-                                 dataloader_num_workers=0)
-        trainer = cls(model=model, args=args, train_dataset=pretrain._Texts(examples),
-                      data_collator=pretrain.pad_collate(small_tok.pad_token_id))
-        trainer.train()
-        out[name] = (torch.cat([p.detach().flatten() for p in model.parameters()]),
-                     [r["loss"] for r in trainer.state.log_history if "loss" in r])
+    calls = []
+    real = fast_pretrain.labelled_loss
+    monkeypatch.setattr(fast_pretrain, "labelled_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
     start = torch.cat([p.detach().flatten() for p in _model(small_tok).parameters()])
-    assert (out["hf"][0] - start).norm() > 0  # training moved the weights
-    assert (out["labelled"][0] - out["hf"][0]).norm() <= 1e-4 * (out["hf"][0] - start).norm()
-    assert out["labelled"][1] == out["hf"][1] or torch.allclose(torch.tensor(out["labelled"][1]),
-                                                                 torch.tensor(out["hf"][1]), rtol=1e-5)
+    for bf16, tol in ((False, 1e-4), (True, 5e-2)):
+        w_hf, loss_hf, dt_hf = _train(small_tok, tmp_path, f"hf{bf16}", Trainer, examples, bf16)
+        calls[:] = []
+        w, loss, dt = _train(small_tok, tmp_path, f"labelled{bf16}", fast_pretrain.trainer_class(), examples, bf16)
+        assert len(calls) == 3  # 9 examples, micro-batches of 3: every step used the labelled loss
+        assert dt == dt_hf == {torch.bfloat16 if bf16 else torch.float32}  # the output layer ran in the Trainer's precision
+        assert (w_hf - start).norm() > 0  # training moved the weights
+        assert (w - w_hf).norm() <= tol * (w_hf - start).norm()
+        assert torch.allclose(torch.tensor(loss), torch.tensor(loss_hf), rtol=tol)

@@ -380,12 +380,17 @@ def table() -> str:
     sys.path.insert(0, str(ROOT / "tools"))
     from readme_results import saved_seed_runs
 
+    saved = dict(sorted(saved_seed_runs()[0].items()))
     resampled = {s: json.loads((r["dir"] / "sanity_bands.json").read_text())
-                 for s, r in sorted(saved_seed_runs()[0].items()) if (r["dir"] / "sanity_bands.json").exists()}
+                 for s, r in saved.items() if (r["dir"] / "sanity_bands.json").exists()}
     if resampled:  # how far sampling alone moves the bands, next to how far a new base model moves them
+        committed_seed = yaml.safe_load((ROOT / "params.yaml").read_text())["seed"]
+        without = [s for s in saved if s not in resampled]
         out += ["", "The committed base model (base seed 0) sampled again with another `seed` (the saved reseed runs' "
-                "stage 02: new sampling streams, the same model):", ""]
-        out += _bands_table([("seed 0 (committed)", rows[0])] + [(f"seed {s}", b) for s, b in resampled.items()])
+                "stage 02: new sampling streams, the same model)"
+                + (f"; saved without their bands: seed {', '.join(map(str, without))}" if without else "") + ":", ""]
+        out += _bands_table([(f"seed {committed_seed} (committed)", rows[0])]
+                            + [(f"seed {s}", b) for s, b in resampled.items()])
     return "\n".join(out)
 
 

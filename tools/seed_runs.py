@@ -84,6 +84,24 @@ def _elapsed_s(time_log: str) -> float | None:
     return None
 
 
+def training_seconds(run_root: Path) -> dict[str, float]:
+    """Seconds a run spent in optimiser steps, by stage unit (the keys of ``wall_s``): stage 01's pretraining (its
+    model card) and each GRPO unit's training steps (``step_seconds`` summed over its runs' logs). What a faster step
+    can save is a share of these, not of the whole stage."""
+    import pandas as pd
+
+    out = {}
+    card = run_root / "data/01_base_model/model_card.json"
+    if card.exists():
+        out["01_base_model"] = round(json.loads(card.read_text())["train_seconds"], 2)
+    for unit in sorted((run_root / "data/04_grpo").glob("r*")):
+        logs = list(unit.glob("*/train_log.csv"))
+        if logs:
+            key = "04_grpo" if unit.name == "r0" else f"04_grpo.{unit.name}"
+            out[key] = round(float(sum(pd.read_csv(f)["step_seconds"].sum() for f in logs)), 2)
+    return out
+
+
 def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) -> Path:
     """A `make reproduce` from a fresh clone, timed by `/usr/bin/time -v make reproduce`: its wall time per stage
     (the run's run_meta files), the whole command's (virtual environment included) and its commit, for the generated
@@ -100,7 +118,8 @@ def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) 
     params = yaml.safe_load((run_root / "params.yaml").read_text())
     run = {"commit": git["commit"], "dirty": git["dirty"], "profile": params.get("profile"),
            "wall_s": {k: m["wall_s"] for k, m in metas.items()}, "make_reproduce_s": round(total, 1),
-           "device": metas["07_claims_audit"].get("device"), "shared_cores": shared or []}
+           "device": metas["07_claims_audit"].get("device"), "shared_cores": shared or [],
+           "train_s": training_seconds(run_root)}
     dst = OUT / "fresh_clone"
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")

@@ -36,9 +36,14 @@ def trainer_class():
 
     class LabelledLossTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # the Trainer's own loss wherever the model is wrapped (DDP, DataParallel, PEFT: calling its submodules
+            # would bypass the wrapper) or the loss is not the plain causal-LM one
             if (return_outputs or self.label_smoother is not None or self.compute_loss_func is not None
-                    or self.args.average_tokens_across_devices and self.accelerator.num_processes > 1):
+                    or self.accelerator.num_processes > 1 or self.args.n_gpu > 1
+                    or self.accelerator.unwrap_model(model) is not model):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            return labelled_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+            # accelerate applies mixed precision by wrapping model.forward, which this path does not call
+            with self.accelerator.autocast():
+                return labelled_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
 
     return LabelledLossTrainer

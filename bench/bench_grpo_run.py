@@ -1,0 +1,97 @@
+"""A whole GRPO training run as stage 04 trains it, with stage 04's loss path and with each prompt shared, timed.
+
+    python bench/bench_grpo_run.py --data-root CHECKOUT [--replicate 2] [--seed S] [--epochs E] [--shared-first]
+
+The step benchmark (bench_grpo_step.py) times one batch; this one trains the replicate's plain GRPO run (``rl``)
+end to end, twice, one after the other in one process: with stage 04's loss path (length buckets + bf16) and with
+``passkt.shared_prompt`` (in that order; ``--shared-first`` reverses it, for a check that the order does not favour
+either). Settings from ./params.yaml (``04_grpo``, ``sampling``; the seed of replicate R
+is the notebook's), base model and training problems from CHECKOUT's stages 00-01. Both runs start from the same
+base model with the same seed, so they sample the same first batch; after the first update their weights differ by
+float rounding, and with it their samples; so they may also stop at a different epoch (stage 04 stops once the
+reward has plateaued), and the speed-up is per optimiser step. The run's models go to a temporary folder and are
+discarded. Any replicate will do (default 2: a run without the exploration-bonus twin that replicate 0 trains).
+
+Prints, per path: the wall time of the whole call and of the training, optimiser steps, median step seconds (the
+trainer's log), the speed-up in training seconds per step, and the mean training reward over the first and the last 20 % of steps (the two runs should learn alike, not identically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from transformers import AutoTokenizer
+
+from passkt import grpo, models, sft, shared_prompt
+from passkt.meta import seed_everything
+from passkt.paths import Paths, replicate_seed
+
+
+def run(data_root: Path, replicate: int, seed: int | None, epochs: float | None, threads: int | None,
+        shared_first: bool = False) -> list[dict]:
+    if threads:
+        torch.set_num_threads(threads)
+    prm = yaml.safe_load(Path("params.yaml").read_text())
+    seed = prm["seed"] if seed is None else seed
+    g = dict(prm["04_grpo"]["grpo"], **({"epochs": epochs} if epochs else {}))
+    train_seed = replicate_seed(seed, replicate)
+    settings = grpo.replicate_runs(g, prm["sampling"], 0.0, 0, replicate, train_seed)["rl"]
+    P = Paths.at(data_root)
+    base = models.base_model_location(P.data("01_base_model"))
+    tok = AutoTokenizer.from_pretrained(base)
+    problems = sft.training_problems(P.problems)
+    stage04 = grpo.trainer_class
+    shared_cls = shared_prompt.trainer_class()  # built on stage 04's class now, before the swap below
+    paths = [("stage 04's path (buckets + bf16)", stage04), ("each prompt once (shared_prompt)", lambda: shared_cls)]
+    out = []
+    try:
+        for name, cls in (paths[::-1] if shared_first else paths):
+            grpo.trainer_class = cls  # build_trainer looks the class up at call time
+            seed_everything(train_seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                res = grpo.train_grpo(base, problems, tok, Path(tmp) / "rl", settings, prm["sampling"]["search_k"])
+                wall = time.perf_counter() - t0
+                log = pd.read_csv(Path(tmp) / "rl" / "train_log.csv")
+            fifth = max(1, len(log) // 5)
+            out.append({"path": name, "wall_s": wall, "train_s": res["seconds"], "steps": res["steps"],
+                        "median_step_s": statistics.median(log["step_seconds"]),
+                        "reward_first": log["reward"].head(fifth).mean(),
+                        "reward_last": log["reward"].tail(fifth).mean()})
+    finally:
+        grpo.trainer_class = stage04
+    return sorted(out, key=lambda r: r["path"] != paths[0][0])  # stage 04's path first: the speed-up's reference
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| loss path | whole call (wall) | training (wall) | steps | median step | speed-up per step (training) "
+             "| reward, first 20 % | reward, last 20 % |", "|---|---|---|---|---|---|---|---|"]
+    per_step = rows[0]["train_s"] / rows[0]["steps"]
+    for r in rows:
+        lines.append(f"| {r['path']} | {r['wall_s'] / 60:.2f} min | {r['train_s'] / 60:.2f} min | {r['steps']} | "
+                     f"{r['median_step_s']:.2f} s | {per_step / (r['train_s'] / r['steps']):.2f}x | "
+                     f"{r['reward_first']:.3f} | {r['reward_last']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-root", type=Path, default=Path("."), help="checkout whose data/ holds stages 00-01")
+    ap.add_argument("--replicate", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None, help="training-and-sampling seed (default: params.yaml's)")
+    ap.add_argument("--epochs", type=float, default=None, help="a shorter run than params.yaml's, for a quick look")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as stage 04)")
+    ap.add_argument("--shared-first", action="store_true", help="train the shared-prompt run first")
+    args = ap.parse_args()
+    print("\n" + table(run(args.data_root, args.replicate, args.seed, args.epochs, args.threads, args.shared_first)))
+
+
+if __name__ == "__main__":
+    main()

@@ -223,13 +223,16 @@ def base_model_hash(lock_path: Path) -> str | None:
 BASE_MODEL_ID = ROOT / "docs/data/base_model_id.json"  # written by `python tools/seed_runs.py identify RUN_ROOT`
 
 
+WEIGHT_FILES = "**/model*.safetensors"  # a model folder's weight files (save_pretrained's names)
+
+
 def weights_md5(model_dir: Path) -> str | None:
-    """md5 of a base model's weight files (``model*.safetensors``, in name order), or None without any. DVC's hash of
+    """md5 of a base model's weight files (:data:`WEIGHT_FILES`, in name order), or None without any. DVC's hash of
     the stage folder also covers its run metadata (times), so two runs that train the very same model never share
     it; the weights name the model itself."""
     import hashlib
 
-    files = sorted(Path(model_dir).glob("**/model*.safetensors"))
+    files = sorted(Path(model_dir).glob(WEIGHT_FILES))
     if not files:
         return None
     h = hashlib.md5()
@@ -238,14 +241,14 @@ def weights_md5(model_dir: Path) -> str | None:
     return h.hexdigest()
 
 
-def committed_base_weights() -> str | None:
-    """The committed base model's weights md5: ``docs/data/base_model_id.json`` when it was established for the
-    model ``dvc.lock`` names now, else None."""
+def committed_base_model_id() -> dict | None:
+    """``docs/data/base_model_id.json`` (the retrained folder and weights established as the committed base model)
+    when it was established for the model ``dvc.lock`` names now, else None."""
     if not BASE_MODEL_ID.exists():
         return None
     known = json.loads(BASE_MODEL_ID.read_text())
     current = base_model_hash(ROOT / "dvc.lock")
-    return known["weights_md5"] if current is not None and known.get("lock_md5") == current else None
+    return known if current is not None and known.get("lock_md5") == current else None
 
 
 def saved_seed_runs() -> tuple[dict[int, dict], dict[int, dict]]:
@@ -253,9 +256,9 @@ def saved_seed_runs() -> tuple[dict[int, dict], dict[int, dict]]:
     committed run) and those on another one (a stale comparison: stages 02-07 of the committed run sit on a
     different base model; they are listed, never compared). A run is on the committed model when its dvc.lock names
     the same model folder, or the retrained folder (or its weights) that ``seed_runs.py identify`` established as the
-    committed model (:func:`committed_base_weights`)."""
-    current, weights = base_model_hash(ROOT / "dvc.lock"), committed_base_weights()
-    retrained = json.loads(BASE_MODEL_ID.read_text()).get("retrained_folder_md5") if weights else None
+    committed model (:func:`committed_base_model_id`)."""
+    current, known = base_model_hash(ROOT / "dvc.lock"), committed_base_model_id() or {}
+    weights, retrained = known.get("weights_md5"), known.get("retrained_folder_md5")
     same, other = {}, {}
     for d in sorted((ROOT / "docs/data").glob("seed_*")):
         run = json.loads((d / "run.json").read_text())

@@ -144,10 +144,6 @@ def _dir_manifest(root: Path, dir_md5: str | None) -> dict[str, str] | None:
     return {e["relpath"]: e["md5"] for e in json.loads(f.read_text())} if f.exists() else None
 
 
-def _weight_files(manifest: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in manifest.items() if Path(k).name.startswith("model") and k.endswith(".safetensors")}
-
-
 def identify(run_root: Path) -> Path:
     """Establish the committed base model from a checkout that retrained it: ``docs/data/base_model_id.json``.
 
@@ -162,7 +158,10 @@ def identify(run_root: Path) -> Path:
     import pandas as pd
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from readme_results import base_model_hash, weights_md5
+    from readme_results import WEIGHT_FILES, base_model_hash, weights_md5
+
+    def weight_files(manifest: dict[str, str]) -> dict[str, str]:  # a DVC folder manifest's weight files
+        return {k: v for k, v in manifest.items() if Path(k).match(WEIGHT_FILES.removeprefix("**/"))}
 
     mine, theirs = (yaml.safe_load((r / "dvc.lock").read_text())["stages"] for r in (ROOT, run_root))
     pm, pt = (yaml.safe_load((r / "params.yaml").read_text()) for r in (ROOT, run_root))
@@ -178,16 +177,16 @@ def identify(run_root: Path) -> Path:
     model_dir = run_root / "data/01_base_model"
     manifest = _dir_manifest(run_root, folder)
     on_disk = {str(f.relative_to(model_dir)): hashlib.md5(f.read_bytes()).hexdigest()
-               for f in sorted(model_dir.glob("**/model*.safetensors"))}
+               for f in sorted(model_dir.glob(WEIGHT_FILES))}
     if not on_disk:
         problems.append("no model weights under data/01_base_model")
     elif manifest is None:
         problems.append("its DVC cache does not hold the model folder its dvc.lock names (nothing to check the "
                         "working folder against)")
-    elif _weight_files(manifest) != on_disk:
+    elif weight_files(manifest) != on_disk:
         problems.append("its working folder's weights are not the ones its dvc.lock names")
     committed = _dir_manifest(ROOT, base_model_hash(ROOT / "dvc.lock"))
-    if committed is not None and _weight_files(committed) != on_disk:
+    if committed is not None and weight_files(committed) != on_disk:
         problems.append("its weights differ from the committed model's (this checkout's DVC cache)")
     bands = run_root / "data/02_base_rollouts/sanity_bands.json"
     if not bands.exists() or bands.read_bytes() != (ROOT / "results/metrics/sanity_bands.json").read_bytes():

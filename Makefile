@@ -25,9 +25,10 @@ profile:
 	@if [ "$(PROFILE)" = paper ] || [ "$(PROFILE)" = quick ]; then cp configs/$(PROFILE).yaml params.yaml; echo "params.yaml <- configs/$(PROFILE).yaml"; \
 	elif [ "$(PROFILE)" != tiny ]; then echo "unknown PROFILE=$(PROFILE) (tiny | quick | paper)"; exit 2; fi
 
-# dvc repro, then the README's and docs' generated blocks (wall times, verdicts) from the new results/
+# dvc repro with independent units side by side (tools/repro_lanes.py: the same outputs, less wall time; plain
+# `dvc repro` runs them one at a time), then the README's and docs' generated blocks from the new results/
 reproduce: $(STAMP) profile
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python tools/repro_lanes.py
 	$(BIN)/python tools/readme_results.py
 
 # The support sweep (issue #21; docs/support_sweep.md): beyond the paper, separate from `reproduce`. Every point

@@ -685,6 +685,20 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
     assert "| 01_base_model | 30.0 min |" in block and "| **stages** | **40.1 min** |" in block
     assert block.index("01_base_model") < block.index("04_grpo (replicate 1)") < block.index("07_claims_audit")
     assert "**41.0 min**" in block and "Besides it on the machine: a test run, 75 s." in block
+    # units side by side (tools/repro_lanes.py): each unit's span and threads, the sum and the elapsed span apart
+    spans = {"01_base_model": ("10:00", "10:30", 2), "04_grpo.r1": ("10:30", "10:40", 1),
+             "07_claims_audit": ("10:35", "10:45", 1)}
+    for stage, (a, b, threads) in spans.items():
+        meta = json.loads((run / f"results/run_meta/{stage}.json").read_text())
+        meta.update(start=f"2026-11-27T{a}:00+00:00", end=f"2026-11-27T{b}:00+00:00",
+                    device={"cpu_count": 2, "torch_threads": threads, "cuda": False})
+        (run / f"results/run_meta/{stage}.json").write_text(json.dumps(meta))
+    saved = json.loads((sr.save_fresh(run, log) / "run.json").read_text())
+    assert saved["threads"] == {"01_base_model": 2, "04_grpo.r1": 1, "07_claims_audit": 1}
+    block = rr.fresh_block()
+    assert "| 04_grpo (replicate 1) | 10.0 min | 1 | 30.0 min – 40.0 min |" in block, block
+    assert "| **stages, one after another (sum)** | **40.1 min** |" in block
+    assert "| **stages, first start to last end** | **45.0 min** |" in block
 
 
 def test_base_seed_bands_keeps_the_pretraining_loss_curve(tmp_path):

@@ -74,12 +74,29 @@ def fresh_block() -> str:
     run = json.loads(f.read_text())
     units = [u for st in STAGES for u in _units(st, run["wall_s"])]
     units += [(k, k) for k in sorted(set(run["wall_s"]) - {stem for _, stem in units})]  # any other stage, last
-    rows = [f"| {label} | {_minutes(run['wall_s'][stem])} |" for label, stem in units]
     stages = sum(run["wall_s"].values())
+    if run.get("span"):  # a run with units side by side (tools/repro_lanes.py): when each ran, and its threads
+        from datetime import datetime
+
+        t0 = min(datetime.fromisoformat(a) for a, _ in run["span"].values())
+
+        def at(stem):
+            a, b = (datetime.fromisoformat(x) for x in run["span"][stem])
+            return f"{_minutes((a - t0).total_seconds())} – {_minutes((b - t0).total_seconds())}"
+
+        rows = [f"| {label} | {_minutes(run['wall_s'][stem])} | {run['threads'].get(stem, '–')} | "
+                f"{at(stem) if stem in run['span'] else '–'} |" for label, stem in units]
+        end = max(datetime.fromisoformat(b) for _, b in run["span"].values())
+        head = ["| stage | wall time | torch threads | from – to (after the first stage started) |", "|---|---|---|---|",
+                *rows, f"| **stages, one after another (sum)** | **{_minutes(stages)}** | | |",
+                f"| **stages, first start to last end** | **{_minutes((end - t0).total_seconds())}** | | |",
+                f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** | | |"]
+    else:
+        rows = [f"| {label} | {_minutes(run['wall_s'][stem])} |" for label, stem in units]
+        head = ["| stage | wall time |", "|---|---|", *rows, f"| **stages** | **{_minutes(stages)}** |",
+                f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** |"]
     return "\n".join([f"`make reproduce` from a fresh clone of commit `{run['commit'][:7]}`"
-                      + (" (dirty)" if run.get("dirty") else "") + ":", "",
-                      "| stage | wall time |", "|---|---|", *rows, f"| **stages** | **{_minutes(stages)}** |",
-                      f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** |",
+                      + (" (dirty)" if run.get("dirty") else "") + ":", "", *head,
                       "", (f"Machine: {run['device']['cpu_count']} CPU cores, {run['device']['torch_threads']} torch "
                            f"threads, CUDA {'yes' if run['device']['cuda'] else 'no'}. " if run.get("device") else "")
                       + ("Besides it on the machine: " + "; ".join(run["shared_cores"]) + "."

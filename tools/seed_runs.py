@@ -119,7 +119,10 @@ def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) 
     run = {"commit": git["commit"], "dirty": git["dirty"], "profile": params.get("profile"),
            "wall_s": {k: m["wall_s"] for k, m in metas.items()}, "make_reproduce_s": round(total, 1),
            "device": metas["07_claims_audit"].get("device"), "shared_cores": shared or [],
-           "train_s": training_seconds(run_root)}
+           "train_s": training_seconds(run_root),
+           # units side by side (tools/repro_lanes.py): when each ran and with how many threads
+           "span": {k: [m["start"], m["end"]] for k, m in metas.items() if m.get("start") and m.get("end")},
+           "threads": {k: (m.get("device") or {}).get("torch_threads") for k, m in metas.items()}}
     dst = OUT / "fresh_clone"
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")

@@ -11,15 +11,18 @@ with two (docs/wall_times.md). This driver reads dvc.yaml (``foreach`` expanded 
 ``replicates``), orders the units by what they read of each other's outputs, and starts each one as
 ``dvc --wait-for-lock repro --single-item UNIT`` as soon as everything it reads is done, at most ``--lanes`` at a
 time, the longest chain first (by the last clean timing of each unit: the fresh clone's in
-``docs/data/fresh_clone/run.json``, else the committed run's ``results/run_meta``). A unit that starts while another
-unit of more than a minute runs or waits beside it gets ``CPUs // lanes`` threads (``OMP_NUM_THREADS``); otherwise
-it gets every CPU. The thread count changes no number: training and sampling are the same bit for bit with one thread or
-two (``tests/test_lanes.py``), and DVC still decides per unit whether it is up to date, restores it from its
-cache, or runs it (a finished unit is skipped, a killed one resumes, as with `dvc repro`).
+``docs/data/fresh_clone/run.json``, else the committed run's ``results/run_meta``). Units of more than a minute that
+run or wait side by side share the CPUs (``OMP_NUM_THREADS`` = CPUs // their number, at most ``--lanes``); a unit
+with no long unit beside it gets no thread setting, as under plain `dvc repro` (so ``--lanes 1`` is plain
+`dvc repro`, one unit after another). On this CPU the thread count changes no number: training and sampling give
+the same weights and rollouts with one thread or two (``tests/test_lanes.py``, and a fresh clone's whole run against
+the committed results, docs/wall_times.md). DVC still decides per unit whether it is up to date, restores it from
+its cache, or runs it (a finished unit is skipped, a killed one resumes, as with `dvc repro`). A profile that puts
+work on a GPU or in a launcher (the paper profile) runs one unit at a time.
 
 Each unit's output goes to ``.dvc/tmp/lanes/<unit>.log``; the terminal gets a line per start and finish. If a
 unit fails, no new unit starts, the running ones finish, and the command exits 1 naming the unit and its log. At
-the end a plain `dvc repro` confirms that nothing is left to run (it finds every unit up to date).
+the end `dvc status` must find the whole pipeline up to date, or the command exits 1.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -47,19 +51,55 @@ def units(root: Path = ROOT) -> dict[str, dict]:
     def paths(entries):
         return [e if isinstance(e, str) else next(iter(e)) for e in entries or []]
 
+    def unit(name, body, sub=lambda p: p):
+        if "matrix" in body:
+            raise SystemExit(f"repro_lanes: stage {name} uses `matrix`, which this driver does not expand; "
+                             "run `dvc repro` instead")
+        found = {"deps": [sub(p) for p in paths(body.get("deps"))],
+                 "outs": [sub(p) for key in ("outs", "metrics", "plots") for p in paths(body.get(key))
+                          if isinstance(p, str)]}
+        left = [p for ps in found.values() for p in ps if "${" in p]
+        if left:
+            raise SystemExit(f"repro_lanes: stage {name}: cannot expand {left[0]!r}; run `dvc repro` instead")
+        return found
+
     out = {}
     for name, stage in spec.items():
         if "foreach" in stage:
-            key = re.fullmatch(r"\$\{(\w+)\}", str(stage["foreach"]).strip())
-            items = params[key.group(1)] if key else stage["foreach"]
+            key = re.fullmatch(r"\$\{([\w.]+)\}", str(stage["foreach"]).strip())
+            items = stage["foreach"]
+            if key:
+                items = params
+                for part in key.group(1).split("."):
+                    if not isinstance(items, dict) or part not in items:
+                        raise SystemExit(f"repro_lanes: stage {name}: params.yaml has no {key.group(1)}")
+                    items = items[part]
+            if not isinstance(items, list):
+                raise SystemExit(f"repro_lanes: stage {name}: foreach over {type(items).__name__} is not supported "
+                                 "(a list only); run `dvc repro` instead")
             for item in items:
-                sub = lambda p, item=item: p.replace("${item}", str(item))  # noqa: E731
-                do = stage["do"]
-                out[f"{name}@{item}"] = {"deps": [sub(p) for p in paths(do.get("deps"))],
-                                         "outs": [sub(p) for p in paths(do.get("outs"))]}
+                out[f"{name}@{item}"] = unit(name, stage["do"], lambda p, item=item: p.replace("${item}", str(item)))
         else:
-            out[name] = {"deps": paths(stage.get("deps")), "outs": paths(stage.get("outs"))}
+            out[name] = unit(name, stage)
     return out
+
+
+def gpu_settings(root: Path = ROOT) -> list[str]:
+    """The params.yaml settings that put work on a GPU or in a launcher of its own (``device`` other than cpu, the
+    vLLM backend, ``use_vllm``, a ``launcher``): units that may not share the machine."""
+    found = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                here = f"{path}.{k}" if path else str(k)
+                if (k == "device" and v not in ("cpu", None, "")) or (k == "backend" and v == "vllm") \
+                        or (k == "use_vllm" and v is True) or (k == "launcher" and v):
+                    found.append(f"{here}: {v}")
+                walk(v, here)
+
+    walk(yaml.safe_load((root / "params.yaml").read_text()), "")
+    return found
 
 
 def _within(a: str, b: str) -> bool:
@@ -114,6 +154,10 @@ def plan(graph: dict[str, dict], cost: dict[str, float]) -> dict[str, float]:
 def run(lanes: int, dry_run: bool = False, root: Path = ROOT, dvc: str = "dvc") -> int:
     graph = units(root)
     ups = upstream(graph)
+    gpu = gpu_settings(root)
+    if gpu and lanes > 1:
+        print(f"repro_lanes: one unit at a time ({'; '.join(gpu)}: GPU work does not share the machine)")
+        lanes = 1
     cost = expected_seconds(root)
     priority = plan(graph, cost)
     cpus = _cpus()
@@ -123,10 +167,24 @@ def run(lanes: int, dry_run: bool = False, root: Path = ROOT, dvc: str = "dvc") 
         return 0
     logs = root / ".dvc" / "tmp" / "lanes"
     logs.mkdir(parents=True, exist_ok=True)
-    done: set[str] = set()
-    running: dict[str, tuple[subprocess.Popen, float, int]] = {}
-    failed: list[str] = []
     t_start = time.time()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed driver stops its units too (finally below)
+    try:
+        return _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start)
+    finally:
+        for proc in _RUNNING.values():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+
+
+_RUNNING: dict[str, subprocess.Popen] = {}
+
+
+def _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start) -> int:
+    done: set[str] = set()
+    running: dict[str, tuple[subprocess.Popen, float, int | None]] = {}
+    failed: list[str] = []
     while len(done) + len(failed) < len(graph):
         ready = sorted((u for u in graph if u not in done and u not in running and u not in failed
                         and ups[u] <= done), key=lambda u: -priority[u])
@@ -134,23 +192,38 @@ def run(lanes: int, dry_run: bool = False, root: Path = ROOT, dvc: str = "dvc") 
             ready = []
         while ready and len(running) < lanes:
             u = ready.pop(0)
-            # a share of the CPUs where another unit runs (or waits to run) beside it for more than a minute, else
-            # all of them: a unit of seconds (05_pass_at_k) beside a long one leaves the long one every CPU
-            others = [v for v in list(running) + ready if cost.get(v, LONG) >= LONG]
-            threads = max(1, cpus // lanes) if others else cpus
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-            log = open(logs / f"{u}.log", "w")
-            proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", u], cwd=root, env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+            # long units (over a minute) running or waiting, this one included: each gets a share of the CPUs; a
+            # unit alone, or a long one beside short ones only (05_pass_at_k), runs as plain `dvc repro` would
+            # (no thread setting); a short one beside others gets one thread
+            long_units = [v for v in [u, *running, *ready] if cost.get(v, LONG) >= LONG]
+            beside = len(running) + len(ready) > 0
+            if lanes == 1:
+                threads = None
+            elif cost.get(u, LONG) < LONG:
+                threads = 1 if beside else None
+            else:
+                threads = max(1, cpus // min(lanes, len(long_units))) if len(long_units) > 1 else None
+            env = dict(os.environ)
+            if threads is not None:
+                env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+            with open(logs / f"{u}.log", "w") as log:  # the child keeps its own handle
+                proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", u], cwd=root, env=env,
+                                        stdout=log, stderr=subprocess.STDOUT)
             running[u] = (proc, time.time(), threads)
-            print(f"[{_clock(t_start)}] start  {u} ({threads} thread{'s' * (threads > 1)})", flush=True)
+            _RUNNING[u] = proc
+            what = "default threads" if threads is None else f"{threads} thread{'s' * (threads > 1)}"
+            print(f"[{_clock(t_start)}] start  {u} ({what})", flush=True)
         if not running:
+            if not failed:
+                left = sorted(set(graph) - done)
+                print(f"repro_lanes: cannot start {', '.join(left)}: they wait for each other", file=sys.stderr)
+                return 1
             break  # nothing runs and nothing can start: only units behind a failure are left
         time.sleep(0.5)
         for u, (proc, t0, _) in list(running.items()):
             if proc.poll() is None:
                 continue
-            del running[u]
+            del running[u], _RUNNING[u]
             if proc.returncode == 0:
                 done.add(u)
                 print(f"[{_clock(t_start)}] done   {u} in {(time.time() - t0) / 60:.1f} min", flush=True)
@@ -163,9 +236,14 @@ def run(lanes: int, dry_run: bool = False, root: Path = ROOT, dvc: str = "dvc") 
         print(f"repro_lanes: {', '.join(failed)} failed (logs in {logs}); not started: {', '.join(left) or 'none'}",
               file=sys.stderr)
         return 1
-    final = subprocess.run([dvc, "repro"], cwd=root)  # every unit is up to date: a check, not a run
-    print(f"[{_clock(t_start)}] all {len(graph)} units done with {lanes} lane(s)")
-    return final.returncode
+    status = subprocess.run([dvc, "status", "--json", "dvc.yaml"], cwd=root, capture_output=True, text=True)
+    stale = json.loads(status.stdout or "null") if status.returncode == 0 else None
+    if stale != {}:  # every unit ran: DVC must find the whole pipeline up to date
+        print(f"repro_lanes: `dvc status` after the run: {sorted(stale) if stale else status.stderr.strip()}",
+              file=sys.stderr)
+        return 1
+    print(f"[{_clock(t_start)}] all {len(graph)} units done with {lanes} lane(s); `dvc status`: up to date")
+    return 0
 
 
 def _cpus() -> int:

@@ -84,7 +84,7 @@ def fresh_block() -> str:
             a, b = (datetime.fromisoformat(x) for x in run["span"][stem])
             return f"{_minutes((a - t0).total_seconds())} – {_minutes((b - t0).total_seconds())}"
 
-        rows = [f"| {label} | {_minutes(run['wall_s'][stem])} | {run['threads'].get(stem, '–')} | "
+        rows = [f"| {label} | {_minutes(run['wall_s'][stem])} | {run['threads'].get(stem) or '–'} | "
                 f"{at(stem) if stem in run['span'] else '–'} |" for label, stem in units]
         end = max(datetime.fromisoformat(b) for _, b in run["span"].values())
         head = ["| stage | wall time | torch threads | from – to (after the first stage started) |", "|---|---|---|---|",

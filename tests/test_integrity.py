@@ -699,6 +699,14 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
     assert "| 04_grpo (replicate 1) | 10.0 min | 1 | 30.0 min – 40.0 min |" in block, block
     assert "| **stages, one after another (sum)** | **40.1 min** |" in block
     assert "| **stages, first start to last end** | **45.0 min** |" in block
+    (tmp_path / "docs/data/fresh_clone/previous.json").write_text(json.dumps(  # the run it replaced, for comparison
+        {"commit": "e" * 40, "wall_s": {"01_base_model": 1700.0, "04_grpo.r1": 900.0, "07_claims_audit": 4.0},
+         "make_reproduce_s": 2700.0}))
+    block = rr.fresh_block()
+    assert "previous run (`eeeeeee`, one unit at a time) |" in block, block
+    assert "| 04_grpo (replicate 1) | 10.0 min | 1 | 30.0 min – 40.0 min | 15.0 min |" in block, block
+    assert "| **stages 02-04, first start to last end** | **10.0 min** | | | **15.0 min** (sum) |" in block, block
+    assert "| **`make reproduce`** (virtual environment, stages, README) | **41.0 min** | | | **45.0 min** |" in block
 
 
 def test_base_seed_bands_keeps_the_pretraining_loss_curve(tmp_path):

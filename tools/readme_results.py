@@ -84,13 +84,29 @@ def fresh_block() -> str:
             a, b = (datetime.fromisoformat(x) for x in run["span"][stem])
             return f"{_minutes((a - t0).total_seconds())} – {_minutes((b - t0).total_seconds())}"
 
+        # the previous timed run (one unit at a time), kept as previous.json when a run with lanes replaced it
+        prev_f = f.with_name("previous.json")
+        prev = json.loads(prev_f.read_text()) if prev_f.exists() else None
+        pw = (lambda stem: _minutes(prev["wall_s"][stem]) if stem in prev["wall_s"] else "–") if prev else None
         rows = [f"| {label} | {_minutes(run['wall_s'][stem])} | {run['threads'].get(stem) or '–'} | "
-                f"{at(stem) if stem in run['span'] else '–'} |" for label, stem in units]
+                f"{at(stem) if stem in run['span'] else '–'} |" + (f" {pw(stem)} |" if prev else "")
+                for label, stem in units]
         end = max(datetime.fromisoformat(b) for _, b in run["span"].values())
-        head = ["| stage | wall time | torch threads | from – to (after the first stage started) |", "|---|---|---|---|",
-                *rows, f"| **stages, one after another (sum)** | **{_minutes(stages)}** | | |",
-                f"| **stages, first start to last end** | **{_minutes((end - t0).total_seconds())}** | | |",
-                f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** | | |"]
+        side = [k for k in run["span"] if k.startswith(("02_", "03_", "04_"))]
+        mid = (max(datetime.fromisoformat(run["span"][k][1]) for k in side)
+               - min(datetime.fromisoformat(run["span"][k][0]) for k in side)).total_seconds() if side else None
+        head = ["| stage | wall time | torch threads | from – to (after the first stage started) |"
+                + (f" previous run (`{prev['commit'][:7]}`, one unit at a time) |" if prev else ""),
+                "|---|---|---|---|" + ("---|" if prev else ""), *rows,
+                *([f"| **stages 02-04, first start to last end** | **{_minutes(mid)}** | | |"
+                   + (f" **{_minutes(sum(prev['wall_s'].get(k, 0) for k in side))}** (sum) |" if prev else "")]
+                  if mid is not None else []),
+                f"| **stages, one after another (sum)** | **{_minutes(stages)}** | | |"
+                + (f" **{_minutes(sum(prev['wall_s'].values()))}** |" if prev else ""),
+                f"| **stages, first start to last end** | **{_minutes((end - t0).total_seconds())}** | | |"
+                + (f" **{_minutes(sum(prev['wall_s'].values()))}** |" if prev else ""),
+                f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** | | |"
+                + (f" **{_minutes(prev['make_reproduce_s'])}** |" if prev else "")]
     else:
         rows = [f"| {label} | {_minutes(run['wall_s'][stem])} |" for label, stem in units]
         head = ["| stage | wall time |", "|---|---|", *rows, f"| **stages** | **{_minutes(stages)}** |",

@@ -25,10 +25,13 @@ profile:
 	@if [ "$(PROFILE)" = paper ] || [ "$(PROFILE)" = quick ]; then cp configs/$(PROFILE).yaml params.yaml; echo "params.yaml <- configs/$(PROFILE).yaml"; \
 	elif [ "$(PROFILE)" != tiny ]; then echo "unknown PROFILE=$(PROFILE) (tiny | quick | paper)"; exit 2; fi
 
-# dvc repro with independent units side by side (tools/repro_lanes.py: the same outputs, less wall time; plain
-# `dvc repro` runs them one at a time), then the README's and docs' generated blocks from the new results/
+# dvc repro, then the README's and docs' generated blocks (wall times, verdicts) from the new results/.
+# LANES=N runs up to N independent units side by side (tools/repro_lanes.py; same results; on this 2-core machine
+# measured no faster than one at a time: docs/wall_times.md)
+LANES ?= 1
 reproduce: $(STAMP) profile
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python tools/repro_lanes.py
+	@if [ "$(LANES)" -gt 1 ]; then PATH=$(abspath $(BIN)):$$PATH $(BIN)/python tools/repro_lanes.py --lanes $(LANES); \
+	else PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro; fi
 	$(BIN)/python tools/readme_results.py
 
 # The support sweep (issue #21; docs/support_sweep.md): beyond the paper, separate from `reproduce`. Every point

@@ -180,6 +180,7 @@ def test_training_steps_are_the_same_with_one_thread_or_two(problems, tok, tmp_p
     assert out[1] == out[2]
 
 
+@pytest.mark.slow  # a second smoke pipeline (minutes); the driver is opt-in (`make reproduce LANES=N`)
 def test_lanes_with_one_thread_each_reproduce_the_plain_dvc_repro_byte_for_byte(smoke_repo, tmp_path):
     """The smoke pipeline run by the driver (two lanes: the training and sampling units with one thread each) gives
     the files the fixture's plain `dvc repro` (every thread) gave: the same weights, rollouts, metrics and verdicts.

@@ -1,13 +1,15 @@
 """`dvc repro` with independent units side by side: the same stages, outputs and `dvc.lock`, in less wall time.
 
-    python tools/repro_lanes.py                  # what `make reproduce` runs (lanes: the CPU count)
+    python tools/repro_lanes.py                  # `make reproduce LANES=<CPUs>` (lanes: the CPU count)
     python tools/repro_lanes.py --lanes 1        # one unit at a time, as plain `dvc repro`
     python tools/repro_lanes.py --dry-run        # the units, what each waits for, and the order they start in
 
 `dvc repro` runs one stage at a time. After the base model, the base rollouts and every SFT and GRPO replicate
-depend only on stages 00-01, so they can run at once. On a small CPU that pays: a GRPO step of the tiny model
-keeps two threads only partly busy, so two units with one thread each finish more work per minute than one unit
-with two (docs/wall_times.md). This driver reads dvc.yaml (``foreach`` expanded over ``params.yaml``'s
+depend only on stages 00-01, so they can run at once. Whether that pays depends on the machine: on the 2-core
+reference machine a GRPO step runs about 1.5x faster with two threads than with one, so two one-thread lanes train
+more per minute than one two-thread unit, but sampling gains nothing, and a whole fresh-clone run with two lanes was
+no faster than one unit at a time (docs/wall_times.md). So `make reproduce` runs plain `dvc repro` unless asked for
+lanes (``LANES=N``). This driver reads dvc.yaml (``foreach`` expanded over ``params.yaml``'s
 ``replicates``), orders the units by what they read of each other's outputs, and starts each one as
 ``dvc --wait-for-lock repro --single-item UNIT`` as soon as everything it reads is done, at most ``--lanes`` at a
 time, the longest chain first (by the last clean timing of each unit: the fresh clone's in

@@ -171,21 +171,18 @@ def run(lanes: int, dry_run: bool = False, root: Path = ROOT, dvc: str = "dvc") 
     logs.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed driver stops its units too (finally below)
+    running: dict[str, tuple[subprocess.Popen, float]] = {}  # unit -> its `dvc repro` and when it started
     try:
-        return _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start)
+        return _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start, running)
     finally:
-        for proc in _RUNNING.values():
+        for proc, _ in running.values():
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait()
 
 
-_RUNNING: dict[str, subprocess.Popen] = {}
-
-
-def _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start) -> int:
+def _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start, running) -> int:
     done: set[str] = set()
-    running: dict[str, tuple[subprocess.Popen, float, int | None]] = {}
     failed: list[str] = []
     while len(done) + len(failed) < len(graph):
         ready = sorted((u for u in graph if u not in done and u not in running and u not in failed
@@ -211,8 +208,7 @@ def _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start) -> 
             with open(logs / f"{u}.log", "w") as log:  # the child keeps its own handle
                 proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", u], cwd=root, env=env,
                                         stdout=log, stderr=subprocess.STDOUT)
-            running[u] = (proc, time.time(), threads)
-            _RUNNING[u] = proc
+            running[u] = (proc, time.time())
             what = "default threads" if threads is None else f"{threads} thread{'s' * (threads > 1)}"
             print(f"[{_clock(t_start)}] start  {u} ({what})", flush=True)
         if not running:
@@ -222,10 +218,10 @@ def _loop(graph, ups, priority, cost, lanes, cpus, root, dvc, logs, t_start) -> 
                 return 1
             break  # nothing runs and nothing can start: only units behind a failure are left
         time.sleep(0.5)
-        for u, (proc, t0, _) in list(running.items()):
+        for u, (proc, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
-            del running[u], _RUNNING[u]
+            del running[u]
             if proc.returncode == 0:
                 done.add(u)
                 print(f"[{_clock(t_start)}] done   {u} in {(time.time() - t0) / 60:.1f} min", flush=True)

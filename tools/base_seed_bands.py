@@ -27,7 +27,8 @@ stages depend on that changed since the trial's commit is named by ``--accept-ch
 adopted file records, with the changed files). ``--pin-baselines`` writes into each trial file the baseline it is read against now (new trial runs pin theirs at
 once), so a later change of the committed run never changes an old trial's comparison. ``--record-inputs`` gives seed files saved before runs recorded their stage inputs those of their run's commit (from
 git history). ``--threads N`` sets OMP_NUM_THREADS for the run (for two runs side by side on
-two cores). Each run also records ``math_diagnosis``: where the base model's math answers go wrong (operands copied
+two cores). ``--keep`` keeps each run's temporary copy, with its trained models (the path is printed and saved
+as ``kept_at``). Each run also records ``math_diagnosis``: where the base model's math answers go wrong (operands copied
 from the question, arithmetic of the first step); ``--diagnose`` writes it for the committed base model. And
 ``pretrain_loss_curve``: stage 01's loss per logged step (runs saved before it have none).
 """
@@ -306,7 +307,7 @@ def loss_curve(repo: Path) -> dict | None:
     return {k: [float(r[k]) if k != "step" else int(float(r[k])) for r in rows] for k in ("step", "loss", "learning_rate")}
 
 
-def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, threads: int | None = None,
+def run_seed(seed: int, keep: bool = False, epochs: float | None = None, threads: int | None = None,
              sets: dict | None = None) -> dict:
     from smoke_pipeline import BIN, copy_repo, env
 
@@ -343,7 +344,10 @@ def run_seed(seed: int, keep: Path | None = None, epochs: float | None = None, t
            "stage_inputs": inputs,                                   # a single throwaway commit)
            "pretrain_final_loss": card.get("final_loss"), "overrides": sets or {},
            "math_diagnosis": math_diagnosis(repo / "data"), "pretrain_loss_curve": loss_curve(repo)}
-    if keep is None:
+    if keep:
+        out["kept_at"] = str(repo)
+        print(f"base seed {seed}: run kept at {repo}")
+    else:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -531,6 +535,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--record-inputs", action="store_true",
                     help="give the seed files of the given seeds that lack them the stage inputs of their commit")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the run")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each run's temporary copy (its data and models; the path is printed and saved)")
     ap.add_argument("--diagnose", action="store_true",
                     help="write the committed base model's math diagnosis (reads data/ of this checkout)")
     args = ap.parse_args(argv)
@@ -570,7 +576,7 @@ def main(argv: list[str]) -> int:
         if s == 0 and not trial:
             print("base seed 0 is the committed run; skipped")
             continue
-        d = run_seed(s, epochs=args.epochs, threads=args.threads, sets=sets)
+        d = run_seed(s, keep=args.keep, epochs=args.epochs, threads=args.threads, sets=sets)
         if not trial:
             dst = OUT / f"base_seed_{s}.json"
         else:

@@ -343,6 +343,9 @@ def run_seed(seed: int, keep: bool = False, epochs: float | None = None, threads
            "commit": state["commit"], "dirty": state["dirty"],  # this checkout's (the copy's own git history is
            "stage_inputs": inputs,                                   # a single throwaway commit)
            "pretrain_final_loss": card.get("final_loss"), "overrides": sets or {},
+           # with an annealing pass (01_base_model.math_anneal) the final loss is the pass's: each phase's own
+           # totals and final loss, so that the main phase can be compared with a run without the pass
+           **({"pretrain_phases": card["phases"]} if card.get("phases") else {}),
            "math_diagnosis": math_diagnosis(repo / "data"), "pretrain_loss_curve": loss_curve(repo)}
     if keep:
         out["kept_at"] = str(repo)

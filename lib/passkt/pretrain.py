@@ -125,7 +125,7 @@ ANNEAL_LR_RATIO = 1 / 3         # the annealing pass's peak learning rate, as a 
 
 def anneal_corpus(tokenizer, pool: list[dict], examples: list[dict], weights: dict, budgets: dict, per_problem: int,
                   search_k: int, seed: int, lm_on_information: bool = False):
-    """The math annealing pass's data (a design trial, docs/base_model.md): every example of the main corpus once,
+    """The math annealing pass's data (trial anneal4, adopted: docs/base_model.md): every example of the main corpus once,
     then ``per_problem`` fresh behaviour-prior transcripts of every math problem of the pool.
 
     The fresh transcripts come from their own random stream (``seed + ANNEAL_SEED_OFFSET``), so the main corpus,

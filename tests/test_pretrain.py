@@ -100,7 +100,8 @@ def test_the_annealing_corpus_keeps_the_main_corpus_and_adds_fresh_math_transcri
     assert {t["category"] for t in fresh} == {"math"}
     # their own random stream: not the main corpus's transcripts of the same problems, and reproducible
     main_math = [t["text"] for t in transcripts if t["category"] == "math"]
-    assert [t["text"] for t in fresh[::2]] != main_math
+    differ = sum(a["text"] != b for a, b in zip(fresh[::2], main_math))
+    assert differ > len(main_math) // 2
     again, _ = pretrain.anneal_corpus(tok, pool, examples, weights, budgets, 2, 1, seed=3)
     assert [t["text"] for t in again] == [t["text"] for t in fresh]
     import pytest

@@ -60,6 +60,11 @@ def test_model_fingerprint_changes_with_the_weights(tmp_path, small_tok):
     AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "c")  # same weights as a
     fa, fb, fc = (models.model_fingerprint(tmp_path / x) for x in "abc")
     assert fa == fc and fa != fb
+    # where the run was (the Trainer's pickled arguments, with their paths) is not the model; a tokenizer file is
+    (tmp_path / "c" / "training_args.bin").write_bytes(str(tmp_path / "c").encode())
+    assert models.model_fingerprint(tmp_path / "c") == fa
+    (tmp_path / "c" / "tokenizer.json").write_text("{}")
+    assert models.model_fingerprint(tmp_path / "c") != fa
 
 
 def test_reward_plateau_needs_evidence_of_a_flat_end():

@@ -1,6 +1,7 @@
 """GRPO over the agent loop: env_mask, rewards, the exploration bonus, a real CPU training step, resume, configs."""
 
 import csv
+import dataclasses
 import itertools
 import json
 import warnings
@@ -344,6 +345,7 @@ def test_fast_logprobs_give_trl_loss_and_gradients(problems, tok, tmp_path):
         warnings.simplefilter("ignore")
         trainer = grpo.build_trainer(base, env, tmp_path / "grpo", s, backend_factory=lambda trainer: backend)
     assert (trainer.logprob_buckets, trainer.autocast_bf16) == (3, True)
+    assert type(trainer) is grpo.trainer_class()  # shared_prompt off: the buckets' own class
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this test does not run
     torch.manual_seed(0)
@@ -418,6 +420,9 @@ def test_shared_prompt_forward_gives_trl_logprobs_and_gradients(problems, tok, t
     lp_trl16, _, _ = scores()
     trainer.autocast_bf16 = False
 
+    shared = grpo.build_trainer(base, env, tmp_path / "grpo_shared", dataclasses.replace(s, shared_prompt=True),
+                                backend_factory=lambda trainer: backend)
+    assert type(shared) is shared_prompt.trainer_class()  # the setting is what switches a stage's trainer
     shared_prompt.enable(trainer)
     calls = []
     forward = trainer.model.forward

@@ -83,3 +83,40 @@ def test_a_trainer_with_the_labelled_loss_trains_the_same_weights(small_tok, tmp
         assert (w_hf - start).norm() > 0  # training moved the weights
         assert (w - w_hf).norm() <= tol * (w_hf - start).norm()
         assert torch.allclose(torch.tensor(loss), torch.tensor(loss_hf), rtol=tol)
+
+
+def test_the_annealing_corpus_keeps_the_main_corpus_and_adds_fresh_math_transcripts(small_sets, small_tok):
+    from passkt import prior
+
+    sets, _ = small_sets
+    pool = sets["pretrain"]
+    weights, budgets = prior.DEFAULT_WEIGHTS, {0: 0.5, 2: 0.5}
+    tok, transcripts, examples = pretrain.build_corpus(pool, [], 300, weights, budgets, 1, 1, seed=3)
+    n_math = sum(p["category"] == "math" for p in pool)
+    assert 0 < n_math < len(pool)
+    fresh, both = pretrain.anneal_corpus(tok, pool, examples, weights, budgets, 2, 1, seed=3)
+    assert both[:len(examples)] == examples and all(a is b for a, b in zip(both, examples))
+    assert len(fresh) == 2 * n_math == len(both) - len(examples)
+    assert {t["category"] for t in fresh} == {"math"}
+    # their own random stream: not the main corpus's transcripts of the same problems, and reproducible
+    main_math = [t["text"] for t in transcripts if t["category"] == "math"]
+    differ = sum(a["text"] != b for a, b in zip(fresh[::2], main_math))
+    assert differ > len(main_math) // 2
+    again, _ = pretrain.anneal_corpus(tok, pool, examples, weights, budgets, 2, 1, seed=3)
+    assert [t["text"] for t in again] == [t["text"] for t in fresh]
+    import pytest
+    with pytest.raises(ValueError, match="math_anneal"):
+        pretrain.anneal_corpus(tok, pool, examples, weights, budgets, 0, 1, seed=3)
+
+
+def test_joined_phases_count_the_annealing_steps_on():
+    def run(steps, losses, epochs):
+        log = [{"step": (i + 1) * steps // len(losses), "epoch": (i + 1) * epochs / len(losses), "loss": x}
+               for i, x in enumerate(losses)]
+        return {"log": log, "seconds": 1.0, "tokens_seen": 10, "n_examples": 5, "n_rows": 2, "steps": steps}
+
+    joined = pretrain.join_phases(run(100, [3.0, 2.0], 12.0), run(10, [1.5, 1.0], 1.0))
+    assert [r["step"] for r in joined["log"]] == [50, 100, 105, 110]
+    assert [r["epoch"] for r in joined["log"]] == [6.0, 12.0, 12.5, 13.0]
+    assert joined["steps"] == 110 and joined["seconds"] == 2.0
+    assert joined["phases"]["main"]["final_loss"] == 2.0 and joined["phases"]["anneal"]["final_loss"] == 1.0

@@ -89,7 +89,7 @@ def test_nothing_computed_is_deleted_on_bad_input(repo, capsys):
     assert (repo / "data" / "00_data_prep" / "keep.txt").read_text() == "computed earlier"
 
 
-def test_git_state_ignores_dvc_lock_but_not_other_changes(tmp_path):
+def test_git_state_ignores_the_lock_files_but_not_other_changes(tmp_path):
     import subprocess
 
     from passkt.meta import git_state
@@ -99,11 +99,14 @@ def test_git_state_ignores_dvc_lock_but_not_other_changes(tmp_path):
 
     git("init", "-q")
     (tmp_path / "dvc.lock").write_text("a\n")
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "dvc.lock").write_text("a\n")
     (tmp_path / "params.yaml").write_text("seed: 0\n")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "dvc.lock").write_text("b\n")  # dvc repro rewrites it between stages
+    (tmp_path / "sweep" / "dvc.lock").write_text("b\n")  # and the sweep's, between its units
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "params.yaml").write_text("seed: 1\n")
     assert git_state(tmp_path)["dirty"] is True

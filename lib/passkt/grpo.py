@@ -62,6 +62,8 @@ class GRPOSettings:
     optimised (:class:`_FastLogprobs`, ``docs/benchmarks.md``): episodes sorted by length into that many
     micro-batches, each cut to its own longest completion (1 = TRL's single batch padded to the longest episode);
     bfloat16 autocast over the fp32 weights in that forward only (rollouts stay fp32, like pretraining's ``bf16``).
+    ``shared_prompt`` runs each group's prompt through the model once in that forward and gathers its keys and values
+    to the group's rows (:mod:`passkt.shared_prompt`; same loss and gradients up to float rounding).
 
     ``stop_at_plateau``: train up to ``epochs``, but stop at the end of an epoch (from ``plateau_min_epochs`` on) once
     the training reward has plateaued by :func:`passkt.evaluate.reward_plateau` (its rise over the last 20% of the
@@ -100,6 +102,7 @@ class GRPOSettings:
     gen_batch_size: int = 256  # episodes per engine batch (HF backend)
     logprob_buckets: int = 1  # loss forward in this many length-sorted micro-batches, each cut to its longest
     autocast_bf16: bool = False  # bfloat16 autocast (fp32 master weights) in the loss forward/backward only
+    shared_prompt: bool = False  # the loss forward encodes each group's prompt once (passkt.shared_prompt)
     stop_at_plateau: bool = False  # stop at an epoch's end once the training reward has plateaued
     plateau_min_epochs: float = 2.0  # ... but not before this many epochs
 
@@ -519,16 +522,20 @@ class _FastLogprobs:
     logprob_buckets: int = 1
     autocast_bf16: bool = False
 
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
-                                           compute_entropy=False, compute_aux_loss=False, **kwargs):
+    def _loss_dtype(self, device_type: str):
+        """The loss forward's precision context: bfloat16 autocast when ``autocast_bf16``, else none."""
         import contextlib
 
         import torch
 
+        return torch.autocast(device_type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **kwargs):
+        import torch
+
         score = super()._get_per_token_logps_and_entropies
-        dtype_ctx = (torch.autocast(input_ids.device.type, dtype=torch.bfloat16) if self.autocast_bf16
-                     else contextlib.nullcontext())
-        with dtype_ctx:
+        with self._loss_dtype(input_ids.device.type):
             if self.logprob_buckets == 1 or compute_aux_loss or any(v is not None for v in kwargs.values()):
                 return score(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
                              compute_aux_loss, **kwargs)  # TRL's path (also for MoE aux losses and images)
@@ -571,6 +578,10 @@ def build_trainer(base_model_dir: str | Path, env: Environment, out_dir: Path, s
                if settings.stop_at_plateau else []),
         )
     trainer.logprob_buckets, trainer.autocast_bf16 = settings.logprob_buckets, settings.autocast_bf16
+    if settings.shared_prompt:
+        from passkt import shared_prompt  # imports this module
+
+        shared_prompt.enable(trainer)
     return trainer
 
 

@@ -42,9 +42,9 @@ def git_state(root: str | Path) -> dict:
 
     commit = git("rev-parse", "HEAD") or None
     # data/ and figures/ are DVC outputs (git-ignored); anything else modified makes the run "dirty", except
-    # dvc.lock, which `dvc repro` itself rewrites between stages.
+    # the lock files (dvc.lock, sweep/dvc.lock), which `dvc repro` itself rewrites between stages.
     status = git("status", "--porcelain", "--untracked-files=no").splitlines()
-    changed = [ln for ln in status if ln.split(maxsplit=1)[-1] != "dvc.lock"]
+    changed = [ln for ln in status if Path(ln.split(maxsplit=1)[-1]).name != "dvc.lock"]
     dirty = bool(changed) if commit else None
     return {"commit": commit, "dirty": dirty}
 

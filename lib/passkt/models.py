@@ -116,12 +116,20 @@ def base_model_location(stage_dir: str | Path) -> str:
     return str(stage_dir / "model")
 
 
+NOT_THE_MODEL = frozenset({
+    "DONE.json",           # the finished-unit marker (passkt.integrity)
+    "training_args.bin",   # transformers' pickled TrainingArguments: output_dir and other paths of the run
+})
+
+
 def model_fingerprint(model_dir: str | Path, chunk: int = 1 << 22) -> str:
     """Full content digest of a saved model: config, tokenizer, chat template and every weight file, byte for byte.
 
     Rollout shards and training runs carry it, so nothing sampled from or trained on one model is ever reused for
     another (resume is only for the same weights). A 7B checkpoint (~15 GB) takes tens of seconds to read; the
-    tiny model milliseconds.
+    tiny model milliseconds. Files that describe how a model was trained and not the model are left out
+    (``NOT_THE_MODEL``): the Trainer's pickled arguments hold the run's absolute output path, so the same weights
+    trained in another checkout would otherwise get another fingerprint.
     """
     p = Path(model_dir)
     if not p.is_dir():
@@ -129,7 +137,7 @@ def model_fingerprint(model_dir: str | Path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     for f in sorted(p.iterdir()):
         if f.is_file() and f.suffix in (".json", ".jinja", ".txt", ".model", ".safetensors", ".bin") \
-                and f.name != "DONE.json":  # the finished-unit marker (passkt.integrity) is not the model
+                and f.name not in NOT_THE_MODEL:
             h.update(f.name.encode() + b"\0")
             with open(f, "rb") as fh:
                 while block := fh.read(chunk):

@@ -119,6 +119,46 @@ def build_corpus(pool: list[dict], lm_text: list[str], vocab_size: int, weights:
     return tok, transcripts, examples
 
 
+ANNEAL_SEED_OFFSET = 1_000_003  # the annealing transcripts' random stream: apart from the main corpus's (seed)
+ANNEAL_LR_RATIO = 1 / 3         # the annealing pass's peak learning rate, as a share of the main pretraining's
+
+
+def anneal_corpus(tokenizer, pool: list[dict], examples: list[dict], weights: dict, budgets: dict, per_problem: int,
+                  search_k: int, seed: int, lm_on_information: bool = False):
+    """The math annealing pass's data (trial anneal4, adopted: docs/base_model.md): every example of the main corpus once,
+    then ``per_problem`` fresh behaviour-prior transcripts of every math problem of the pool.
+
+    The fresh transcripts come from their own random stream (``seed + ANNEAL_SEED_OFFSET``), so the main corpus,
+    its tokenizer and the main pretraining are exactly those of a run without the pass. Returns
+    ``(fresh_transcripts, examples)``; the main corpus's examples come first and are the very objects passed in.
+    """
+    from passkt import prior, protocol
+
+    if per_problem < 1:
+        raise ValueError(f"math_anneal: fresh transcripts per math problem must be >= 1, got {per_problem}")
+    math = [p for p in pool if p["category"] == "math"]
+    if not math:
+        raise ValueError("math_anneal: the pretraining pool has no math problems")
+    fresh = prior.write_transcripts(tokenizer, math, weights, budgets, per_problem, search_k, seed + ANNEAL_SEED_OFFSET)
+    extra = []
+    for t in fresh:
+        ids, labels = protocol.encode_parts(tokenizer, t["prompt"], t["parts"], train_on_information=lm_on_information)
+        extra.append({"input_ids": ids, "labels": labels})
+    return fresh, list(examples) + extra
+
+
+def join_phases(main: dict, anneal: dict) -> dict:
+    """One training record of the main pretraining followed by the annealing pass: the logs joined, the
+    annealing pass's steps and epochs counted on from the main run's end; totals summed; each phase's own totals
+    kept under ``phases``."""
+    steps, epochs = main["steps"], (main["log"][-1]["epoch"] if main["log"] else 0.0)
+    log = list(main["log"]) + [{**r, "step": r["step"] + steps, "epoch": r["epoch"] + epochs} for r in anneal["log"]]
+    totals = {k: main[k] + anneal[k] for k in ("seconds", "tokens_seen", "n_examples", "n_rows", "steps")}
+    phases = {name: {k: v for k, v in r.items() if k != "log"} | {"final_loss": r["log"][-1]["loss"] if r["log"] else None}
+              for name, r in (("main", main), ("anneal", anneal))}
+    return {"log": log, **totals, "phases": phases}
+
+
 def transcript_table(transcripts: list[dict]):
     """The transcripts as a table (problem_id, category, strategy, budget, text) for ``transcripts.parquet``."""
     import pandas as pd
@@ -138,4 +178,5 @@ def model_card(model, tokenizer, result: dict, bf16: bool) -> dict:
                              "kv_heads": c.num_key_value_heads, "intermediate": c.intermediate_size,
                              "vocab": len(tokenizer)},
             "final_loss": result["log"][-1]["loss"] if result["log"] else None,
+            **({"phases": result["phases"]} if "phases" in result else {}),
             "tokenizer_hash": models.tokenizer_hash(tokenizer)}

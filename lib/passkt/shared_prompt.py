@@ -1,4 +1,4 @@
-"""GRPO's loss forward with each group's prompt encoded once (measured, not yet used by any stage).
+"""GRPO's loss forward with each group's prompt encoded once (``GRPOSettings.shared_prompt``).
 
 A GRPO batch holds G episodes of every prompt (tiny profile: 16 prompts x G = 8). TRL, and the length buckets of
 :class:`passkt.grpo._FastLogprobs`, run the model over every row's prompt again, although the G rows of a group
@@ -9,10 +9,6 @@ A causal model's output at a position depends only on the positions before it, s
 and entropies are the same up to float rounding; the gradient through the shared keys and values is the sum over
 the rows that read them, which autograd forms. ``tests/test_grpo.py`` checks log-probs, entropies, loss and
 gradients against TRL's own path, and ``bench/bench_grpo_step.py`` measures it beside the other variants.
-
-Not wired into stage 04 on purpose: switching it on changes ``lib/passkt/grpo.py``, a dependency of every GRPO
-unit of the study, of the saved reseed run and of the support sweep, so it waits for a rerun of all of them
-(docs/benchmarks.md, "GRPO step time").
 """
 
 from __future__ import annotations
@@ -33,8 +29,6 @@ class _SharedPromptLogprobs:
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **kwargs):
-        import contextlib
-
         import torch
         from transformers import DynamicCache
 
@@ -50,9 +44,7 @@ class _SharedPromptLogprobs:
         distinct, owner = torch.unique(prompts, dim=0, return_inverse=True)  # owner: row -> its distinct prompt
         if len(distinct) == len(prompts):
             return parent(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
-        dtype_ctx = (torch.autocast(input_ids.device.type, dtype=torch.bfloat16) if self.autocast_bf16
-                     else contextlib.nullcontext())
-        with self.accelerator.autocast(), dtype_ctx:  # as TRL's own forward runs, plus our bf16 autocast
+        with self.accelerator.autocast(), self._loss_dtype(input_ids.device.type):  # as TRL's own forward runs, plus our bf16 autocast
             head = model(input_ids=distinct[:, : n_prompt - 1], attention_mask=distinct[:, n_prompt: 2 * n_prompt - 1],
                          use_cache=True, logits_to_keep=1)
             kv = [(layer.keys, layer.values) for layer in head.past_key_values.layers]

@@ -19,6 +19,7 @@ trainer's log), the speed-up in training seconds per step, and the mean training
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -43,6 +44,9 @@ def run(data_root: Path, replicate: int, seed: int | None, epochs: float | None,
     g = dict(prm["04_grpo"]["grpo"], **({"epochs": epochs} if epochs else {}))
     train_seed = replicate_seed(seed, replicate)
     settings = grpo.replicate_runs(g, prm["sampling"], 0.0, 0, replicate, train_seed)["rl"]
+    # Each arm picks its own loss path through the class swap below; with params.yaml's shared_prompt on,
+    # build_trainer would otherwise switch the first arm to the shared path too and time it against itself.
+    settings = dataclasses.replace(settings, shared_prompt=False)
     P = Paths.at(data_root)
     base = models.base_model_location(P.data("01_base_model"))
     tok = AutoTokenizer.from_pretrained(base)

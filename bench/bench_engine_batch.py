@@ -4,7 +4,8 @@
                                        [--threads 1]
 
 Workload: the first ``--problems`` evaluation bridge problems (stage 02's shard size), ``--n`` samples each, the
-whole depth grid of params.yaml (``sampling.T_grid``) by forking, temperature 1.0: what stage 02 samples per shard.
+whole depth grid of params.yaml (``sampling.T_grid``) by forking, temperature 1.0: what stage 02 samples per shard,
+here with one batch loop (stage 02 runs ``sampling.workers`` of them in threads).
 Every batch size (``sampling.batch_size``; 256 in params.yaml) samples it once per round, interleaved over
 ``--repeats`` rounds. Prints, per size, the median process CPU seconds and wall seconds over the rounds, generated
 tokens, and the CPU time relative to params.yaml's batch size. The samples differ between sizes (each batch draws

@@ -40,8 +40,9 @@ from passkt.meta import seed_everything
 from passkt.paths import Paths, replicate_seed
 
 
-def run(data_root: Path, replicate: int, seed: int | None, epochs: int | None, threads: int | None,
-        shared_first: bool = False) -> list[dict]:
+def setup(data_root: Path, replicate: int, seed: int | None, epochs: int | None, threads: int | None):
+    """What both modes train: the replicate's plain GRPO run (``rl``) as stage 04 sets it up from params.yaml, with
+    ``epochs`` if given. Returns ``(settings, base model folder, tokenizer, training problems, search_k, seed)``."""
     if threads:
         torch.set_num_threads(threads)
     prm = yaml.safe_load(Path("params.yaml").read_text())
@@ -49,13 +50,18 @@ def run(data_root: Path, replicate: int, seed: int | None, epochs: int | None, t
     g = dict(prm["04_grpo"]["grpo"], **({"epochs": epochs} if epochs else {}))
     train_seed = replicate_seed(seed, replicate)
     settings = grpo.replicate_runs(g, prm["sampling"], 0.0, 0, replicate, train_seed)["rl"]
+    P = Paths.at(data_root)
+    base = models.base_model_location(P.data("01_base_model"))
+    return (settings, base, AutoTokenizer.from_pretrained(base), sft.training_problems(P.problems),
+            prm["sampling"]["search_k"], train_seed)
+
+
+def run(data_root: Path, replicate: int, seed: int | None, epochs: int | None, threads: int | None,
+        shared_first: bool = False) -> list[dict]:
+    settings, base, tok, problems, search_k, train_seed = setup(data_root, replicate, seed, epochs, threads)
     # Each arm picks its own loss path through the class swap below; with params.yaml's shared_prompt on,
     # build_trainer would otherwise switch the first arm to the shared path too and time it against itself.
     settings = dataclasses.replace(settings, shared_prompt=False)
-    P = Paths.at(data_root)
-    base = models.base_model_location(P.data("01_base_model"))
-    tok = AutoTokenizer.from_pretrained(base)
-    problems = sft.training_problems(P.problems)
     stage04 = grpo.trainer_class
     shared_cls = shared_prompt.trainer_class()  # built on stage 04's class now, before the swap below
     paths = [("stage 04's path (buckets + bf16)", stage04), ("each prompt once (shared_prompt)", lambda: shared_cls)]
@@ -66,7 +72,7 @@ def run(data_root: Path, replicate: int, seed: int | None, epochs: int | None, t
             seed_everything(train_seed)
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                res = grpo.train_grpo(base, problems, tok, Path(tmp) / "rl", settings, prm["sampling"]["search_k"])
+                res = grpo.train_grpo(base, problems, tok, Path(tmp) / "rl", settings, search_k)
                 wall = time.perf_counter() - t0
                 log = pd.read_csv(Path(tmp) / "rl" / "train_log.csv")
             fifth = max(1, len(log) // 5)
@@ -92,22 +98,12 @@ def profile(data_root: Path, replicate: int, seed: int | None, epochs: int | Non
     import cProfile
     import pstats
 
-    if threads:
-        torch.set_num_threads(threads)
-    prm = yaml.safe_load(Path("params.yaml").read_text())
-    seed = prm["seed"] if seed is None else seed
-    g = dict(prm["04_grpo"]["grpo"], epochs=epochs or 1)
-    train_seed = replicate_seed(seed, replicate)
-    settings = grpo.replicate_runs(g, prm["sampling"], 0.0, 0, replicate, train_seed)["rl"]
-    P = Paths.at(data_root)
-    base = models.base_model_location(P.data("01_base_model"))
-    tok = AutoTokenizer.from_pretrained(base)
+    settings, base, tok, problems, search_k, train_seed = setup(data_root, replicate, seed, epochs or 1, threads)
     seed_everything(train_seed)
     prof = cProfile.Profile()
     with tempfile.TemporaryDirectory() as tmp:
         prof.enable()
-        res = grpo.train_grpo(base, sft.training_problems(P.problems), tok, Path(tmp) / "rl", settings,
-                              prm["sampling"]["search_k"])
+        res = grpo.train_grpo(base, problems, tok, Path(tmp) / "rl", settings, search_k)
         prof.disable()
     cum = {}
     for (file, _, name), row in pstats.Stats(prof).stats.items():

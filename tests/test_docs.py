@@ -2,6 +2,7 @@
 fresh clone and on GitHub; a link into a DVC output such as data/ fails here) and every ``#anchor`` names a heading
 (GitHub's slug) or an explicit anchor in the linked page."""
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -38,6 +39,7 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+@functools.cache  # a page linked many times is read once
 def anchors(page: Path) -> set[str]:
     out, seen = set(), {}
     for line in strip_code(page.read_text()).splitlines():

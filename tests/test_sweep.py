@@ -342,7 +342,7 @@ def test_the_readme_sweep_block_is_a_table_once_the_summary_is_current(tmp_path,
     assert "| -0.050 [-0.140, +0.040] |" in text and "| 0 / 28 / 28 |" in text, text
     assert "2 units took 1.0 h" in text and "support_sweep.png" in text
     row = rr.claim8_row()  # the audit table's eighth row
-    assert row.startswith("| 8 | (ours) ") and row.endswith("| **supported** |"), row
+    assert row.startswith("| 8 | (ours) ") and row.endswith("| **supported**: E shown below +0.05 at chain = 0 |"), row
     assert "largest one-sided bound of RL − base +0.027 (prior 0; margin 0.05)" in row, row
     assert "supported: RL − base -0.050 [-0.140, +0.040] (prior 0.35)" in row, row
     monkeypatch.setattr(rr, "_current_units", lambda lock: set())  # a stale summary never shows as the verdict

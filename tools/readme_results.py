@@ -132,13 +132,17 @@ def verdict_block() -> str:
     bands = _load("results/metrics/sanity_bands.json")
     stats = _load("results/metrics/pass_at_k.json")
     ci = int(round(100 * float(stats.get("meta.ci", 0.95))))
-    out = ["| # | claim of the paper | paper | ours [" + f"{ci}% interval] | verdict |", "|---|---|---|---|---|"]
+    out = ["| # | claim of the paper | paper | ours [" + f"{ci}% interval]: what it is | verdict: why |",
+           "|---|---|---|---|---|"]
     for r in rows:
         ours = "–" if r["value"] in ("", "nan") else f"{float(r['value']):.3g}"
         if r.get("ci_low") not in (None, "", "nan") and r.get("ci_high") not in (None, "", "nan"):
             ours += f" [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]"
+        if r.get("effect"):
+            ours += f": {_short(r['effect'], 80)}"
+        why = f": {_short(r['explanation'], 300)}" if r.get("explanation") else ""
         out.append(f"| {r['id']} | {_short(r.get('short') or r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
-                   f"**{r['verdict'].replace('_', ' ')}** |")
+                   f"**{r['verdict'].replace('_', ' ')}**{why} |")
     eighth = claim8_row()
     if eighth:
         out.append(eighth)
@@ -397,8 +401,9 @@ def claim8_row() -> str:
         best = max(supp, key=lambda r: float(r["E_ci_low"]))
         parts.append(f"supported: RL − base {float(best['E']):+.3f} [{float(best['E_ci_low']):+.3f}, "
                      f"{float(best['E_ci_high']):+.3f}] (prior {float(best['chain']):g})")
+    why = f": {_short(v['why'], 300)}" if v.get("why") else ""
     return (f"| 8 | (ours) {_short(v['statement'])} | not in the paper | {'; '.join(parts)} | "
-            f"**{v['verdict'].replace('_', ' ')}** |")
+            f"**{v['verdict'].replace('_', ' ')}**{why} |")
 
 
 def sweep_block() -> str:

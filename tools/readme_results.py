@@ -147,6 +147,8 @@ def verdict_block() -> str:
     if eighth:
         out.append(eighth)
     gaps = [f"claim {r['id']}: {r['decision_gap']}" for r in rows if r.get("decision_gap")]
+    if eighth and "**inconclusive**" in eighth:
+        gaps.append("claim 8: in its row")
     if gaps:
         out += ["", "Inconclusive, and what would decide them: " + "; ".join(gaps) + "."]
     if eighth:
@@ -401,7 +403,7 @@ def claim8_row() -> str:
         best = max(supp, key=lambda r: float(r["E_ci_low"]))
         parts.append(f"supported: RL − base {float(best['E']):+.3f} [{float(best['E_ci_low']):+.3f}, "
                      f"{float(best['E_ci_high']):+.3f}] (prior {float(best['chain']):g})")
-    why = f": {_short(v['why'], 300)}" if v.get("why") else ""
+    why = f": {_short(v['why'], 600)}" if v.get("why") else ""  # whole: it carries the sweep's decision gap
     return (f"| 8 | (ours) {_short(v['statement'])} | not in the paper | {'; '.join(parts)} | "
             f"**{v['verdict'].replace('_', ' ')}**{why} |")
 

@@ -5,6 +5,7 @@
     python tools/seed_runs.py save-fresh RUN_ROOT TIME_LOG  # a fresh clone's timed `make reproduce`: docs/data/fresh_clone/
     python tools/seed_runs.py identify RUN_ROOT     # RUN_ROOT retrained the committed base model: record its weights
     python tools/readme_results.py            # then redraw the side-by-side table (docs/results.md, README)
+    python tools/base_seed_bands.py --report  # and the reseed bands table (docs/base_model.md)
 
 RUN_ROOT is a checkout that ran `dvc repro` with another ``seed`` (stages 02-07: sampling seeds and every SFT and
 GRPO training replicate are new; the world and the base model, ``base_seed``, are the committed ones). The copy

@@ -135,14 +135,9 @@ def verdict_block() -> str:
     out = ["| # | claim of the paper | paper | ours [" + f"{ci}% interval]: what it is | verdict: why |",
            "|---|---|---|---|---|"]
     for r in rows:
-        ours = "–" if r["value"] in ("", "nan") else f"{float(r['value']):.3g}"
-        if r.get("ci_low") not in (None, "", "nan") and r.get("ci_high") not in (None, "", "nan"):
-            ours += f" [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]"
-        if r.get("effect"):
-            ours += f": {_short(r['effect'], 80)}"
-        why = f": {_short(r['explanation'], 300)}" if r.get("explanation") else ""
+        ours = _ours(r) + (f": {_short(r['effect'], 80)}" if r.get("effect") else "")
         out.append(f"| {r['id']} | {_short(r.get('short') or r['statement'])} | {_short(r['paper_evidence'], 110)} | {ours} | "
-                   f"**{r['verdict'].replace('_', ' ')}**{why} |")
+                   f"{_verdict_why(r['verdict'], r.get('explanation'), 300)} |")
     eighth = claim8_row()
     if eighth:
         out.append(eighth)
@@ -329,6 +324,11 @@ def _stale_seed_runs() -> str:
             "model, first `python tools/seed_runs.py identify RUN_ROOT`).")
 
 
+def _verdict_why(verdict: str, why: str | None, limit: int) -> str:
+    """A verdict cell: the verdict in bold, then why it came out (shortened to ``limit`` characters)."""
+    return f"**{verdict.replace('_', ' ')}**" + (f": {_short(why, limit)}" if why else "")
+
+
 def _ours(r: dict) -> str:
     if r["value"] in ("", "nan"):
         return "–"
@@ -403,9 +403,8 @@ def claim8_row() -> str:
         best = max(supp, key=lambda r: float(r["E_ci_low"]))
         parts.append(f"supported: RL − base {float(best['E']):+.3f} [{float(best['E_ci_low']):+.3f}, "
                      f"{float(best['E_ci_high']):+.3f}] (prior {float(best['chain']):g})")
-    why = f": {_short(v['why'], 600)}" if v.get("why") else ""  # whole: it carries the sweep's decision gap
     return (f"| 8 | (ours) {_short(v['statement'])} | not in the paper | {'; '.join(parts)} | "
-            f"**{v['verdict'].replace('_', ' ')}**{why} |")
+            f"{_verdict_why(v['verdict'], v.get('why'), 600)} |")  # 600: whole, it carries the sweep's decision gap
 
 
 def sweep_block() -> str:

@@ -42,14 +42,14 @@ def test_runner_requires_a_listed_replicate_for_replicated_stages_only():
         resolve(ROOT, "05_pass_at_k", "params.yaml", [], replicate=0)
 
 
-def _counts(shift: dict[int, float], P: int = 30, n: int = 8, seed: int = 3) -> pd.DataFrame:
+def _counts(shift: dict[int, float], P: int = 30, n: int = 8, seed: int = 3, bonus_reps=(0,)) -> pd.DataFrame:
     """base shared (replicate -1); sft and rl in replicates 0-2 with success rates moved by ``shift[r]``;
-    rl_bonus in replicate 0 only."""
+    rl_bonus in the replicates ``bonus_reps`` (replicate 0 only, as the smoke profile trains it)."""
     rng = np.random.default_rng(seed)
     rows = []
     for cat in ("comparison", "bridge"):
         p = rng.beta(0.6, 2.0, P)
-        plan = [("base", -1, 0.0)] + [(pol, r, shift[r]) for pol in ("sft", "rl") for r in shift] + [("rl_bonus", 0, 0.05)]
+        plan = [("base", -1, 0.0)] + [(pol, r, shift[r]) for pol in ("sft", "rl") for r in shift] + [("rl_bonus", r, 0.05 + shift[r]) for r in bonus_reps]
         for pol, r, d in plan:
             q = np.clip(p + d + (0.1 if pol == "rl" else 0.0), 0, 1)
             for i, c in enumerate(rng.binomial(n, q)):
@@ -106,6 +106,23 @@ def test_a_policy_with_fewer_replicates_is_compared_on_the_replicates_both_have(
     rl = table.query("statistic == 'rl' and category == 'bridge' and k == 8")
     assert sorted(rl.replicate) == [0, 1, 2]
     assert table.query("statistic == 'rl_bonus'")["replicate"].unique().tolist() == [0]
+
+
+def test_a_bonus_run_in_every_replicate_is_compared_seed_by_seed():
+    """The default profile trains the exploration-bonus run in every replicate: plain - bonus is then the mean over
+    replicates of each replicate's own difference, and its interval resamples the training seeds too."""
+    shift = {0: -0.1, 1: 0.0, 2: 0.1}
+    c = _counts(shift, bonus_reps=(0, 1, 2))
+    s = metrics.summarise(c, KS, 5, 1.0, PAIRS, n_boot=400, seed=1)
+    key = "passdiff.bridge.rl_vs_rl_bonus.kmax"
+    per = [metrics.summarise(c[c.replicate == r], KS, 5, 1.0, [("rl", "rl_bonus")], n_boot=50, seed=1)[key]
+           for r in shift]
+    assert s[key + ".n_seeds"] == 3 and s[key] == pytest.approx(np.mean(per))
+    assert s[key + ".seed_sd"] == pytest.approx(np.std(per, ddof=1))
+    from passkt import claims
+    assert claims.uncertainty_level(s, key).startswith("training seeds (3 replicates")
+    one = metrics.summarise(c[(c.policy != "rl_bonus") | (c.replicate == 0)], KS, 5, 1.0, PAIRS, n_boot=400, seed=1)
+    assert claims.uncertainty_level(one, key) == "problems and rollouts (one training run)"
 
 
 def test_a_trained_policy_missing_a_replicate_is_an_error():

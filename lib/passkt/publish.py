@@ -44,7 +44,7 @@ DATA_FILES = (
 )
 PLOT_POLICIES = ("base", "sft", "rl", "rl_bonus")
 # dvc.yaml's plots name these columns; a profile with fewer replicates leaves the others empty
-GRPO_RUNS = ("rl_r0", "rl_r1", "rl_r2", "rl_bonus_r0")
+GRPO_RUNS = ("rl_r0", "rl_r1", "rl_r2", "rl_bonus_r0", "rl_bonus_r1", "rl_bonus_r2")
 SFT_RUNS = ("r0", "r1", "r2")
 
 

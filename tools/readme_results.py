@@ -467,22 +467,35 @@ def sweep_lock() -> dict:
 
 
 def _current_units(lock: dict) -> set[str]:
-    """sweep/dvc.lock entries whose git-tracked deps (code, notebooks) and params equal the checkout's and whose
-    upstream units (whose outputs they read) are current and produced what they read."""
+    """sweep/dvc.lock entries whose git-tracked deps (code, notebooks) and params equal the checkout's, whose
+    upstream units (whose outputs they read) are current and produced what they read, and whose reads of the default
+    study's outputs are what the committed dvc.lock records (``tools/lock_chain.py``: exact where the DVC cache is
+    here, by size and file count or not at all where it is not)."""
     import hashlib
 
     import yaml
 
-    produced = {o["path"]: (u, o.get("md5")) for u, e in lock.items() for o in e.get("outs", [])}
+    sys.path.insert(0, str(ROOT / "tools"))
+    import lock_chain
+
+    produced = lock_chain.outputs(lock)
+    main_lock = ROOT / "dvc.lock"
+    study = lock_chain.outputs(yaml.safe_load(main_lock.read_text()).get("stages", {}) if main_lock.exists() else {})
+    cache = lock_chain.cache_dir(ROOT)
     files: dict[str, dict] = {}
     memo: dict[str, bool] = {}
 
     def own(entry: dict) -> bool:
         for d in entry.get("deps", []):
-            if d["path"] in produced:
+            if lock_chain.read_latest(d, produced, cache) is not None:
+                continue  # a sweep unit's output: checked with that unit in ok()
+            if d["path"].startswith(("data/", "figures/")):  # the default study's outputs, as its dvc.lock records
+                r = lock_chain.read_latest(d, study, cache)
+                if r is None or not r[0]:
+                    return False
                 continue
-            if d["path"].startswith(("data/", "figures/", "sweep/points/")):
-                continue  # the default study's outputs: its own dvc.lock vouches for them (tests/test_results.py)
+            if d["path"].startswith("sweep/points/"):
+                continue
             path = ROOT / d["path"]
             if not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != d.get("md5"):
                 return False
@@ -499,9 +512,8 @@ def _current_units(lock: dict) -> set[str]:
     def ok(u: str) -> bool:
         if u not in memo:
             memo[u] = False  # no cycles in a DVC graph; guards against a malformed lock
-            e = lock[u]
-            memo[u] = own(e) and all(ok(produced[d["path"]][0]) and produced[d["path"]][1] == d.get("md5")
-                                     for d in e.get("deps", []) if d["path"] in produced)
+            reads = [r for d in lock[u].get("deps", []) if (r := lock_chain.read_latest(d, produced, cache))]
+            memo[u] = own(lock[u]) and all(r[0] and all(ok(v) for v in r[1]) for r in reads)
         return memo[u]
 
     return {u for u in lock if ok(u)}

@@ -49,7 +49,7 @@ def wall_block() -> str:
             total += m["wall_s"]
             rows.append(f"| {label} | {_minutes(m['wall_s'])} | {m.get('end', '')[:16].replace('T', ' ')} |")
     return "\n".join(["| stage | wall time | finished (UTC) |", "|---|---|---|", *rows,
-                      f"| **total** | **{_minutes(total)}** | |"])
+                      f"| **sum of the rows** (each unit's last run, not one run from scratch) | **{_minutes(total)}** | |"])
 
 
 def quick_block() -> str:

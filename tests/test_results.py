@@ -44,8 +44,9 @@ def md5(p: Path) -> str:
 
 
 def dvc_dir_md5(folder: Path) -> str:
-    """DVC 3's hash of a folder: MD5 of the JSON list of (relpath, md5) of its files, sorted by path parts."""
-    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).parts)
+    """DVC 3's hash of a folder: MD5 of the JSON list of (relpath, md5) of its files, sorted by the relpath string
+    (as dvc-data sorts; by path parts would differ where a name holds a character before "/", e.g. "a.json", "a/b")."""
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
     entries = [{"md5": md5(p), "relpath": p.relative_to(folder).as_posix()} for p in files]
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
 

@@ -8,7 +8,8 @@ of what it wrote. Where the two paths are the same, comparing the hashes is enou
   which the units' own folder manifests give exactly when the DVC cache holds them; without a cache (a fresh clone)
   the folder's recorded size and file count must still equal the sum of the units' (a necessary condition only);
 - a stage reads a file or folder inside another stage's output (``data/05_pass_at_k/metrics.json``): the producer's
-  manifest in the cache gives the file's hash; without a cache this cannot be checked here.
+  manifest in the cache gives the file's hash; without a cache, where the other lock's own stages read the same path
+  (the publish stage reads that file), their recorded hash is the witness; else it cannot be checked here.
 
 So a partial rerun that left a reader on an older upstream output is caught exactly wherever the cache is, and by
 size where it is not. Used by tests/test_results.py (the default pipeline) and tools/readme_results.py (whether the
@@ -22,7 +23,8 @@ import hashlib
 import json
 from pathlib import Path
 
-EXACT, COMPOSITE, SIZE, UNCHECKED = "exact", "manifest", "size and file count", "not checkable without the cache"
+EXACT, COMPOSITE, SIZE = "exact", "manifest", "size and file count"
+SEEN, UNCHECKED = "another stage's read", "not checkable without the cache"
 
 
 def outputs(lock: dict) -> dict[str, tuple[str, dict]]:
@@ -35,7 +37,7 @@ def cache_dir(root: Path) -> Path | None:
     ``.dvc/cache``), or None where it does not exist."""
     d = root / ".dvc" / "cache"
     for name in ("config", "config.local"):  # the local file wins
-        cfg = configparser.ConfigParser()
+        cfg = configparser.ConfigParser(interpolation=None)
         path = root / ".dvc" / name
         if path.exists():
             cfg.read_string(path.read_text())
@@ -55,18 +57,38 @@ def manifest(md5: str, cache: Path | None) -> list[dict] | None:
 
 
 def dir_md5(entries: list[dict]) -> str:
-    """DVC 3's hash of a folder from its (relpath, md5) entries."""
-    entries = sorted(entries, key=lambda e: tuple(e["relpath"].split("/")))
+    """DVC 3's hash of a folder from its (relpath, md5) entries (sorted by the relpath string, as dvc-data does)."""
+    entries = sorted(entries, key=lambda e: e["relpath"])
     return hashlib.md5(json.dumps([{"md5": e["md5"], "relpath": e["relpath"]} for e in entries],
                                   sort_keys=True).encode()).hexdigest() + ".dir"
 
 
-def read_latest(dep: dict, outs: dict[str, tuple[str, dict]], cache: Path | None = None):
+def reads(lock: dict) -> dict[str, set[str]]:
+    """path -> the hashes the lock's stages recorded reading there (a second witness where the cache is absent)."""
+    out: dict[str, set[str]] = {}
+    for entry in lock.values():
+        for d in entry.get("deps", []):
+            out.setdefault(d["path"], set()).add(d.get("md5"))
+    return out
+
+
+def _part_entries(prefix: str, out: dict, cache: Path | None) -> list[dict] | None:
+    """The (relpath, md5) entries an output contributes to a folder above it: its manifest's files, or the file."""
+    md5 = out.get("md5", "")
+    if not md5.endswith(".dir"):
+        return [{"md5": md5, "relpath": prefix}]
+    lst = manifest(md5, cache)
+    return None if lst is None else [{"md5": e["md5"], "relpath": f"{prefix}/{e['relpath']}"} for e in lst]
+
+
+def read_latest(dep: dict, outs: dict[str, tuple[str, dict]], cache: Path | None = None,
+                seen: dict[str, set[str]] | None = None):
     """Whether the dependency ``dep`` (a lock deps entry) is what ``outs`` (:func:`outputs`) last wrote.
 
     Returns None where no output of ``outs`` covers the path, else (ok, units, how): ``units`` the producing units,
     ``how`` one of ``EXACT``, ``COMPOSITE`` (folder manifests from the cache), ``SIZE`` (parts' recorded size and
-    file count, no cache), ``UNCHECKED`` (inside an output, no cache: ok is True, the caller decides)."""
+    file count, no cache), ``SEEN`` (inside an output, no cache: the hash another stage of that lock recorded reading
+    there, ``seen`` from :func:`reads`), ``UNCHECKED`` (none of these: ok is True, the caller decides)."""
     path = dep["path"]
     if path in outs:
         unit, out = outs[path]
@@ -74,13 +96,11 @@ def read_latest(dep: dict, outs: dict[str, tuple[str, dict]], cache: Path | None
     parts = sorted(p for p in outs if p.startswith(path + "/"))
     if parts:  # a folder written by several units
         units = [outs[p][0] for p in parts]
-        lists = [manifest(outs[p][1].get("md5", ""), cache) for p in parts]
+        lists = [_part_entries(p[len(path) + 1:], outs[p][1], cache) for p in parts]
         if all(x is not None for x in lists):
-            entries = [{"md5": e["md5"], "relpath": f"{p[len(path) + 1:]}/{e['relpath']}"}
-                       for p, lst in zip(parts, lists) for e in lst]
-            return dep.get("md5") == dir_md5(entries), units, COMPOSITE
+            return dep.get("md5") == dir_md5([e for lst in lists for e in lst]), units, COMPOSITE
         size = sum(outs[p][1].get("size", 0) for p in parts)
-        nfiles = sum(outs[p][1].get("nfiles", 0) for p in parts)
+        nfiles = sum(outs[p][1].get("nfiles", 1) for p in parts)  # a file output records no count: one file
         return (dep.get("size"), dep.get("nfiles")) == (size, nfiles), units, SIZE
     container = next((p for p in outs if path.startswith(p + "/")), None)
     if container is None:
@@ -88,6 +108,8 @@ def read_latest(dep: dict, outs: dict[str, tuple[str, dict]], cache: Path | None
     unit, out = outs[container]
     lst = manifest(out.get("md5", ""), cache)
     if lst is None:
+        if seen and seen.get(path):
+            return dep.get("md5") in seen[path], [unit], SEEN
         return True, [unit], UNCHECKED
     rest = path[len(container) + 1:]
     file = [e for e in lst if e["relpath"] == rest]
@@ -107,7 +129,7 @@ def stale_reads(lock: dict, cache: Path | None = None, upstream: dict | None = N
         for dep in entry.get("deps", []):
             r = read_latest(dep, own, cache)
             if r is None:
-                r = read_latest(dep, other, cache)
+                r = read_latest(dep, other, cache, reads(upstream or {}))
             if r is not None and not r[0]:
                 bad.append(f"{unit} read an older {dep['path']} than {', '.join(r[1])} last wrote (checked by {r[2]})")
     return bad

@@ -475,12 +475,13 @@ def _current_units(lock: dict) -> set[str]:
 
     import yaml
 
-    sys.path.insert(0, str(ROOT / "tools"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import lock_chain
 
     produced = lock_chain.outputs(lock)
     main_lock = ROOT / "dvc.lock"
-    study = lock_chain.outputs(yaml.safe_load(main_lock.read_text()).get("stages", {}) if main_lock.exists() else {})
+    study_lock = yaml.safe_load(main_lock.read_text()).get("stages", {}) if main_lock.exists() else {}
+    study, seen = lock_chain.outputs(study_lock), lock_chain.reads(study_lock)
     cache = lock_chain.cache_dir(ROOT)
     files: dict[str, dict] = {}
     memo: dict[str, bool] = {}
@@ -489,13 +490,12 @@ def _current_units(lock: dict) -> set[str]:
         for d in entry.get("deps", []):
             if lock_chain.read_latest(d, produced, cache) is not None:
                 continue  # a sweep unit's output: checked with that unit in ok()
-            if d["path"].startswith(("data/", "figures/")):  # the default study's outputs, as its dvc.lock records
-                r = lock_chain.read_latest(d, study, cache)
-                if r is None or not r[0]:
+            if (r := lock_chain.read_latest(d, study, cache, seen)) is not None:  # the default study's outputs
+                if not r[0]:
                     return False
                 continue
             if d["path"].startswith("sweep/points/"):
-                continue
+                return False  # a point's file no sweep unit wrote
             path = ROOT / d["path"]
             if not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != d.get("md5"):
                 return False

@@ -440,8 +440,10 @@ def sweep_block() -> str:
         if (res / "wall_times.csv").exists():
             with open(res / "wall_times.csv", newline="") as f:
                 w = [float(r["wall_s"]) for r in csv.DictReader(f)]
-            wall = (f" The sweep's {len(w)} units took {sum(w) / 3600:.1f} h of wall time on this 2-core machine, "
-                    "run by run ([per unit](sweep/results/wall_times.csv)).")
+            wall = (f" The last runs of the sweep's {len(w)} units took {sum(w) / 3600:.1f} h of wall time on this "
+                    "2-core machine, run by run ([per unit](sweep/results/wall_times.csv)); a unit rerun after a "
+                    "settings change that reused its finished models and rollouts shows the time of that reuse "
+                    "([support_sweep.md](docs/support_sweep.md)).")
         reps = int(float(pts[0]["n_replicates"]))
         return (f"**Claim 8 (ours): {v['statement']}** Verdict: **{v['verdict']}** — {v['why']}.\n\n"
                 + "\n".join(rows) + f"\n\nBridge at T = {sp['08_support_sweep']['T_eval']}; gained problems summed "

@@ -42,14 +42,16 @@ def test_runner_requires_a_listed_replicate_for_replicated_stages_only():
         resolve(ROOT, "05_pass_at_k", "params.yaml", [], replicate=0)
 
 
-def _counts(shift: dict[int, float], P: int = 30, n: int = 8, seed: int = 3, bonus_reps=(0,)) -> pd.DataFrame:
+def _counts(shift: dict[int, float], P: int = 30, n: int = 8, seed: int = 3, bonus_reps=None) -> pd.DataFrame:
     """base shared (replicate -1); sft and rl in replicates 0-2 with success rates moved by ``shift[r]``;
-    rl_bonus in the replicates ``bonus_reps`` (replicate 0 only, as the smoke profile trains it)."""
+    rl_bonus in replicate 0 only, unshifted (as the smoke profile trains it), or in the replicates ``bonus_reps``,
+    moved like the others."""
     rng = np.random.default_rng(seed)
     rows = []
     for cat in ("comparison", "bridge"):
         p = rng.beta(0.6, 2.0, P)
-        plan = [("base", -1, 0.0)] + [(pol, r, shift[r]) for pol in ("sft", "rl") for r in shift] + [("rl_bonus", r, 0.05 + shift[r]) for r in bonus_reps]
+        bonus = [("rl_bonus", 0, 0.05)] if bonus_reps is None else [("rl_bonus", r, 0.05 + shift[r]) for r in bonus_reps]
+        plan = [("base", -1, 0.0)] + [(pol, r, shift[r]) for pol in ("sft", "rl") for r in shift] + bonus
         for pol, r, d in plan:
             q = np.clip(p + d + (0.1 if pol == "rl" else 0.0), 0, 1)
             for i, c in enumerate(rng.binomial(n, q)):

@@ -34,7 +34,8 @@ def outputs(lock: dict) -> dict[str, tuple[str, dict]]:
 
 def cache_dir(root: Path) -> Path | None:
     """The checkout's DVC cache folder (``.dvc/config.local`` or ``.dvc/config`` ``[cache] dir``, else
-    ``.dvc/cache``), or None where it does not exist."""
+    ``.dvc/cache``), or None where it does not exist. DVC's global and system configs are not read: a cache set only
+    there is not found, and the checks fall back to what they can do without one."""
     d = root / ".dvc" / "cache"
     for name in ("config", "config.local"):  # the local file wins
         cfg = configparser.ConfigParser(interpolation=None)

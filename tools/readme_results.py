@@ -477,7 +477,8 @@ def _current_units(lock: dict) -> set[str]:
 
     import yaml
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if str(Path(__file__).resolve().parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
     import lock_chain
 
     produced = lock_chain.outputs(lock)

@@ -142,7 +142,7 @@ def verdict_block() -> str:
     if eighth:
         out.append(eighth)
     gaps = [f"claim {r['id']}: {r['decision_gap']}" for r in rows if r.get("decision_gap")]
-    if eighth and "**inconclusive**" in eighth:
+    if eighth and json.loads((ROOT / "sweep/results/verdict.json").read_text())["verdict"] == "inconclusive":
         gaps.append("claim 8: in its row")
     if gaps:
         out += ["", "Inconclusive, and what would decide them: " + "; ".join(gaps) + "."]

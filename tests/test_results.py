@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / publish.RESULTS
 LOCK = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"] if (ROOT / "dvc.lock").exists() else {}
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+LOCK_CHAIN = load_tool("lock_chain")  # DVC folder hashes and cache manifests
 
 
 def _expand(spec: dict) -> dict:
@@ -44,11 +45,9 @@ def md5(p: Path) -> str:
 
 
 def dvc_dir_md5(folder: Path) -> str:
-    """DVC 3's hash of a folder: MD5 of the JSON list of (relpath, md5) of its files, sorted by the relpath string
-    (as dvc-data sorts; by path parts would differ where a name holds a character before "/", e.g. "a.json", "a/b")."""
-    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
-    entries = [{"md5": md5(p), "relpath": p.relative_to(folder).as_posix()} for p in files]
-    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+    """DVC 3's hash of a folder from its files (``tools/lock_chain.py``'s, which dvc-data's own hash checks)."""
+    return LOCK_CHAIN.dir_md5([{"md5": md5(p), "relpath": p.relative_to(folder).as_posix()}
+                               for p in folder.rglob("*") if p.is_file()])
 
 
 def lock_entries(stage: str, kind: str) -> dict[str, dict]:
@@ -102,11 +101,10 @@ def test_replicated_notebooks_are_the_ones_their_units_produced():
         for o in entry["outs"]:
             if not o["path"].startswith("data/"):
                 continue
-            h = o["md5"].removesuffix(".dir")
-            listing = ROOT / ".dvc" / "cache" / "files" / "md5" / h[:2] / (h[2:] + ".dir")
-            if not listing.exists():
+            listing = LOCK_CHAIN.manifest(o["md5"], LOCK_CHAIN.cache_dir(ROOT))
+            if listing is None:
                 continue
-            files = {f"{o['path']}/{x['relpath']}": x["md5"] for x in json.loads(listing.read_text())}
+            files = {f"{o['path']}/{x['relpath']}": x["md5"] for x in listing}
             for rel, e in manifest.items():
                 if e.get("source") in files:
                     assert e["md5"] == files[e["source"]], f"{rel} is not the {e['source']} of dvc.lock"
@@ -153,8 +151,7 @@ def test_every_stage_ran_on_the_outputs_dvc_lock_records_upstream():
     producing (a partial rerun that left a later stage on the old output fails here). A folder several units write
     (``data/04_grpo``: one ``04_grpo@i`` each) is checked against the units' manifests where the DVC cache is here,
     else by size and file count (tools/lock_chain.py)."""
-    lock_chain = load_tool("lock_chain")
-    stale = lock_chain.stale_reads(LOCK, lock_chain.cache_dir(ROOT))
+    stale = LOCK_CHAIN.stale_reads(LOCK, LOCK_CHAIN.cache_dir(ROOT))
     assert not stale, stale
 
 

@@ -489,10 +489,9 @@ def _current_units(lock: dict) -> set[str]:
     files: dict[str, dict] = {}
     memo: dict[str, bool] = {}
 
-    def own(entry: dict) -> bool:
-        for d in entry.get("deps", []):
-            if lock_chain.read_latest(d, produced, cache) is not None:
-                continue  # a sweep unit's output: checked with that unit in ok()
+    def own(entry: dict, deps: list[dict]) -> bool:
+        """``deps``: the entry's deps no sweep unit wrote; then its params."""
+        for d in deps:
             if (r := lock_chain.read_latest(d, study, cache, seen)) is not None:  # the default study's outputs
                 if not r[0]:
                     return False
@@ -515,8 +514,11 @@ def _current_units(lock: dict) -> set[str]:
     def ok(u: str) -> bool:
         if u not in memo:
             memo[u] = False  # no cycles in a DVC graph; guards against a malformed lock
-            reads = [r for d in lock[u].get("deps", []) if (r := lock_chain.read_latest(d, produced, cache))]
-            memo[u] = own(lock[u]) and all(r[0] and all(ok(v) for v in r[1]) for r in reads)
+            upstream, rest = [], []  # reads of sweep units' outputs (checked with those units), everything else
+            for d in lock[u].get("deps", []):
+                r = lock_chain.read_latest(d, produced, cache)
+                (rest if r is None else upstream).append(r or d)
+            memo[u] = own(lock[u], rest) and all(r[0] and all(ok(v) for v in r[1]) for r in upstream)
         return memo[u]
 
     return {u for u in lock if ok(u)}

@@ -141,11 +141,14 @@ def _stage_inputs(stages: dict, stage: str) -> tuple[dict, dict]:
 
 
 def _dir_manifest(root: Path, dir_md5: str | None) -> dict[str, str] | None:
-    """relpath -> md5 of the files of a DVC directory hash, from ``root``'s DVC cache; None when it is not there."""
-    if not dir_md5:
-        return None
-    f = root / ".dvc" / "cache" / "files" / "md5" / dir_md5[:2] / dir_md5[2:]
-    return {e["relpath"]: e["md5"] for e in json.loads(f.read_text())} if f.exists() else None
+    """relpath -> md5 of the files of a DVC directory hash, from ``root``'s DVC cache (wherever its DVC config puts
+    it); None when it is not there."""
+    if str(Path(__file__).resolve().parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lock_chain
+
+    listing = lock_chain.manifest(dir_md5, lock_chain.cache_dir(root)) if dir_md5 else None
+    return None if listing is None else {e["relpath"]: e["md5"] for e in listing}
 
 
 def identify(run_root: Path) -> Path:

@@ -709,6 +709,40 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
     assert "| **`make reproduce`** (virtual environment, stages, README) | **41.0 min** | | | **45.0 min** |" in block
 
 
+def test_a_fresh_clone_is_compared_with_the_committed_results_file_by_file(tmp_path, monkeypatch):
+    """save-fresh records which of the fresh clone's result files are byte for byte the committed ones (times and
+    commits left out), keeps the run it replaces as previous.json, and the generated block says what differed."""
+    sr, rr = load_tool("seed_runs", "seed_runs_c"), load_tool("readme_results", "readme_results_c")
+    committed, run = tmp_path / "committed", tmp_path / "run"
+    for root, verdict in ((committed, "supported"), (run, "supported")):
+        (root / "results/run_meta").mkdir(parents=True)
+        (root / "results/notebooks").mkdir()
+        (root / "results/verdicts.json").write_text(verdict)
+        (root / "results/report.md").write_text(f"report of {root.name}")  # differs
+        (root / "results/notebooks/07.ipynb").write_text(f"executed at {root.name}")  # times: left out
+        (root / "results/run_meta/07_claims_audit.json").write_text(json.dumps(
+            {"wall_s": 5.0, "git": {"commit": "a" * 40, "dirty": False}}))
+    (committed / "results/headline.json").write_text("{}")  # only committed
+    (run / "params.yaml").write_text("profile: tiny\n")
+    monkeypatch.setattr(sr, "ROOT", committed)
+    c = sr.compare_results(run)
+    assert (c["same"], c["differ"], c["only_in_run"], c["only_committed"]) == (1, ["report.md"], [], ["headline.json"])
+    log = tmp_path / "time.log"
+    log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:00\n\tExit status: 0\n")
+    monkeypatch.setattr(sr, "OUT", tmp_path / "docs/data")
+    out = tmp_path / "docs/data/fresh_clone"
+    out.mkdir(parents=True)
+    (out / "run.json").write_text(json.dumps({"commit": "e" * 40, "wall_s": {}}))
+    saved = json.loads((sr.save_fresh(run, log) / "run.json").read_text())
+    assert json.loads((out / "previous.json").read_text())["commit"] == "e" * 40  # the run it replaced
+    assert saved["results_vs_committed"]["differ"] == ["report.md"]
+    monkeypatch.setattr(rr, "ROOT", tmp_path)
+    block = rr.fresh_block()
+    assert "1 of 2 files byte for byte the same; differ: `report.md`; only committed: `headline.json`" in block, block
+    sr.save_fresh(run, log)  # the same run saved again replaces nothing
+    assert json.loads((out / "previous.json").read_text())["commit"] == "e" * 40
+
+
 def test_base_seed_bands_keeps_the_pretraining_loss_curve(tmp_path):
     bsb = load_tool("base_seed_bands", "bsb_curve")
     assert bsb.loss_curve(tmp_path) is None  # a run without stage 01's figure data

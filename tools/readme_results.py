@@ -116,7 +116,23 @@ def fresh_block() -> str:
                       "", (f"Machine: {run['device']['cpu_count']} CPU cores, {run['device']['torch_threads']} torch "
                            f"threads, CUDA {'yes' if run['device']['cuda'] else 'no'}. " if run.get("device") else "")
                       + ("Besides it on the machine: " + "; ".join(run["shared_cores"]) + "."
-                         if run.get("shared_cores") else "Nothing else ran on the machine meanwhile.")])
+                         if run.get("shared_cores") else "Nothing else ran on the machine meanwhile."),
+                      *_fresh_vs_committed(run)])
+
+
+def _fresh_vs_committed(run: dict) -> list[str]:
+    """The sentence on how a fresh clone's results/ compared with the committed ones (seed_runs.compare_results)."""
+    c = run.get("results_vs_committed")
+    if not c:
+        return []
+    n = c["same"] + len(c["differ"])
+    parts = [f"Its `results/` against the committed ones at `{(c['committed_commit'] or 'unknown')[:7]}`: "
+             f"{c['same']} of {n} files byte for byte the same"
+             + (f"; differ: {', '.join(f'`{k}`' for k in c['differ'])}" if c["differ"] else "")
+             + (f"; only in the fresh clone: {', '.join(f'`{k}`' for k in c['only_in_run'])}" if c["only_in_run"] else "")
+             + (f"; only committed: {', '.join(f'`{k}`' for k in c['only_committed'])}" if c["only_committed"] else "")
+             + f" (left out, as they record times and commits: {', '.join(f'`{k}`' for k in c['left_out'])})."]
+    return ["", *parts]
 
 
 def _short(text: str, limit: int = 150) -> str:

@@ -103,11 +103,35 @@ def training_seconds(run_root: Path) -> dict[str, float]:
     return out
 
 
+TIMED = ("run_meta/", "notebooks/", "MANIFEST.json")  # results/ files that hold times or commits: never compared
+
+
+def compare_results(run_root: Path) -> dict:
+    """Every file of ``run_root``'s ``results/`` against this checkout's, byte for byte, leaving out :data:`TIMED`
+    (run metadata, executed notebooks and the manifest of both, which record times and commits): how many are the
+    same, which differ and which only one side has, with this checkout's commit (what "committed" meant)."""
+    import subprocess
+
+    def listing(root: Path) -> dict[str, str]:
+        base = root / "results"
+        return {str(f.relative_to(base)): hashlib.md5(f.read_bytes()).hexdigest() for f in sorted(base.rglob("*"))
+                if f.is_file() and not str(f.relative_to(base)).startswith(TIMED)}
+
+    theirs, mine = listing(run_root), listing(ROOT)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"committed_commit": head or None, "left_out": list(TIMED),
+            "same": sum(theirs[k] == mine[k] for k in theirs.keys() & mine.keys()),
+            "differ": sorted(k for k in theirs.keys() & mine.keys() if theirs[k] != mine[k]),
+            "only_in_run": sorted(theirs.keys() - mine.keys()), "only_committed": sorted(mine.keys() - theirs.keys())}
+
+
 def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) -> Path:
     """A `make reproduce` from a fresh clone, timed by `/usr/bin/time -v make reproduce`: its wall time per stage
     (the run's run_meta files), the whole command's (virtual environment included) and its commit, for the generated
     table in docs/wall_times.md, with ``shared``: what else ran on the machine meanwhile (``--shared TEXT``, one per
-    item; nothing is an empty list). Results are not kept: only timings."""
+    item; nothing is an empty list). Results are not kept: only timings, and how the run's ``results/`` compares with
+    this checkout's (:func:`compare_results`). The run saved before, if of another commit, is kept as
+    ``previous.json`` for the table's last column."""
     metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
     log = time_log.read_text(errors="replace")
     total = _elapsed_s(log)
@@ -123,9 +147,12 @@ def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) 
            "train_s": training_seconds(run_root),
            # units side by side (tools/repro_lanes.py): when each ran and with how many threads
            "span": {k: [m["start"], m["end"]] for k, m in metas.items() if m.get("start") and m.get("end")},
-           "threads": {k: (m.get("device") or {}).get("torch_threads") for k, m in metas.items()}}
+           "threads": {k: (m.get("device") or {}).get("torch_threads") for k, m in metas.items()},
+           "results_vs_committed": compare_results(run_root)}
     dst = OUT / "fresh_clone"
     dst.mkdir(parents=True, exist_ok=True)
+    if (dst / "run.json").exists() and json.loads((dst / "run.json").read_text())["commit"] != run["commit"]:
+        (dst / "run.json").replace(dst / "previous.json")
     (dst / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
     return dst
 

@@ -120,6 +120,10 @@ def fresh_block() -> str:
                       *_fresh_vs_committed(run)])
 
 
+def _differ_text(name: str, columns: list[str] | None) -> str:
+    return f"`{name}`" + (f" (column {', '.join(f'`{c}`' for c in columns)} only)" if columns else "")
+
+
 def _fresh_vs_committed(run: dict) -> list[str]:
     """The sentence on how a fresh clone's results/ compared with the committed ones (seed_runs.compare_results)."""
     c = run.get("results_vs_committed")
@@ -128,7 +132,8 @@ def _fresh_vs_committed(run: dict) -> list[str]:
     n = c["same"] + len(c["differ"])
     parts = [f"Its `results/` against the committed ones at `{(c['committed_commit'] or 'unknown')[:7]}`: "
              f"{c['same']} of {n} files byte for byte the same"
-             + (f"; differ: {', '.join(f'`{k}`' for k in c['differ'])}" if c["differ"] else "")
+             + (f"; differ: {', '.join(_differ_text(k, c.get('differ_columns', {}).get(k)) for k in c['differ'])}"
+                if c["differ"] else "")
              + (f"; only in the fresh clone: {', '.join(f'`{k}`' for k in c['only_in_run'])}" if c["only_in_run"] else "")
              + (f"; only committed: {', '.join(f'`{k}`' for k in c['only_committed'])}" if c["only_committed"] else "")
              + f" (left out, as they record times and commits: {', '.join(f'`{k}`' for k in c['left_out'])})."]

@@ -578,9 +578,23 @@ def test_decision_gap_names_the_target_and_the_data_factor():
     assert "half-width 0.07" in low and "below 0.06" in low and "1.4x" in low, low
     below = C.decision_gap(0.02, 0.02, 0.08, 0.05, goal="below")
     assert "half-width 0.06" in below and "below 0.03" in below and "4.0x" in below, below
+    # the mirror (claim 7): bound over -margin; -0.017 with one-sided bound -0.07: 0.053 against 0.033 -> 2.6x
+    above = C.decision_gap(-0.017, -0.07, 0.03, 0.05, goal="above")
+    assert "half-width 0.053" in above and "below 0.033" in above and "2.6x" in above, above
     # an estimate at or beyond the margin: more data cannot bound it inside (it could decide the other way)
     for goal in ("below", "equivalence"):
         assert "could instead show the effect beyond the margin" in C.decision_gap(0.07, 0.0, 0.12, 0.05, goal=goal)
+    assert "could instead show the effect beyond the margin" in C.decision_gap(-0.07, -0.12, 0.0, 0.05, goal="above")
+
+
+def test_claim7_names_its_one_sided_bound_when_only_it_is_open():
+    """Plain RL expands, the bonus run is not ahead, plain - bonus not yet shown above -margin: the decision gap is
+    that one-sided bound's (TOST low), not the 95 % interval's half-width against max(|est|, margin - |est|)."""
+    stats = mutate(stats_all_supported(), eff(D_BONUS, -0.017, 0.063, 0.053))
+    row = next(r for r in C.evaluate(stats) if r["id"] == 7)
+    assert row["verdict"] == INC
+    assert row["decision_gap"].startswith("plain - bonus (its one-sided bound): interval half-width 0.053"), row
+    assert "2.6x" in row["decision_gap"], row["decision_gap"]
 
 
 def test_claim3_names_the_open_part_when_only_math_is_undecided():

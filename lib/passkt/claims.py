@@ -599,7 +599,10 @@ def bonus_not_needed(stats: Stats) -> Verdict:
         return _verdict(SUPPORTED, d, f"plain RL expands and the bonus adds less than {MARGIN_BONUS}: {why}")
     if plain != 1 and (vs_bonus == -1 or d.below_zero):
         return _verdict(CONTRADICTED, d, f"only the bonus run is ahead: {why}")
-    return _verdict(INCONCLUSIVE, d, why)
+    pending = None
+    if plain == 1 and vs_bonus != -1:  # only "plain - bonus shown above -margin" is open: its one-sided bound
+        pending = ("plain - bonus (its one-sided bound)", d.estimate, d.tost_low, d.tost_high, MARGIN_BONUS, "above")
+    return Verdict(INCONCLUSIVE, d.estimate, (d.low, d.high), why, pending)
 
 
 CLAIM_7 = Claim(
@@ -647,7 +650,9 @@ def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "e
     - ``"equivalence"``: only fitting inside ±margin decides (``[low, high]`` is the TOST interval); the binding
       side is the one towards the estimate's sign;
     - ``"below"``: only a one-sided bound under +margin decides (``high`` is that bound; the half-width is
-      ``high - estimate`` and the target ``margin - estimate``, signed).
+      ``high - estimate`` and the target ``margin - estimate``, signed);
+    - ``"above"``: the mirror, a one-sided bound over -margin (``low`` is that bound; half-width
+      ``estimate - low``, target ``margin + estimate``).
     """
     try:
         est, lo, hi, m = float(value), float(low), float(high), float(margin)
@@ -657,6 +662,8 @@ def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "e
         return ""
     if goal == "below":
         h, target = hi - est, m - est
+    elif goal == "above":
+        h, target = est - lo, m + est
     elif goal == "equivalence":
         h, target = (hi - est, m - est) if est >= 0 else (est - lo, m + est)
     else:
@@ -666,7 +673,7 @@ def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "e
         return head + ": the interval has no width (every resample gives the same value); more data of this kind "\
                       "would not change it"
     if target <= 0:
-        if goal in ("below", "equivalence"):
+        if goal in ("below", "above", "equivalence"):
             return head + ": the estimate is at or beyond the margin, so more data would not bound it inside; it " \
                           "could instead show the effect beyond the margin, which the rule reads the other way"
         return head + ": the estimate sits on the margin; more data alone would not decide it"

@@ -294,6 +294,8 @@ def test_diversity_pools_training_replicates():
     vals = [s.loc[("bridge", "rl"), "novelty_excess"] for s in single]
     assert flat["novelty_excess.bridge.rl.frac.seed_sd"] == pytest.approx(np.std(vals, ddof=1))
     assert flat["novelty_excess.bridge.rl.frac.seed_min"] == pytest.approx(min(vals))
+    with pytest.raises(ValueError, match="expected"):  # a named replicate missing from the frames
+        mech.diversity({"base": base, "rl": _three_replicates(lambda r: rl_of[r])}, n_boot=10, replicates=[0, 1, 2, 3])
     sft = _three_replicates(lambda r: rl_of[r].assign(policy="sft"))
     with pytest.raises(ValueError, match="different training replicates"):
         mech.diversity({"base": base, "rl": _three_replicates(lambda r: rl_of[r]), "sft": sft[sft.replicate < 2]}, n_boot=10)
@@ -313,6 +315,11 @@ def test_surprisal_did_pools_training_replicates():
     assert [float(x) for x in row["did_per_replicate"].split(";")] == pytest.approx([1.0, -0.5, 0.5])
     flat = mech.flat_stats(did=d.reset_index())
     assert flat["ppl_did.bridge.rl_vs_base.nats.n_seeds"] == 3.0
+    assert flat["ppl_did.bridge.rl.gap.nats.n_seeds"] == flat["ppl_did.bridge.base.gap.nats.n_seeds"] == 3.0
+    # a replicate without a scored episode is an error when the replicates are named, never a silent drop
+    assert mech.surprisal_did(pooled, n_boot=20, replicates=[0, 1, 2]).set_index("category").loc["bridge", "n_seeds"] == 3
+    with pytest.raises(ValueError, match=r"training replicate\(s\) \[3\]"):
+        mech.surprisal_did(pooled, n_boot=20, replicates=[0, 1, 2, 3])
     # identical replicates over the same problems: the one run's interval
     same = pd.concat([_three_replicates(lambda r: rl_of[0]), base], ignore_index=True)
     one = mech.surprisal_did(pd.concat([rl_of[0], base]), n_boot=300, seed=0, ci=0.9).set_index("category")

@@ -20,7 +20,7 @@ Verdicts are computed, never typed: ``decide(stats)`` is a pure function that re
 Uncertainty included: training seeds (the SFT and GRPO replicates), problems and rollouts, by the two-level
 paired bootstrap of :func:`passkt.metrics.summarise` (its intervals are in the plain keys; ``{key}.n_seeds``
 says how many replicates a statistic rests on, 1 = one training run: problems and rollouts only; the mechanism
-statistics of stage 06 use the first replicate). :func:`read_effect` still prefers an interval under
+statistics the rules read pool every replicate too: :func:`passkt.mechanism.combine_replicates`). :func:`read_effect` still prefers an interval under
 ``{key}.hier.*`` where stats carry one, and :func:`uncertainty_level` says which level a verdict rests on.
 
 Pair convention: ``{a}_vs_{b}``; ``setdiff...gained`` = |B(a) minus B(b)|, ``lost`` = |B(b) minus B(a)|;
@@ -224,7 +224,7 @@ def fmt_interval(low: float, high: float, signed: bool = False) -> str:
 def fmt_p(p: float) -> str:
     """``p=0.0123``; a bootstrap p of 0 as what it means, below the bootstrap's resolution (no resample on the other
     side of 0), never ``p=0``. Exact tests (McNemar, sign-flip) never give 0."""
-    return "p<1/n_boot (no resample crossed 0)" if float(p) == 0 else f"p={float(p):.3g}"
+    return "p<2/n_boot (no resample crossed 0)" if float(p) == 0 else f"p={float(p):.3g}"
 
 
 def _verdict(verdict: str, e: Effect, why: str) -> Verdict:
@@ -509,7 +509,8 @@ CLAIM_5 = Claim(
     "SFT {novelty.sft}, RL {novelty.rl} (novelty or overlap: ambiguous in the sources).",
     f"On {MECH_CAT} (our choice): novelty excess = share of a policy's episodes whose query sequence is not in base's "
     "reference half minus the same share for base's held-out half (paired); diversity difference = unique "
-    "sequences per sample, policy minus base (paired).",
+    "sequences per sample, policy minus base (paired); each the mean over training replicates, its interval from "
+    "the two-level bootstrap (replicates, then problems).",
     f"Margin {MARGIN_STRATEGY} (share). Supported if RL's novelty excess is shown below +{MARGIN_STRATEGY} and RL's "
     f"diversity difference above -{MARGIN_STRATEGY} (one-sided tests at alpha), SFT's novelty excess interval lies "
     f"above 0 and SFT's diversity difference interval below 0; contradicted if RL's novelty excess interval lies "
@@ -560,8 +561,9 @@ CLAIM_6 = Claim(
     "Base-model perplexity of RL's successful trajectories: query {ppl.rl.query} ({nats.rl.query} nats/token) vs "
     "reasoning {ppl.rl.reasoning} ({nats.rl.reasoning} nats/token).",
     f"Difference in differences ({PPL_CAT}: comparison and bridge pooled, our choice): [reasoning - query] "
-    "base-model nats/token on RL's successes minus the same on base's successes, tag tokens excluded, one paired "
-    "resample of problems.",
+    "base-model nats/token on RL's successes minus the same on base's successes, tag tokens excluded; the mean "
+    "over training replicates, its interval from the two-level bootstrap (replicates, then one paired resample of "
+    "problems).",
     f"Margin {MARGIN_SURPRISAL} nats/token. Supported if the interval lies above 0; contradicted if it lies below 0 "
     f"or the difference is equivalent to 0 within ±{MARGIN_SURPRISAL} (TOST); otherwise inconclusive. {PRECEDENCE}",
     C6_KEYS,

@@ -356,7 +356,8 @@ NOTAG = ("query_notag_nats", "query_notag_tokens", "reasoning_notag_nats", "reas
 
 
 def surprisal_did(
-    per_episode: pd.DataFrame, a: str = "rl", b: str = "base", n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+    per_episode: pd.DataFrame, a: str = "rl", b: str = "base", n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
+    replicates=None,
 ) -> pd.DataFrame:
     """Difference in differences of base-model surprisal, tags excluded, per category incl. "all".
 
@@ -367,7 +368,8 @@ def surprisal_did(
     several training replicates (b, the base model, is shared): gap(a) and did are the means over replicates and
     their intervals come from the two-level bootstrap (:func:`combine_replicates`: replicates, then the same
     problems for every replicate and for b). did carries a percentile interval, a TOST interval
-    (:func:`_tost_interval`), a bootstrap p and ``n_seeds``. Empty when either policy is absent.
+    (:func:`_tost_interval`), a bootstrap p and ``n_seeds``. Empty when either policy is absent. ``replicates``:
+    the training replicates expected; one without a scored episode of policy a is an error, never a silent drop.
     """
     need = list(NOTAG)
     if not set(need) <= set(per_episode.columns) or per_episode[need].isna().any().any():
@@ -378,6 +380,10 @@ def surprisal_did(
     pe = per_episode[per_episode["policy"].isin([a, b])].reset_index(drop=True)
     pe = pe.assign(_rep=pe["replicate"] if "replicate" in pe else 0)
     reps_a = sorted(pe.loc[pe["policy"] == a, "_rep"].unique())
+    if replicates is not None and set(reps_a) != set(replicates):
+        missing = sorted(set(replicates) - set(reps_a))
+        raise ValueError(f"surprisal_did: policy {a!r} has no scored episode in training replicate(s) {missing} "
+                         f"(expected {sorted(replicates)})")
     for cat, sub in _by_category(pe):
         pids = np.array(sorted(sub["problem_id"].unique()))
         W = resample_weights(_rng(seed, f"did:{cat}"), int(n_boot), len(pids))
@@ -450,9 +456,11 @@ def _half_novelty(per_problem: np.ndarray, n: int, W: np.ndarray) -> tuple[float
     return _ratio(per_problem[:, 4], per_problem[:, 5], W)
 
 
-def _split_replicates(dfs_by_policy: dict[str, pd.DataFrame], base: str) -> tuple[dict[tuple[str, int], pd.DataFrame], list]:
+def _split_replicates(dfs_by_policy: dict[str, pd.DataFrame], base: str,
+                      replicates=None) -> tuple[dict[tuple[str, int], pd.DataFrame], list]:
     """(policy, replicate) -> frame, and the training replicates: a frame of a trained policy with a ``replicate``
-    column is split by it (base, sampled once, is replicate -1). Every trained policy must have the same ones."""
+    column is split by it (base, sampled once, is replicate -1). Every trained policy must have the same ones, and
+    those of ``replicates`` when given."""
     frames, sets = {}, {}
     for pol, df in dfs_by_policy.items():
         if pol != base and "replicate" in df:
@@ -463,8 +471,10 @@ def _split_replicates(dfs_by_policy: dict[str, pd.DataFrame], base: str) -> tupl
             frames[(pol, -1 if pol == base else 0)] = df
             if pol != base:
                 sets[pol] = [0]
-    if len({tuple(s) for s in sets.values()}) > 1:
-        raise ValueError(f"diversity: the trained policies have different training replicates: {sets}")
+    if len({tuple(s) for s in sets.values()}) > 1 or (replicates is not None and any(
+            s != sorted(replicates) for s in sets.values())):
+        raise ValueError(f"diversity: the trained policies have different training replicates: {sets}"
+                         + (f" (expected {sorted(replicates)})" if replicates is not None else ""))
     return frames, next(iter(sets.values()), [0])
 
 
@@ -474,6 +484,7 @@ def diversity(
     seed: int = 0,
     ci: float = 0.95,
     base: str = "base",
+    replicates=None,
 ) -> pd.DataFrame:
     """Unique strategies per problem, novelty / overlap vs base, per (category incl. "all", policy).
 
@@ -485,13 +496,14 @@ def diversity(
     novelty_half and novelty_excess are NaN when n < 2 (no held-out half). A trained policy's frame with a
     ``replicate`` column holds several training replicates: its statistics are the means over replicates, with
     intervals from the two-level bootstrap (:func:`combine_replicates`: replicates, then the same problems for
-    every replicate and for base; one replicate draw per category, shared by every policy).
+    every replicate and for base; one replicate draw per category, shared by every policy); ``replicates``, when
+    given, are the ones every trained policy must have.
     """
     if base not in dfs_by_policy:
         raise ValueError(
             f"diversity: the reference policy {base!r} is missing (have {sorted(dfs_by_policy)})"
         )
-    frames, replicates = _split_replicates(dfs_by_policy, base)
+    frames, replicates = _split_replicates(dfs_by_policy, base, replicates)
     label = {k: k[0] if k[1] <= 0 and len(replicates) == 1 else f"{k[0]} (replicate {k[1]})" for k in frames}
     strats = {k: _strategies(df, label[k]) for k, df in frames.items()}
     bkey = (base, -1)
@@ -856,6 +868,9 @@ def flat_stats(
         _effect(out, f"ppl_did.{cat}.{a}_vs_{b}.nats", row, "did")
         _with_ci(out, f"ppl_did.{cat}.{a}.gap.nats", row, "gap_a")
         _with_ci(out, f"ppl_did.{cat}.{b}.gap.nats", row, "gap_b")
+        if row.get("n_seeds") == row.get("n_seeds") and row.get("n_seeds") is not None:  # both gaps enter the did
+            for pol in (a, b):
+                out[f"ppl_did.{cat}.{pol}.gap.nats.n_seeds"] = float(row["n_seeds"])
     for row in [] if swap_shares is None else swap_shares.to_dict("records"):
         for part in ("plan_effect", "reasoning_effect", "gain"):
             _with_ci(out, f"swap.{row['category']}.{part}", row, part)

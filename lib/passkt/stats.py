@@ -498,10 +498,11 @@ def fit_zibb(n, c, ci: float = 0.95, grid: int = 41) -> ZIBBFit:
     (beta-binomial pmf in logs, logaddexp for the c = 0 mixture), evaluated once per distinct (n, c); the
     optimiser (box-constrained BFGS, analytic gradient, several starts) works on logit pi0, log a, log b.
 
-    Interval: the profile-likelihood interval (a, b re-maximised at each pi0). Its upper end is where
-    2 (max loglik - profile loglik(pi0)) reaches chi2_1(ci); its lower end uses the chi-bar-squared cut-off
-    chi2_1(2 ci - 1) of the test of pi0 = 0 on the boundary (0.5 chi2_0 + 0.5 chi2_1), so that the interval excludes 0
-    exactly when that test rejects at 1 - ci (p_pi0 < 1 - ci): the verdict and its p-value never disagree.
+    Interval: the profile-likelihood interval {pi0: 2 (max loglik - profile loglik(pi0)) <= chi2_1(ci)} (a, b
+    re-maximised at each pi0), except at the boundary: it contains 0 exactly when the test of pi0 = 0 (chi-bar-squared,
+    0.5 chi2_0 + 0.5 chi2_1, cut-off chi2_1(2 ci - 1)) does not reject at 1 - ci (p_pi0 >= 1 - ci), so the verdict
+    and its p-value never disagree; where that test rejects but the chi2_1(ci) cut would still reach 0, the lower
+    end is the crossing of the test's cut-off (a one-sided bound at level ci).
     It captures the sampling of problems and of rollouts under the model; not the choice of the Beta family.
 
     Identification: a problem with c = 0 may have p = 0 or a small p > 0; only the Beta shape, fitted to the
@@ -556,7 +557,13 @@ def fit_zibb(n, c, ci: float = 0.95, grid: int = 41) -> ZIBBFit:
             return min((inside, outside), key=lambda q: abs(gap(q, cut)))
 
     ll0, ll_f0 = float(prof["loglik"].iloc[0]), float(prof["loglik"].iloc[-1])
-    lo = 0.0 if ll0 >= thr_lo else edge(pi0_hat, 0.0, thr_lo)
+    # 0 is inside unless the boundary test rejects; a lower end away from 0 is the usual chi2_1(ci) crossing, and
+    # only where the two cut-offs disagree (0 rejected by the test, not by chi2_1) the crossing of the test's cut
+    if ll0 >= thr_lo:
+        lo = 0.0
+    else:
+        lo = edge(pi0_hat, 0.0, thr) if ll0 < thr else edge(pi0_hat, 0.0, thr_lo)
+        lo = max(lo, float(np.nextafter(0.0, 1.0)))  # the test rejected pi0 = 0: the interval never reaches it
     hi = edge(pi0_hat, f0) if ll_f0 < thr else edge(f0, 1.0 - 1e-9)
     extra = []
     for q in (lo, hi):

@@ -26,10 +26,14 @@ def eff(key: str, est: float, half: float, tost: float | None = None, p: float |
     return d | ({} if p is None else {key + ".p": p})
 
 
-def setdiff(prefix: str, gained: int, lost: int, p: float) -> dict:
-    """A set difference whose net has (two-level bootstrap) p; McNemar's p set to the same value (descriptive)."""
-    return {f"{prefix}.gained": gained, f"{prefix}.lost": lost, f"{prefix}.net": gained - lost, f"{prefix}.mcnemar_p": p,
-            f"{prefix}.net_p": p}
+def setdiff(prefix: str, gained: int, lost: int, p: float, seeds: int = 1, ci: tuple | None = None) -> dict:
+    """A set difference: one training replicate (the net's exact McNemar p decides; ``mcnemar_p`` the same value),
+    or ``seeds`` replicates with the net's two-level interval ``ci`` (which then decides; p only descriptive)."""
+    net = gained - lost
+    lo, hi = ci if ci is not None else (net - 1, net + 1)
+    return {f"{prefix}.gained": gained, f"{prefix}.lost": lost, f"{prefix}.net": net, f"{prefix}.mcnemar_p": p,
+            f"{prefix}.net_p": p, f"{prefix}.n_seeds": float(seeds), f"{prefix}.net_ci_low": lo,
+            f"{prefix}.net_ci_high": hi}
 
 
 def stats_all_supported() -> dict:
@@ -233,6 +237,11 @@ THRESHOLDS = [
     *_around(4, "rvs.p", 0.05, (S, INC, INC), _set(RVS, ".net_p")),
     *_around(4, "sft.tost_low", -C.MARGIN_BOUNDARY, (INC, INC, X),
              _set("passdiff.bridge.sft_vs_base.kmax", ".tost_low", setdiff(SFT, 8, 12, 0.5) | eff("passdiff.bridge.sft_vs_base.kmax", -0.02, 0.1, 0.03))),
+    # ... with several training replicates the net's two-level interval decides, not the sign-flip p
+    *_around(4, "sft.net_ci_high.3seeds", 0.0, (S, INC, INC),
+             lambda x: setdiff(SFT, 3, 17, 0.9, seeds=3, ci=(-20.0, x))),
+    *_around(4, "rvs.net_ci_low.3seeds", 0.0, (INC, INC, S),
+             lambda x: setdiff(RVS, 19, 1, 1e-6, seeds=3, ci=(x, 25.0))),
     # claim 5
     *_around(5, "nov_rl.tost_high", C.MARGIN_STRATEGY, (S, INC, INC), _set(NOV_RL, ".tost_high")),
     *_around(5, "div_rl.tost_low", -C.MARGIN_STRATEGY, (INC, INC, S), _set(DIV_RL, ".tost_low")),
@@ -243,6 +252,10 @@ THRESHOLDS = [
     # claim 7
     *_around(7, "bonus.tost_low", -C.MARGIN_BONUS, (INC, INC, S), _set(D_BONUS, ".tost_low")),
     *_around(7, "plain.p", 0.05, (S, INC, INC), _set(PLAIN, ".net_p")),
+    *_around(7, "plain.net_ci_low.3seeds", 0.0, (INC, INC, S),
+             lambda x: setdiff(PLAIN, 12, 2, 1e-6, seeds=3, ci=(x, 20.0))),
+    *_around(7, "bonus.net_ci_high.3seeds", 0.0, (INC, S, S),
+             lambda x: setdiff(VS_BONUS, 1, 9, 1e-6, seeds=3, ci=(-15.0, x)) | eff(D_BONUS, 0.02, 0.04)),
 ]
 
 
@@ -565,9 +578,23 @@ def test_decision_gap_names_the_target_and_the_data_factor():
     assert "half-width 0.07" in low and "below 0.06" in low and "1.4x" in low, low
     below = C.decision_gap(0.02, 0.02, 0.08, 0.05, goal="below")
     assert "half-width 0.06" in below and "below 0.03" in below and "4.0x" in below, below
+    # the mirror (claim 7): bound over -margin; -0.017 with one-sided bound -0.07: 0.053 against 0.033 -> 2.6x
+    above = C.decision_gap(-0.017, -0.07, 0.03, 0.05, goal="above")
+    assert "half-width 0.053" in above and "below 0.033" in above and "2.6x" in above, above
     # an estimate at or beyond the margin: more data cannot bound it inside (it could decide the other way)
     for goal in ("below", "equivalence"):
         assert "could instead show the effect beyond the margin" in C.decision_gap(0.07, 0.0, 0.12, 0.05, goal=goal)
+    assert "could instead show the effect beyond the margin" in C.decision_gap(-0.07, -0.12, 0.0, 0.05, goal="above")
+
+
+def test_claim7_names_its_one_sided_bound_when_only_it_is_open():
+    """Plain RL expands, the bonus run is not ahead, plain - bonus not yet shown above -margin: the decision gap is
+    that one-sided bound's (TOST low), not the 95 % interval's half-width against max(|est|, margin - |est|)."""
+    stats = mutate(stats_all_supported(), eff(D_BONUS, -0.017, 0.063, 0.053))
+    row = next(r for r in C.evaluate(stats) if r["id"] == 7)
+    assert row["verdict"] == INC
+    assert row["decision_gap"].startswith("plain - bonus (its one-sided bound): interval half-width 0.053"), row
+    assert "2.6x" in row["decision_gap"], row["decision_gap"]
 
 
 def test_claim3_names_the_open_part_when_only_math_is_undecided():

@@ -247,6 +247,87 @@ def test_diversity_rejects_unequal_n_and_missing_base():
         mech.diversity({"sft": sft}, n_boot=10)
 
 
+def test_combine_replicates_is_the_two_level_bootstrap():
+    rng = np.random.default_rng(0)
+    r0, r1 = (0.3, rng.normal(0.3, 0.01, 200)), (0.7, rng.normal(0.7, 0.01, 200))
+    one = mech.combine_replicates([r0], mech.seed_draws(0, "t", 200, 1))
+    assert one[0] == 0.3 and np.array_equal(one[1], r0[1])  # one replicate: its own bootstrap
+    est, reps = mech.combine_replicates([r0, r1], mech.seed_draws(0, "t", 200, 2))
+    assert est == pytest.approx(0.5)
+    # the replicates disagree far beyond their problem-level spread: the interval must carry that (drawing
+    # both replicates 0 or both 1 gives 0.3 or 0.7), not the ~0.01 of resampling problems alone
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    assert lo < 0.32 and hi > 0.68
+    with pytest.raises(ValueError, match="do not match"):
+        mech.combine_replicates([r0, r1], mech.seed_draws(0, "t", 100, 2))
+
+
+def _three_replicates(frame_of):
+    """A pooled frame of a trained policy: replicate r's episodes from frame_of(r)."""
+    return pd.concat([frame_of(r).assign(replicate=r) for r in range(3)], ignore_index=True)
+
+
+def test_diversity_pools_training_replicates():
+    A, B, C, D = ["a"], ["b"], ["c"], ["d"]
+    base = _div_frame("base", {"p1": [A, A, B, B], "p2": [A, B, A, B], "p3": [C, C, C, C]})
+    rl_of = [_div_frame("rl", {"p1": [A, C, C, D], "p2": [A, A, A, A], "p3": [C, D, C, D]}),
+             _div_frame("rl", {"p1": [A, A, A, A], "p2": [B, B, C, C], "p3": [D, D, D, D]}),
+             _div_frame("rl", {"p1": [D, D, D, D], "p2": [A, B, A, B], "p3": [C, C, C, C]})]
+    kw = dict(n_boot=400, seed=3, ci=0.95)
+    single = [mech.diversity({"base": base, "rl": rl_of[r]}, **kw).set_index(["category", "policy"]) for r in range(3)]
+    pooled = mech.diversity({"base": base, "rl": _three_replicates(lambda r: rl_of[r])}, **kw)
+    pooled = pooled.set_index(["category", "policy"])
+    row = pooled.loc[("bridge", "rl")]
+    assert row["n_seeds"] == 3
+    for col in ("novelty_excess", "unique_share_diff", "novelty", "unique"):  # the mean of each replicate's own
+        assert row[col] == pytest.approx(np.mean([s.loc[("bridge", "rl"), col] for s in single]))
+    assert [float(x) for x in row["novelty_excess_per_replicate"].split(";")] == pytest.approx(
+        [s.loc[("bridge", "rl"), "novelty_excess"] for s in single])
+    assert pooled.loc[("bridge", "base"), "novelty_half"] == single[0].loc[("bridge", "base"), "novelty_half"]
+    # three identical replicates: exactly the one run's estimates and intervals
+    same = mech.diversity({"base": base, "rl": _three_replicates(lambda r: rl_of[0])}, **kw).set_index(["category", "policy"])
+    cols = ["novelty_excess", "novelty_excess_ci_low", "novelty_excess_ci_high", "novelty_excess_tost_low",
+            "unique_share_diff_ci_high"]
+    assert same.loc[("bridge", "rl"), cols].tolist() == pytest.approx(single[0].loc[("bridge", "rl"), cols].tolist())
+    flat = mech.flat_stats(div=pooled.reset_index())
+    assert flat["novelty_excess.bridge.rl.frac.n_seeds"] == 3.0
+    vals = [s.loc[("bridge", "rl"), "novelty_excess"] for s in single]
+    assert flat["novelty_excess.bridge.rl.frac.seed_sd"] == pytest.approx(np.std(vals, ddof=1))
+    assert flat["novelty_excess.bridge.rl.frac.seed_min"] == pytest.approx(min(vals))
+    with pytest.raises(ValueError, match="expected"):  # a named replicate missing from the frames
+        mech.diversity({"base": base, "rl": _three_replicates(lambda r: rl_of[r])}, n_boot=10, replicates=[0, 1, 2, 3])
+    sft = _three_replicates(lambda r: rl_of[r].assign(policy="sft"))
+    with pytest.raises(ValueError, match="different training replicates"):
+        mech.diversity({"base": base, "rl": _three_replicates(lambda r: rl_of[r]), "sft": sft[sft.replicate < 2]}, n_boot=10)
+
+
+def test_surprisal_did_pools_training_replicates():
+    base = _did_frame("base", [("p1", 2.0, 2, 3.0, 3), ("p3", 0.0, 2, 2.0, 2)])  # gap 0.5
+    rl_of = [_did_frame("rl", [("p1", 1.0, 2, 6.0, 3), ("p2", 1.0, 2, 2.0, 1)]),  # gap 1.5
+             _did_frame("rl", [("p2", 1.0, 1, 1.0, 1)]),  # gap 0
+             _did_frame("rl", [("p3", 2.0, 2, 4.0, 2)])]  # gap 1
+    pooled = pd.concat([_three_replicates(lambda r: rl_of[r]), base.assign(replicate=-1)], ignore_index=True)
+    d = mech.surprisal_did(pooled, n_boot=300, seed=0, ci=0.9).set_index("category")
+    row = d.loc["bridge"]
+    assert row["n_seeds"] == 3 and row["n_problems"] == 3
+    assert row["gap_a"] == pytest.approx((1.5 + 0 + 1) / 3) and row["gap_b"] == pytest.approx(0.5)
+    assert row["did"] == pytest.approx((1.5 + 0 + 1) / 3 - 0.5)
+    assert [float(x) for x in row["did_per_replicate"].split(";")] == pytest.approx([1.0, -0.5, 0.5])
+    flat = mech.flat_stats(did=d.reset_index())
+    assert flat["ppl_did.bridge.rl_vs_base.nats.n_seeds"] == 3.0
+    assert flat["ppl_did.bridge.rl.gap.nats.n_seeds"] == flat["ppl_did.bridge.base.gap.nats.n_seeds"] == 3.0
+    # a replicate without a scored episode is an error when the replicates are named, never a silent drop
+    assert mech.surprisal_did(pooled, n_boot=20, replicates=[0, 1, 2]).set_index("category").loc["bridge", "n_seeds"] == 3
+    with pytest.raises(ValueError, match=r"training replicate\(s\) \[3\]"):
+        mech.surprisal_did(pooled, n_boot=20, replicates=[0, 1, 2, 3])
+    # identical replicates over the same problems: the one run's interval
+    same = pd.concat([_three_replicates(lambda r: rl_of[0]), base], ignore_index=True)
+    one = mech.surprisal_did(pd.concat([rl_of[0], base]), n_boot=300, seed=0, ci=0.9).set_index("category")
+    three = mech.surprisal_did(same, n_boot=300, seed=0, ci=0.9).set_index("category")
+    cols = ["did", "did_ci_low", "did_ci_high", "did_tost_low", "did_tost_high"]
+    assert three.loc["bridge", cols].tolist() == pytest.approx(one.loc["bridge", cols].tolist())
+
+
 # ----------------------------------------------------------------------------- swap
 
 
@@ -432,7 +513,8 @@ def test_flat_stats_key_names():
                 | ci(f"diversity.{cat}.{pol}.unique_share")
                 | ci(f"novelty_half.{cat}.{pol}.frac")
             )
-        want |= effect(f"diversity_diff.{cat}.rl_vs_base.share") | effect(f"novelty_excess.{cat}.rl.frac")
+        for k in (f"diversity_diff.{cat}.rl_vs_base.share", f"novelty_excess.{cat}.rl.frac"):  # + the replicates'
+            want |= effect(k) | {k + s for s in (".n_seeds", ".seed_sd", ".seed_min", ".seed_max")}
     want |= ci("swap.bridge.plan_effect") | ci("swap.bridge.reasoning_effect") | ci("swap.bridge.gain")
     want |= {f"swap.bridge.plan_{p}.reason_{r}.success" for p in ("base", "rl") for r in ("base", "rl")}
     assert set(s) == want

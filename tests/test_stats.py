@@ -258,6 +258,21 @@ def test_zibb_profile_interval_covers_in_a_small_simulation():
     assert hits >= 13, hits
 
 
+def test_zibb_interval_excludes_zero_exactly_when_the_boundary_test_rejects():
+    """The interval's lower end uses the boundary test's chi-bar-squared cut-off: "0 excluded" (verdict
+    identified) and p_pi0 < 1 - ci never disagree, also when p_pi0 lies between the chi-bar and the chi2_1 cut-offs
+    (the committed comparison/RL fit had p = 0.045 with an interval reaching 0 before this)."""
+    seen = set()
+    for s in range(24):
+        for ci in (0.9, 0.95):
+            f = fit_zibb(*simulate_zibb(200 + s, 0.08, 0.8, 1.5, P=80, n=16), ci=ci, grid=9)
+            if not f.identified:
+                continue
+            assert (f.pi0_ci[0] > 0) == (f.p_pi0 < 1 - ci), (s, ci, f.pi0_ci, f.p_pi0)
+            seen.add(f.pi0_ci[0] > 0)
+    assert seen == {True, False}  # both sides were exercised
+
+
 def test_zibb_bootstrap():
     n, c = simulate_zibb(3, 0.3, 1.0, 2.0, P=150)
     res = zibb_bootstrap(n, c, [1, 64, 1024], n_boot=30, seed=0, ci=0.9)

@@ -225,14 +225,17 @@ def results_block() -> str:
             cells.append("–" if k1 is None else f"{k1:.3f} · {km:.2f} [{lo:.2f}, {hi:.2f}]")
         out.append(f"| {cat} | {int(stats[f'meta.n_problems.{cat}'])} | " + " | ".join(cells) + " |")
     out += ["", "Boundary changes against the base model (problems solved at least once in n; gained / lost, means "
-            "over training replicates; p: exact sign-flip test of the per-problem net, McNemar's test for one "
-            "replicate):", "", "| category | SFT vs base | RL vs base | RL + bonus vs base |", "|---|---|---|---|"]
+            "over training replicates; net: its two-level interval, replicates then problems, which the claims' "
+            "rules read with several replicates; p: exact sign-flip test of the per-problem net summed over the "
+            "replicates, descriptive, which treats the replicates as fixed; McNemar's test for one replicate):", "",
+            "| category | SFT vs base | RL vs base | RL + bonus vs base |", "|---|---|---|---|"]
     for cat in ("math", "comparison", "bridge"):
         cells = []
         for pair in ("sft_vs_base", "rl_vs_base", "rl_bonus_vs_base"):
             k = f"setdiff.{cat}.{pair}"
             cells.append("–" if f"{k}.gained" not in stats else
-                         f"+{stats[k + '.gained']:.3g} / −{stats[k + '.lost']:.3g} (p = {stats[k + '.net_p']:.2g})")
+                         f"+{stats[k + '.gained']:.3g} / −{stats[k + '.lost']:.3g} (net {stats[k + '.net']:+.3g} "
+                         f"[{stats[k + '.net_ci_low']:+.3g}, {stats[k + '.net_ci_high']:+.3g}]; p = {stats[k + '.net_p']:.2g})")
         out.append(f"| {cat} | " + " | ".join(cells) + " |")
     out += ["", "Verdicts of the audit (`results/report.md`; the rules are in `lib/passkt/claims.py`):",
             "", "| claim | ours | verdict |", "|---|---|---|"]

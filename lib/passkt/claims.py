@@ -20,7 +20,7 @@ Verdicts are computed, never typed: ``decide(stats)`` is a pure function that re
 Uncertainty included: training seeds (the SFT and GRPO replicates), problems and rollouts, by the two-level
 paired bootstrap of :func:`passkt.metrics.summarise` (its intervals are in the plain keys; ``{key}.n_seeds``
 says how many replicates a statistic rests on, 1 = one training run: problems and rollouts only; the mechanism
-statistics of stage 06 use the first replicate). :func:`read_effect` still prefers an interval under
+statistics the rules read pool every replicate too: :func:`passkt.mechanism.combine_replicates`). :func:`read_effect` still prefers an interval under
 ``{key}.hier.*`` where stats carry one, and :func:`uncertainty_level` says which level a verdict rests on.
 
 Pair convention: ``{a}_vs_{b}``; ``setdiff...gained`` = |B(a) minus B(b)|, ``lost`` = |B(b) minus B(a)|;
@@ -222,7 +222,9 @@ def fmt_interval(low: float, high: float, signed: bool = False) -> str:
 
 
 def fmt_p(p: float) -> str:
-    return f"p={float(p):.3g}"
+    """``p=0.0123``; a bootstrap p of 0 as what it means, below the bootstrap's resolution (no resample on the other
+    side of 0), never ``p=0``. Exact tests (McNemar, sign-flip) never give 0."""
+    return "p<2/n_boot (no resample crossed 0)" if float(p) == 0 else f"p={float(p):.3g}"
 
 
 def _verdict(verdict: str, e: Effect, why: str) -> Verdict:
@@ -388,32 +390,48 @@ CLAIM_3 = Claim(
 # ----------------------------------------------------------------------------- claim 4
 
 # "SFT shrinks the boundary on C; RL vs SFT is lopsided": two paired boundary comparisons, each tested on the net
-# set difference (gained - lost) by an exact sign-flip test of the per-problem net summed over training replicates
-# (net_p; with one replicate exactly McNemar on the discordant problems); "SFT does not shrink it" is shown by
-# equivalence of the boundary difference, whose interval resamples replicates, then problems.
+# set difference (gained - lost): with several training replicates by its two-level interval (replicates, then
+# problems: a replicate that happens to be better everywhere is seed variation, not evidence), with one by the exact
+# McNemar test on the discordant problems (net_p); "SFT does not shrink it" is shown by equivalence of the boundary
+# difference, whose interval resamples replicates, then problems. (Amended after the committed run's results were
+# known: the rule first read the sign-flip p of the per-problem net summed over replicates with several replicates
+# too, which treats the replicates as fixed; no verdict of the committed or reseeded runs depends on the change.)
 MARGIN_BOUNDARY = 0.05  # share of problems: boundaries within ±5% of the problems are "the same size"
 
+SETDIFF_PARTS = ("gained", "lost", "net", "net_ci_low", "net_ci_high", "n_seeds", "net_p", "mcnemar_p")
+NET_TEST = ("with several training replicates its two-level (1 - alpha) interval excludes 0; with one, exact "
+            "McNemar p < alpha")
 C4_SFT, C4_RVS = "setdiff.bridge.sft_vs_base", "setdiff.bridge.rl_vs_sft"
 C4_SFT_PASS, C4_RVS_PASS = "passdiff.bridge.sft_vs_base.kmax", "passdiff.bridge.rl_vs_sft.kmax"
 C4_KEYS = (
     ("meta.ci",)
-    + tuple(f"{p}.{s}" for p in (C4_SFT, C4_RVS) for s in ("gained", "lost", "net", "net_p", "mcnemar_p"))
+    + tuple(f"{p}.{s}" for p in (C4_SFT, C4_RVS) for s in SETDIFF_PARTS)
     + effect_keys(C4_SFT_PASS, C4_RVS_PASS)
 )
 
 
 def _direction(stats: Stats, prefix: str) -> int:
-    """+1: a's boundary significantly larger (net = gained - lost > 0, sign-flip p < alpha); -1: smaller; 0:
-    neither."""
+    """+1: a's boundary significantly larger (net = gained - lost > 0), -1: smaller, 0: neither. With several
+    training replicates, significant = the net's two-level (1 - alpha) interval (replicates, then problems) excludes
+    0; with one, the exact McNemar p (``net_p``) < alpha."""
     net = float(stats[prefix + ".net"])
-    if float(stats[prefix + ".net_p"]) >= alpha(stats) or net == 0:
+    if net == 0:
+        return 0
+    if float(stats[prefix + ".n_seeds"]) > 1:
+        lo, hi = float(stats[prefix + ".net_ci_low"]), float(stats[prefix + ".net_ci_high"])
+        return 1 if lo > 0 else -1 if hi < 0 else 0
+    if float(stats[prefix + ".net_p"]) >= alpha(stats):
         return 0
     return 1 if net > 0 else -1
 
 
 def _setdiff_text(stats: Stats, prefix: str) -> str:
+    several = float(stats[prefix + ".n_seeds"]) > 1
+    test = (f"net {fmt_number(stats[prefix + '.net'], True)} "
+            f"{fmt_interval(stats[prefix + '.net_ci_low'], stats[prefix + '.net_ci_high'], True)}; descriptive: "
+            if several else "")
     return (
-        f"+{fmt_number(stats[prefix + '.gained'])}/-{fmt_number(stats[prefix + '.lost'])} (sign-flip "
+        f"+{fmt_number(stats[prefix + '.gained'])}/-{fmt_number(stats[prefix + '.lost'])} ({test}sign-flip "
         f"{fmt_p(stats[prefix + '.net_p'])}; McNemar per replicate, median {fmt_p(stats[prefix + '.mcnemar_p'])})"
     )
 
@@ -438,13 +456,15 @@ CLAIM_4 = Claim(
     "C boundaries: SFT {boundary.bridge.sft} vs base {boundary.bridge.base} ({setdiff.bridge.sft_vs_base}); "
     "RL vs SFT {setdiff.bridge.rl_vs_sft}.",
     "Boundary set differences on bridge: SFT vs base and RL vs SFT, gained / lost (means over training "
-    "replicates) with the exact sign-flip p of net = gained - lost (per problem, summed over replicates; one "
-    "replicate: McNemar), and the "
+    "replicates) with net = gained - lost and its two-level interval (replicates, then problems; one replicate: "
+    "the exact McNemar p), and the "
     "paired boundary difference (Pass@kmax at kmax = n) with its intervals.",
-    f"Margin {MARGIN_BOUNDARY} (share of problems). Supported if SFT loses more than it gains vs base (net < 0, "
-    f"p < alpha) AND RL gains more than it loses vs SFT (net > 0, p < alpha); contradicted if either is "
+    f"Margin {MARGIN_BOUNDARY} (share of problems). Supported if SFT loses more than it gains vs base (net < 0 "
+    f"significant: {NET_TEST}) AND RL gains more than it loses vs SFT (net > 0, the same test); contradicted if either is "
     f"significant in the opposite direction or either boundary difference is equivalent to 0 within "
-    f"±{MARGIN_BOUNDARY} (TOST); otherwise inconclusive. {PRECEDENCE}",
+    f"±{MARGIN_BOUNDARY} (TOST); otherwise inconclusive. {PRECEDENCE} (The net test was amended after the "
+    "committed run's results were known: it read the sign-flip p of the per-problem net summed over replicates, "
+    "which treats the replicates as fixed; no verdict depended on it.)",
     C4_KEYS,
     _guarded(C4_KEYS, sft_shrinks_rl_lopsided),
     short="SFT shrinks the bridge boundary; RL vs SFT lopsided",
@@ -489,7 +509,8 @@ CLAIM_5 = Claim(
     "SFT {novelty.sft}, RL {novelty.rl} (novelty or overlap: ambiguous in the sources).",
     f"On {MECH_CAT} (our choice): novelty excess = share of a policy's episodes whose query sequence is not in base's "
     "reference half minus the same share for base's held-out half (paired); diversity difference = unique "
-    "sequences per sample, policy minus base (paired).",
+    "sequences per sample, policy minus base (paired); each the mean over training replicates, its interval from "
+    "the two-level bootstrap (replicates, then problems).",
     f"Margin {MARGIN_STRATEGY} (share). Supported if RL's novelty excess is shown below +{MARGIN_STRATEGY} and RL's "
     f"diversity difference above -{MARGIN_STRATEGY} (one-sided tests at alpha), SFT's novelty excess interval lies "
     f"above 0 and SFT's diversity difference interval below 0; contradicted if RL's novelty excess interval lies "
@@ -540,8 +561,9 @@ CLAIM_6 = Claim(
     "Base-model perplexity of RL's successful trajectories: query {ppl.rl.query} ({nats.rl.query} nats/token) vs "
     "reasoning {ppl.rl.reasoning} ({nats.rl.reasoning} nats/token).",
     f"Difference in differences ({PPL_CAT}: comparison and bridge pooled, our choice): [reasoning - query] "
-    "base-model nats/token on RL's successes minus the same on base's successes, tag tokens excluded, one paired "
-    "resample of problems.",
+    "base-model nats/token on RL's successes minus the same on base's successes, tag tokens excluded; the mean "
+    "over training replicates, its interval from the two-level bootstrap (replicates, then one paired resample of "
+    "problems).",
     f"Margin {MARGIN_SURPRISAL} nats/token. Supported if the interval lies above 0; contradicted if it lies below 0 "
     f"or the difference is equivalent to 0 within ±{MARGIN_SURPRISAL} (TOST); otherwise inconclusive. {PRECEDENCE}",
     C6_KEYS,
@@ -563,7 +585,7 @@ C7_PLAIN, C7_VS_BONUS = "setdiff.bridge.rl_vs_base", "setdiff.bridge.rl_vs_rl_bo
 C7_PASS = "passdiff.bridge.rl_vs_rl_bonus.kmax"
 C7_KEYS = (
     ("meta.ci",)
-    + tuple(f"{p}.{s}" for p in (C7_PLAIN, C7_VS_BONUS) for s in ("gained", "lost", "net", "net_p", "mcnemar_p"))
+    + tuple(f"{p}.{s}" for p in (C7_PLAIN, C7_VS_BONUS) for s in SETDIFF_PARTS)
     + effect_keys(C7_PASS)
 )
 
@@ -579,7 +601,10 @@ def bonus_not_needed(stats: Stats) -> Verdict:
         return _verdict(SUPPORTED, d, f"plain RL expands and the bonus adds less than {MARGIN_BONUS}: {why}")
     if plain != 1 and (vs_bonus == -1 or d.below_zero):
         return _verdict(CONTRADICTED, d, f"only the bonus run is ahead: {why}")
-    return _verdict(INCONCLUSIVE, d, why)
+    pending = None
+    if plain == 1 and vs_bonus != -1:  # only "plain - bonus shown above -margin" is open: its one-sided bound
+        pending = ("plain - bonus (its one-sided bound)", d.estimate, d.tost_low, d.tost_high, MARGIN_BONUS, "above")
+    return Verdict(INCONCLUSIVE, d.estimate, (d.low, d.high), why, pending)
 
 
 CLAIM_7 = Claim(
@@ -587,13 +612,14 @@ CLAIM_7 = Claim(
     "An explicit exploration bonus is not needed for the expansion.",
     "C: RL + bonus {pass64.bridge.rl_bonus} (net {net.bridge.rl_bonus_vs_base}) vs plain RL {pass64.bridge.rl} "
     "(net {net.bridge.rl_vs_base}).",
-    "Bridge boundaries: plain RL vs base and plain RL vs RL + bonus (net set difference, exact sign-flip p) "
-    "and their paired Pass@kmax "
+    "Bridge boundaries: plain RL vs base and plain RL vs RL + bonus (net set difference with its two-level "
+    "interval; one replicate: exact McNemar p) and their paired Pass@kmax "
     "difference (plain - bonus). Both runs use the same reward scaling (see the report's settings).",
-    f"Margin {MARGIN_BONUS} (Pass). Supported if plain RL's boundary is larger than base's (net > 0, p < alpha), "
-    f"RL + bonus is not significantly larger than plain RL (net p), and plain - bonus is shown above "
-    f"-{MARGIN_BONUS} (one-sided at alpha); contradicted if plain RL does not expand significantly while RL + bonus "
-    "is significantly ahead of it (net p, or the paired interval below 0); otherwise inconclusive.",
+    f"Margin {MARGIN_BONUS} (Pass). Supported if plain RL's boundary is larger than base's (net > 0 significant: "
+    f"{NET_TEST}), RL + bonus is not significantly larger than plain RL (the same test), and plain - bonus is shown "
+    f"above -{MARGIN_BONUS} (one-sided at alpha); contradicted if plain RL does not expand significantly while "
+    "RL + bonus is significantly ahead of it (the net test, or the paired interval below 0); otherwise inconclusive. "
+    "(The net test was amended after the committed run's results were known, as claim 4's.)",
     C7_KEYS,
     _guarded(C7_KEYS, bonus_not_needed),
     short="No exploration bonus needed",
@@ -626,7 +652,9 @@ def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "e
     - ``"equivalence"``: only fitting inside ±margin decides (``[low, high]`` is the TOST interval); the binding
       side is the one towards the estimate's sign;
     - ``"below"``: only a one-sided bound under +margin decides (``high`` is that bound; the half-width is
-      ``high - estimate`` and the target ``margin - estimate``, signed).
+      ``high - estimate`` and the target ``margin - estimate``, signed);
+    - ``"above"``: the mirror, a one-sided bound over -margin (``low`` is that bound; half-width
+      ``estimate - low``, target ``margin + estimate``).
     """
     try:
         est, lo, hi, m = float(value), float(low), float(high), float(margin)
@@ -636,6 +664,8 @@ def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "e
         return ""
     if goal == "below":
         h, target = hi - est, m - est
+    elif goal == "above":
+        h, target = est - lo, m + est
     elif goal == "equivalence":
         h, target = (hi - est, m - est) if est >= 0 else (est - lo, m + est)
     else:
@@ -645,7 +675,7 @@ def decision_gap(value, low, high, margin: float, part: str = "", goal: str = "e
         return head + ": the interval has no width (every resample gives the same value); more data of this kind "\
                       "would not change it"
     if target <= 0:
-        if goal in ("below", "equivalence"):
+        if goal in ("below", "above", "equivalence"):
             return head + ": the estimate is at or beyond the margin, so more data would not bound it inside; it " \
                           "could instead show the effect beyond the margin, which the rule reads the other way"
         return head + ": the estimate sits on the margin; more data alone would not decide it"

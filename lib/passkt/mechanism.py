@@ -87,6 +87,27 @@ def _ratio(num: np.ndarray, den: np.ndarray, W: np.ndarray) -> tuple[float, np.n
         return float(est), (W @ num) / (W @ den)
 
 
+def seed_draws(seed: int, tag: str, n_boot: int, n_seeds: int) -> np.ndarray:
+    """(n_boot, n_seeds) training replicates drawn with replacement, one row per resample: the outer level of the
+    two-level bootstrap (the inner level, the problems, is each analysis's shared weight matrix)."""
+    return _rng(seed, f"seeds:{tag}").integers(0, n_seeds, size=(int(n_boot), int(n_seeds)))
+
+
+def combine_replicates(per_rep: list[tuple[float, np.ndarray]], draws: np.ndarray) -> tuple[float, np.ndarray]:
+    """Two-level paired bootstrap of a statistic computed per training replicate on one shared problem resample.
+
+    ``per_rep[r]`` is replicate r's (estimate, resamples over problems), every replicate resampled with the same
+    weight matrix. The estimate is the mean over replicates; resample b is the mean, over the replicates drawn in
+    ``draws[b]``, of their resample b (the same problems for every drawn replicate and every policy). With one
+    replicate this is that replicate's own bootstrap."""
+    est = float(np.mean([e for e, _ in per_rep]))
+    R = np.stack([np.asarray(r, dtype=np.float64) for _, r in per_rep])  # (S, B)
+    if draws.shape != (R.shape[1], R.shape[0]):
+        raise ValueError(f"combine_replicates: draws {draws.shape} do not match {R.shape[0]} replicates x "
+                         f"{R.shape[1]} resamples")
+    return est, R[draws, np.arange(R.shape[1])[:, None]].mean(axis=1)
+
+
 def episodes_at(df: pd.DataFrame, T: int, temperature: float, correct_only: bool = False) -> pd.DataFrame:
     """Rows of a rollout frame at depth budget T and temperature (optionally only correct episodes).
 
@@ -318,44 +339,68 @@ DID_COLUMNS = [
     *(f"{n}{s}" for n in ("gap_a", "gap_b") for s in ("", "_ci_low", "_ci_high")),
     *(f"did{s}" for s in ("", "_ci_low", "_ci_high", "_tost_low", "_tost_high", "_p")),
     "n_problems",
+    "n_seeds",
+    "did_per_replicate",  # each training replicate's own did, ";"-separated in replicate order
 ]
 
 
+def _notag_gap(rows: pd.DataFrame, pids: np.ndarray, W: np.ndarray) -> tuple[float, np.ndarray]:
+    """(reasoning - query) base-model nats/token, tags excluded, over ``rows`` (problems ``pids``, resampled by W)."""
+    per = rows.groupby("problem_id")[list(NOTAG)].sum().reindex(pids, fill_value=0.0)
+    q = _ratio(per["query_notag_nats"].to_numpy(float), per["query_notag_tokens"].to_numpy(float), W)
+    r = _ratio(per["reasoning_notag_nats"].to_numpy(float), per["reasoning_notag_tokens"].to_numpy(float), W)
+    return r[0] - q[0], r[1] - q[1]
+
+
+NOTAG = ("query_notag_nats", "query_notag_tokens", "reasoning_notag_nats", "reasoning_notag_tokens")
+
+
 def surprisal_did(
-    per_episode: pd.DataFrame, a: str = "rl", b: str = "base", n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+    per_episode: pd.DataFrame, a: str = "rl", b: str = "base", n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
+    replicates=None,
 ) -> pd.DataFrame:
     """Difference in differences of base-model surprisal, tags excluded, per category incl. "all".
 
     gap(p) = reasoning nats/token - query nats/token over policy p's scored episodes (``*_notag_*`` columns of
     :func:`segment_surprisal`: tag tokens never count); did = gap(a) - gap(b). Both policies are resampled with
     one index matrix over the union of their problems (a problem one policy has no episode for adds nothing to
-    that policy's sums), so the difference is paired. did carries a percentile interval, a TOST interval
-    (:func:`_tost_interval`) and a bootstrap p. Empty when either policy is absent.
+    that policy's sums), so the difference is paired. With a ``replicate`` column, policy a's episodes come from
+    several training replicates (b, the base model, is shared): gap(a) and did are the means over replicates and
+    their intervals come from the two-level bootstrap (:func:`combine_replicates`: replicates, then the same
+    problems for every replicate and for b). did carries a percentile interval, a TOST interval
+    (:func:`_tost_interval`), a bootstrap p and ``n_seeds``. Empty when either policy is absent. ``replicates``:
+    the training replicates expected; one without a scored episode of policy a is an error, never a silent drop.
     """
-    need = ["query_notag_nats", "query_notag_tokens", "reasoning_notag_nats", "reasoning_notag_tokens"]
+    need = list(NOTAG)
     if not set(need) <= set(per_episode.columns) or per_episode[need].isna().any().any():
         raise ValueError("surprisal_did needs the *_notag_* columns (segment_surprisal with the tokenizer)")
     rows = []
     if not {a, b} <= set(per_episode["policy"]):
         return pd.DataFrame(rows, columns=DID_COLUMNS)
-    for cat, sub in _by_category(per_episode[per_episode["policy"].isin([a, b])]):
+    pe = per_episode[per_episode["policy"].isin([a, b])].reset_index(drop=True)
+    pe = pe.assign(_rep=pe["replicate"] if "replicate" in pe else 0)
+    reps_a = sorted(pe.loc[pe["policy"] == a, "_rep"].unique())
+    if replicates is not None and set(reps_a) != set(replicates):
+        missing = sorted(set(replicates) - set(reps_a))
+        raise ValueError(f"surprisal_did: policy {a!r} has no scored episode in training replicate(s) {missing} "
+                         f"(expected {sorted(replicates)})")
+    for cat, sub in _by_category(pe):
         pids = np.array(sorted(sub["problem_id"].unique()))
         W = resample_weights(_rng(seed, f"did:{cat}"), int(n_boot), len(pids))
-        gaps = {}
-        for pol in (a, b):
-            per = sub[sub["policy"] == pol].groupby("problem_id")[need].sum().reindex(pids, fill_value=0.0)
-            q = _ratio(per["query_notag_nats"].to_numpy(float), per["query_notag_tokens"].to_numpy(float), W)
-            r = _ratio(per["reasoning_notag_nats"].to_numpy(float), per["reasoning_notag_tokens"].to_numpy(float), W)
-            gaps[pol] = (r[0] - q[0], r[1] - q[1])
-        did, did_reps = gaps[a][0] - gaps[b][0], gaps[a][1] - gaps[b][1]
-        row = {"category": cat, "a": a, "b": b, "did": did, "n_problems": len(pids)}
-        for name, (est, reps) in (("gap_a", gaps[a]), ("gap_b", gaps[b])):
+        gap_b = _notag_gap(sub[sub["policy"] == b], pids, W)
+        per_a = [_notag_gap(sub[(sub["policy"] == a) & (sub["_rep"] == r)], pids, W) for r in reps_a]
+        draws = seed_draws(seed, f"did:{cat}", int(n_boot), len(reps_a))
+        gap_a = combine_replicates(per_a, draws)
+        did, did_reps = combine_replicates([(g[0] - gap_b[0], g[1] - gap_b[1]) for g in per_a], draws)
+        row = {"category": cat, "a": a, "b": b, "did": did, "n_problems": len(pids), "n_seeds": len(reps_a)}
+        for name, (est, reps) in (("gap_a", gap_a), ("gap_b", gap_b)):
             row[name] = est
             row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
         row["did_ci_low"], row["did_ci_high"] = _interval(did_reps, ci)
         row["did_tost_low"], row["did_tost_high"] = _tost_interval(did_reps, ci)
         finite = did_reps[np.isfinite(did_reps)]
         row["did_p"] = float(bootstrap_p(np.array([did]), finite[:, None])[0]) if finite.size else float("nan")
+        row["did_per_replicate"] = ";".join(repr(float(g[0] - gap_b[0])) for g in per_a)
         rows.append(row)
     return pd.DataFrame(rows, columns=DID_COLUMNS)
 
@@ -411,68 +456,107 @@ def _half_novelty(per_problem: np.ndarray, n: int, W: np.ndarray) -> tuple[float
     return _ratio(per_problem[:, 4], per_problem[:, 5], W)
 
 
+def _split_replicates(dfs_by_policy: dict[str, pd.DataFrame], base: str,
+                      replicates=None) -> tuple[dict[tuple[str, int], pd.DataFrame], list]:
+    """(policy, replicate) -> frame, and the training replicates: a frame of a trained policy with a ``replicate``
+    column is split by it (base, sampled once, is replicate -1). Every trained policy must have the same ones, and
+    those of ``replicates`` when given."""
+    frames, sets = {}, {}
+    for pol, df in dfs_by_policy.items():
+        if pol != base and "replicate" in df:
+            for r, g in df.groupby("replicate", sort=True):
+                frames[(pol, int(r))] = g
+            sets[pol] = sorted(int(r) for r in df["replicate"].unique())
+        else:
+            frames[(pol, -1 if pol == base else 0)] = df
+            if pol != base:
+                sets[pol] = [0]
+    if len({tuple(s) for s in sets.values()}) > 1 or (replicates is not None and any(
+            s != sorted(replicates) for s in sets.values())):
+        raise ValueError(f"diversity: the trained policies have different training replicates: {sets}"
+                         + (f" (expected {sorted(replicates)})" if replicates is not None else ""))
+    return frames, next(iter(sets.values()), [0])
+
+
 def diversity(
     dfs_by_policy: dict[str, pd.DataFrame],
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
     base: str = "base",
+    replicates=None,
 ) -> pd.DataFrame:
     """Unique strategies per problem, novelty / overlap vs base, per (category incl. "all", policy).
 
     Frames must already be at one (T, temperature) (see :func:`episodes_at`); definitions in the module
-    docstring. Columns: category, policy, n_problems, n_per_problem, unique(+_ci_low/_ci_high),
+    docstring. Columns: category, policy, n_problems, n_per_problem, n_seeds, unique(+_ci_low/_ci_high),
     novelty(+ci), overlap(+ci), novelty_unique(+ci), unique_share(+ci), novelty_half(+ci) and, paired against
-    base on one resample, unique_share_diff and novelty_excess (each +ci, +_tost_low/_tost_high, +_p).
-    novelty_half and novelty_excess are NaN when n < 2 (no held-out half).
+    base on one resample, unique_share_diff and novelty_excess (each +ci, +_tost_low/_tost_high, +_p, and
+    +_per_replicate: each training replicate's own value, ";"-separated).
+    novelty_half and novelty_excess are NaN when n < 2 (no held-out half). A trained policy's frame with a
+    ``replicate`` column holds several training replicates: its statistics are the means over replicates, with
+    intervals from the two-level bootstrap (:func:`combine_replicates`: replicates, then the same problems for
+    every replicate and for base; one replicate draw per category, shared by every policy); ``replicates``, when
+    given, are the ones every trained policy must have.
     """
     if base not in dfs_by_policy:
         raise ValueError(
             f"diversity: the reference policy {base!r} is missing (have {sorted(dfs_by_policy)})"
         )
-    strats = {pol: _strategies(df, pol) for pol, df in dfs_by_policy.items()}
-    n = _check_same_n(strats, base)
-    keys = sorted(strats[base])
-    per = {}  # policy -> (P, 6): unique, novel episodes, novel unique, episodes, novel vs half, episodes scored
-    for pol, s in strats.items():
+    frames, replicates = _split_replicates(dfs_by_policy, base, replicates)
+    label = {k: k[0] if k[1] <= 0 and len(replicates) == 1 else f"{k[0]} (replicate {k[1]})" for k in frames}
+    strats = {k: _strategies(df, label[k]) for k, df in frames.items()}
+    bkey = (base, -1)
+    n = _check_same_n({label[k]: s for k, s in strats.items()}, label[bkey])
+    keys = sorted(strats[bkey])
+    per = {}  # (policy, replicate) -> (P, 6): unique, novel episodes, novel unique, episodes, novel vs half, scored
+    for k, s in strats.items():
         m = []
         for key in keys:
-            seen, ref = set(strats[base][key]), set(strats[base][key][0::2])
-            scored = strats[base][key][1::2] if pol == base else s[key]
+            seen, ref = set(strats[bkey][key]), set(strats[bkey][key][0::2])
+            scored = strats[bkey][key][1::2] if k == bkey else s[key]
             uniq = set(s[key])
             m.append(
                 [len(uniq), sum(x not in seen for x in s[key]), len(uniq - seen), len(s[key]),
                  sum(x not in ref for x in scored), len(scored)]
             )
-        per[pol] = np.array(m, dtype=np.float64)
+        per[k] = np.array(m, dtype=np.float64)
     cats = np.array([c for c, _ in keys])
     rows = []
     for cat in [*sorted(set(cats)), ALL]:
         sel = np.ones(len(keys), bool) if cat == ALL else cats == cat
         W = resample_weights(_rng(seed, f"div:{cat}"), int(n_boot), int(sel.sum()))  # shared: paired
+        draws = seed_draws(seed, f"div:{cat}", int(n_boot), len(replicates))  # shared by every policy
         ones = np.ones(int(sel.sum()))
-        base_share, base_half = _ratio(per[base][sel, 0] / n, ones, W), _half_novelty(per[base][sel], n, W)
-        for pol in sorted(per):
-            u, nov_e, nov_u, eps = per[pol][sel, :4].T
-            stats = {"unique": _ratio(u, ones, W), "novelty": _ratio(nov_e, eps, W)}
-            stats["overlap"] = (1 - stats["novelty"][0], 1 - stats["novelty"][1])
-            stats["novelty_unique"] = _ratio(nov_u, u, W)
-            stats["unique_share"] = _ratio(u / n, ones, W)
-            stats["novelty_half"] = _half_novelty(per[pol][sel], n, W)
-            paired = {
-                "unique_share_diff": tuple(x - y for x, y in zip(stats["unique_share"], base_share, strict=True)),
-                "novelty_excess": tuple(x - y for x, y in zip(stats["novelty_half"], base_half, strict=True)),
-            }
-            row = {"category": cat, "policy": pol, "n_problems": int(sel.sum()), "n_per_problem": n}
-            for name, (est, reps) in {**stats, **paired}.items():
+        base_share, base_half = _ratio(per[bkey][sel, 0] / n, ones, W), _half_novelty(per[bkey][sel], n, W)
+        for pol in sorted({k[0] for k in per}):
+            reps_of = [k for k in sorted(per) if k[0] == pol]
+            one = []
+            for k in reps_of:
+                u, nov_e, nov_u, eps = per[k][sel, :4].T
+                stats = {"unique": _ratio(u, ones, W), "novelty": _ratio(nov_e, eps, W)}
+                stats["overlap"] = (1 - stats["novelty"][0], 1 - stats["novelty"][1])
+                stats["novelty_unique"] = _ratio(nov_u, u, W)
+                stats["unique_share"] = _ratio(u / n, ones, W)
+                stats["novelty_half"] = _half_novelty(per[k][sel], n, W)
+                stats["unique_share_diff"] = tuple(x - y for x, y in zip(stats["unique_share"], base_share, strict=True))
+                stats["novelty_excess"] = tuple(x - y for x, y in zip(stats["novelty_half"], base_half, strict=True))
+                one.append(stats)
+            combined = one[0] if len(one) == 1 else {
+                name: combine_replicates([s[name] for s in one], draws) for name in one[0]}
+            row = {"category": cat, "policy": pol, "n_problems": int(sel.sum()), "n_per_problem": n,
+                   "n_seeds": len(one)}
+            for name, (est, reps) in combined.items():
                 row[name] = est
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _interval(reps, ci)
-            for name, (est, reps) in paired.items():
+            for name in ("unique_share_diff", "novelty_excess"):
+                est, reps = combined[name]
                 row[f"{name}_tost_low"], row[f"{name}_tost_high"] = _tost_interval(reps, ci)
                 finite = reps[np.isfinite(reps)]
                 row[f"{name}_p"] = (
                     float(bootstrap_p(np.array([est]), finite[:, None])[0]) if finite.size else float("nan")
                 )
+                row[f"{name}_per_replicate"] = ";".join(repr(float(s[name][0])) for s in one)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -730,6 +814,13 @@ def _effect(out: dict, key: str, row, col: str) -> None:
     out[f"{key}.tost_low"] = float(row[f"{col}_tost_low"])
     out[f"{key}.tost_high"] = float(row[f"{col}_tost_high"])
     out[f"{key}.p"] = float(row[f"{col}_p"])
+    if row.get("n_seeds") == row.get("n_seeds") and row.get("n_seeds") is not None:  # training replicates behind it
+        out[f"{key}.n_seeds"] = float(row["n_seeds"])
+    per_rep = row.get(f"{col}_per_replicate")
+    if isinstance(per_rep, str) and per_rep:  # each replicate's own value: the between-seed spread, as metrics'
+        vals = np.array([float(x) for x in per_rep.split(";")])
+        out[f"{key}.seed_sd"] = float(vals.std(ddof=1)) if vals.size > 1 else float("nan")
+        out[f"{key}.seed_min"], out[f"{key}.seed_max"] = float(vals.min()), float(vals.max())
 
 
 def flat_stats(
@@ -751,8 +842,9 @@ def flat_stats(
     and ppl_did.{cat}.{pol}.gap.nats[+ci] (tags excluded); swap.{cat}.{plan_effect,reasoning_effect,gain}[+ci];
     swap.{cat}.plan_{p}.reason_{r}.success; swap.diagonal.{pol}.{diff,ci_low,ci_high} (replay minus own Pass@1,
     :func:`swap_diagonal_check`); meta.mechanism_ci (the ``ci`` the
-    intervals were computed at). "[effect]" = +ci, .tost_low/.tost_high, .p. Any input may be None (its keys
-    are then absent).
+    intervals were computed at). "[effect]" = +ci, .tost_low/.tost_high, .p, and where the frame says so .n_seeds
+    (training replicates behind it) and .seed_sd/.seed_min/.seed_max (over the replicates' own values). Any input
+    may be None (its keys are then absent).
     """
     out: dict[str, float] = {} if ci is None else {"meta.mechanism_ci": float(ci)}
     for row in [] if ppl is None else ppl.to_dict("records"):
@@ -776,6 +868,9 @@ def flat_stats(
         _effect(out, f"ppl_did.{cat}.{a}_vs_{b}.nats", row, "did")
         _with_ci(out, f"ppl_did.{cat}.{a}.gap.nats", row, "gap_a")
         _with_ci(out, f"ppl_did.{cat}.{b}.gap.nats", row, "gap_b")
+        if row.get("n_seeds") == row.get("n_seeds") and row.get("n_seeds") is not None:  # both gaps enter the did
+            for pol in (a, b):
+                out[f"ppl_did.{cat}.{pol}.gap.nats.n_seeds"] = float(row["n_seeds"])
     for row in [] if swap_shares is None else swap_shares.to_dict("records"):
         for part in ("plan_effect", "reasoning_effect", "gain"):
             _with_ci(out, f"swap.{row['category']}.{part}", row, part)

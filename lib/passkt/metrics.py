@@ -745,6 +745,9 @@ def summarise(
     warm = counts[np.isclose(counts["temperature"], temperature)]
     if warm.empty:
         raise ValueError(f"summarise: no counts at temperature={temperature}")
+    if set(warm["n"].unique()) != {kmax}:  # Pass@kmax is the boundary share only at kmax = n for every problem
+        raise ValueError(f"summarise: kmax = {kmax} must equal n for every problem (rollouts per problem: "
+                         f"{sorted(int(v) for v in warm['n'].unique())})")
     cats = sorted(warm["category"].unique())
     depth = {cat: 0 if cat == "math" else int(T_eval) for cat in cats}
     ev = warm[(warm["T"] == warm["category"].map(depth)).to_numpy()]

@@ -208,8 +208,10 @@ def paper_stats(numbers: tuple[PaperNumber, ...], n_boot: int, seed: int, ci: fl
         pre = f"setdiff.{cat}.{pair}"
         out.update({f"{pre}.gained": float(gain), f"{pre}.lost": float(loss), f"{pre}.net": float(gain - loss),
                     f"{pre}.mcnemar_p": mcnemar_exact(gain, loss),
-                    # the paper trained once: the sign-flip test of one replicate is exact McNemar
-                    f"{pre}.net_p": mcnemar_exact(gain, loss)})
+                    # the paper trained once: the sign-flip test of one replicate is exact McNemar, and decides
+                    f"{pre}.net_p": mcnemar_exact(gain, loss), f"{pre}.n_seeds": 1.0})
+        lo, hi = np.quantile(reps * total, [(1 - ci) / 2, (1 + ci) / 2])  # the net's interval over problems
+        out.update({f"{pre}.net_ci_low": float(lo), f"{pre}.net_ci_high": float(hi)})
         out.update(effect(f"passdiff.{cat}.{pair}.kmax", est, reps, ci))
         at_kmax[cat, pair] = est, reps
     for (cat, pair), (est, reps) in sorted(at_kmax.items()):

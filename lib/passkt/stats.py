@@ -481,9 +481,11 @@ class ZIBBFit:
 
     def pass_at_k_range(self, ks) -> tuple[np.ndarray, np.ndarray]:
         """(min, max) of model Pass@k over the profile points inside the pi0 interval (each with its profiled a, b):
-        the range of extrapolations the data cannot reject at level ci. Defined whether or not pi0 is identified."""
-        thr = self.loglik - sps.chi2.ppf(self.ci, 1) / 2
-        ok = self.profile[self.profile["loglik"] >= thr - 1e-9]
+        the range of extrapolations over the pi0 values the data cannot reject at level ci. Defined whether or not
+        pi0 is identified. It does not include the uncertainty of (a, b) at a fixed pi0, so it is a range, not a
+        confidence interval; ``fit_gap`` says how far the model misses where the data speak."""
+        lo, hi = self.pi0_ci
+        ok = self.profile[(self.profile["pi0"] >= lo - 1e-9) & (self.profile["pi0"] <= hi + 1e-9)]
         curves = np.stack([zibb_pass_at_k(r.pi0, r.a, r.b, ks) for r in ok.itertuples()])
         return curves.min(axis=0), curves.max(axis=0)
 
@@ -497,7 +499,10 @@ def fit_zibb(n, c, ci: float = 0.95, grid: int = 41) -> ZIBBFit:
     optimiser (box-constrained BFGS, analytic gradient, several starts) works on logit pi0, log a, log b.
 
     Interval: the profile-likelihood interval {pi0: 2 (max loglik - profile loglik(pi0)) <= chi2_1(ci)} (a, b
-    re-maximised at each pi0). At pi0 = 0 the parameter is on the boundary, where this cut-off is conservative.
+    re-maximised at each pi0), except at the boundary: it contains 0 exactly when the test of pi0 = 0 (chi-bar-squared,
+    0.5 chi2_0 + 0.5 chi2_1, cut-off chi2_1(2 ci - 1)) does not reject at 1 - ci (p_pi0 >= 1 - ci), so the verdict
+    and its p-value never disagree; where that test rejects but the chi2_1(ci) cut would still reach 0, the lower
+    end is the crossing of the test's cut-off (a one-sided bound at level ci).
     It captures the sampling of problems and of rollouts under the model; not the choice of the Beta family.
 
     Identification: a problem with c = 0 may have p = 0 or a small p > 0; only the Beta shape, fitted to the
@@ -538,20 +543,27 @@ def fit_zibb(n, c, ci: float = 0.95, grid: int = 41) -> ZIBBFit:
             x = np.array([special.logit(max(r.pi0, 1e-13)), np.log(r.a), np.log(r.b)])
     pi0_hat = float(special.expit(x[0]))
     thr = ll_max - thr_drop
+    thr_lo = ll_max - sps.chi2.ppf(2 * ci - 1, 1) / 2  # the boundary test's cut-off (chi-bar-squared at 1 - ci)
     ab_hat = x[1:]
 
-    def gap(q):
-        return _fit_profile(q, nu, cu, w, ab_hat)[0] - thr
+    def gap(q, cut=thr):
+        return _fit_profile(q, nu, cu, w, ab_hat)[0] - cut
 
-    def edge(inside: float, outside: float) -> float:
+    def edge(inside: float, outside: float, cut: float = thr) -> float:
         """Where the profile crosses the cut-off between a point inside the interval and one outside."""
         try:
-            return float(optimize.brentq(gap, min(inside, outside), max(inside, outside), xtol=1e-5))
+            return float(optimize.brentq(gap, min(inside, outside), max(inside, outside), args=(cut,), xtol=1e-5))
         except ValueError:  # optimiser noise put both ends on one side: take the end nearer the cut-off
-            return min((inside, outside), key=lambda q: abs(gap(q)))
+            return min((inside, outside), key=lambda q: abs(gap(q, cut)))
 
     ll0, ll_f0 = float(prof["loglik"].iloc[0]), float(prof["loglik"].iloc[-1])
-    lo = 0.0 if ll0 >= thr else edge(pi0_hat, 0.0)
+    # 0 is inside unless the boundary test rejects; a lower end away from 0 is the usual chi2_1(ci) crossing, and
+    # only where the two cut-offs disagree (0 rejected by the test, not by chi2_1) the crossing of the test's cut
+    if ll0 >= thr_lo:
+        lo = 0.0
+    else:
+        lo = edge(pi0_hat, 0.0, thr) if ll0 < thr else edge(pi0_hat, 0.0, thr_lo)
+        lo = max(lo, float(np.nextafter(0.0, 1.0)))  # the test rejected pi0 = 0: the interval never reaches it
     hi = edge(pi0_hat, f0) if ll_f0 < thr else edge(f0, 1.0 - 1e-9)
     extra = []
     for q in (lo, hi):

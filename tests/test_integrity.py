@@ -703,10 +703,16 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
         {"commit": "e" * 40, "wall_s": {"01_base_model": 1700.0, "04_grpo.r1": 900.0, "07_claims_audit": 4.0},
          "make_reproduce_s": 2700.0}))
     block = rr.fresh_block()
-    assert "previous run (`eeeeeee`, one unit at a time) |" in block, block
+    assert "previous run (`eeeeeee`) |" in block, block
     assert "| 04_grpo (replicate 1) | 10.0 min | 1 | 30.0 min – 40.0 min | 15.0 min |" in block, block
     assert "| **stages 02-04, first start to last end** | **10.0 min** | | | **15.0 min** (sum) |" in block, block
     assert "| **`make reproduce`** (virtual environment, stages, README) | **41.0 min** | | | **45.0 min** |" in block
+    assert "| **stages, first start to last end** | **45.0 min** | | | **43.4 min** (sum) |" in block  # no spans
+    prev = json.loads((tmp_path / "docs/data/fresh_clone/previous.json").read_text())
+    prev["span"] = {k: ["2026-11-27T09:00:00+00:00", "2026-11-27T09:50:00+00:00"] for k in prev["wall_s"]}
+    (tmp_path / "docs/data/fresh_clone/previous.json").write_text(json.dumps(prev))
+    block = rr.fresh_block()  # the previous run's own span, not its sum, once it recorded one
+    assert "| **stages, first start to last end** | **45.0 min** | | | **50.0 min** |" in block, block
 
 
 def test_a_fresh_clone_is_compared_with_the_committed_results_file_by_file(tmp_path, monkeypatch):

@@ -84,7 +84,7 @@ def fresh_block() -> str:
             a, b = (datetime.fromisoformat(x) for x in run["span"][stem])
             return f"{_minutes((a - t0).total_seconds())} – {_minutes((b - t0).total_seconds())}"
 
-        # the previous timed run (one unit at a time), kept as previous.json when a run with lanes replaced it
+        # the previous timed run, kept as previous.json by save-fresh when a run of another commit replaced it
         prev_f = f.with_name("previous.json")
         prev = json.loads(prev_f.read_text()) if prev_f.exists() else None
         pw = (lambda stem: _minutes(prev["wall_s"][stem]) if stem in prev["wall_s"] else "–") if prev else None
@@ -93,18 +93,28 @@ def fresh_block() -> str:
                 for label, stem in units]
         end = max(datetime.fromisoformat(b) for _, b in run["span"].values())
         side = [k for k in run["span"] if k.startswith(("02_", "03_", "04_"))]
-        mid = (max(datetime.fromisoformat(run["span"][k][1]) for k in side)
-               - min(datetime.fromisoformat(run["span"][k][0]) for k in side)).total_seconds() if side else None
+        def span_s(r: dict, keys) -> float | None:  # first start to last end of these units in run r
+            spans = [r.get("span", {}).get(k) for k in keys]
+            if not keys or any(s is None for s in spans):
+                return None
+            return (max(datetime.fromisoformat(b) for _, b in spans)
+                    - min(datetime.fromisoformat(a) for a, _ in spans)).total_seconds()
+
+        mid = span_s(run, side)
+        prev_mid = span_s(prev, [k for k in prev["wall_s"] if k.startswith(("02_", "03_", "04_"))]) if prev else None
+        prev_all = span_s(prev, list(prev["wall_s"])) if prev else None
         head = ["| stage | wall time | torch threads | from – to (after the first stage started) |"
-                + (f" previous run (`{prev['commit'][:7]}`, one unit at a time) |" if prev else ""),
+                + (f" previous run (`{prev['commit'][:7]}`) |" if prev else ""),
                 "|---|---|---|---|" + ("---|" if prev else ""), *rows,
                 *([f"| **stages 02-04, first start to last end** | **{_minutes(mid)}** | | |"
-                   + (f" **{_minutes(sum(prev['wall_s'].get(k, 0) for k in side))}** (sum) |" if prev else "")]
+                   + ((f" **{_minutes(prev_mid)}** |" if prev_mid is not None else
+                       f" **{_minutes(sum(prev['wall_s'].get(k, 0) for k in side))}** (sum) |") if prev else "")]
                   if mid is not None else []),
                 f"| **stages, one after another (sum)** | **{_minutes(stages)}** | | |"
                 + (f" **{_minutes(sum(prev['wall_s'].values()))}** |" if prev else ""),
                 f"| **stages, first start to last end** | **{_minutes((end - t0).total_seconds())}** | | |"
-                + (f" **{_minutes(sum(prev['wall_s'].values()))}** |" if prev else ""),
+                + ((f" **{_minutes(prev_all)}** |" if prev_all is not None else
+                    f" **{_minutes(sum(prev['wall_s'].values()))}** (sum) |") if prev else ""),
                 f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** | | |"
                 + (f" **{_minutes(prev['make_reproduce_s'])}** |" if prev else "")]
     else:
@@ -130,7 +140,8 @@ def _fresh_vs_committed(run: dict) -> list[str]:
     if not c:
         return []
     n = c["same"] + len(c["differ"])
-    parts = [f"Its `results/` against the committed ones at `{(c['committed_commit'] or 'unknown')[:7]}`: "
+    parts = [f"Its `results/` against the committed ones at `{(c['committed_commit'] or 'unknown')[:7]}`"
+             + (" (with uncommitted changes)" if c.get("committed_results_dirty") else "") + ": "
              f"{c['same']} of {n} files byte for byte the same"
              + (f"; differ: {', '.join(_differ_text(k, c.get('differ_columns', {}).get(k)) for k in c['differ'])}"
                 if c["differ"] else "")

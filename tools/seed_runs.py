@@ -119,8 +119,11 @@ def compare_results(run_root: Path) -> dict:
 
     theirs, mine = listing(run_root), listing(ROOT)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "results"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
     differ = sorted(k for k in theirs.keys() & mine.keys() if theirs[k] != mine[k])
-    return {"committed_commit": head or None, "left_out": list(TIMED),
+    return {"committed_commit": head or None, "committed_results_dirty": bool(dirty) if head else None,
+            "left_out": list(TIMED),
             "same": sum(theirs[k] == mine[k] for k in theirs.keys() & mine.keys()),
             "differ": differ, "differ_columns": {k: _csv_columns_that_differ(run_root / "results" / k,
                                                                              ROOT / "results" / k)
@@ -132,7 +135,10 @@ def _csv_columns_that_differ(a: Path, b: Path) -> list[str] | None:
     """The columns of two CSV tables of the same shape and header whose values differ (None: not comparable so)."""
     import pandas as pd
 
-    x, y = pd.read_csv(a), pd.read_csv(b)
+    try:
+        x, y = pd.read_csv(a), pd.read_csv(b)
+    except Exception:  # noqa: BLE001 - an unreadable table is "not comparable", never a lost timing
+        return None
     if x.shape != y.shape or list(x.columns) != list(y.columns):
         return None
     return [c for c in x.columns if not x[c].equals(y[c])]

@@ -424,7 +424,7 @@ def _claim_section(r: dict, cal: dict | None, links: Links, key: set[str], shown
         f"- The paper: {_cell(r['paper_evidence'])}",
         f"- Our rule on the paper's evidence: {_cell(_calibration_text(cal))}",
         f"- Statistic: {_cell(r['statistic'])}",
-        f"- Rule (fixed in advance): {_cell(r['rule'])}",
+        f"- Rule ({'amended after the results were known: its last sentence says how' if 'amended after' in r['rule'] else 'fixed in advance'}): {_cell(r['rule'])}",
         f"- Uncertainty included: {_cell(r.get('uncertainty') or '–')}",
         *([f"- What would decide it: {_cell(r['decision_gap'])}"] if r.get("decision_gap") else []),
     ]

@@ -26,7 +26,8 @@ profile:
 	elif [ "$(PROFILE)" != tiny ]; then echo "unknown PROFILE=$(PROFILE) (tiny | quick | paper)"; exit 2; fi
 
 # dvc repro, then the README's and docs' generated blocks (wall times, verdicts) from the new results/.
-# LANES=N runs up to N independent units side by side (tools/repro_lanes.py; same results; on this 2-core machine
+# LANES=N runs up to N independent units side by side (tools/repro_lanes.py; same results where bf16 training does
+# not depend on the thread count: not on a CPU with AMX, tests/test_lanes.py; on this 2-core machine
 # measured no faster than one at a time: docs/wall_times.md)
 LANES ?= 1
 reproduce: $(STAMP) profile

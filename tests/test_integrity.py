@@ -693,9 +693,14 @@ def test_a_timed_fresh_clone_run_is_saved_with_its_stages_and_the_whole_command(
         meta.update(start=f"2026-11-27T{a}:00+00:00", end=f"2026-11-27T{b}:00+00:00",
                     device={"cpu_count": 2, "torch_threads": threads, "cuda": False})
         (run / f"results/run_meta/{stage}.json").write_text(json.dumps(meta))
-    saved = json.loads((sr.save_fresh(run, log) / "run.json").read_text())
+    saved = json.loads((sr.save_fresh(run, log, cpu="Some CPU @ 2.0GHz") / "run.json").read_text())
     assert saved["threads"] == {"01_base_model": 2, "04_grpo.r1": 1, "07_claims_audit": 1}
+    assert saved["cpu"] == "Some CPU @ 2.0GHz"
+    monkeypatch.setattr(sr, "cpu_model", lambda: "This machine's CPU")
+    assert json.loads((sr.save_fresh(run, log) / "run.json").read_text())["cpu"] == "This machine's CPU"
+    saved = json.loads((sr.save_fresh(run, log, cpu="Some CPU @ 2.0GHz") / "run.json").read_text())
     block = rr.fresh_block()
+    assert "Machine: 2 CPU cores (Some CPU @ 2.0GHz), 1 torch threads" in block, block
     assert "| 04_grpo (replicate 1) | 10.0 min | 1 | 30.0 min – 40.0 min |" in block, block
     assert "| **stages, one after another (sum)** | **40.1 min** |" in block
     assert "| **stages, first start to last end** | **45.0 min** |" in block
@@ -723,7 +728,7 @@ def test_a_fresh_clone_is_compared_with_the_committed_results_file_by_file(tmp_p
     for root, verdict in ((committed, "supported"), (run, "supported")):
         (root / "results/run_meta").mkdir(parents=True)
         (root / "results/notebooks").mkdir()
-        (root / "results/verdicts.json").write_text(verdict)
+        (root / "results/verdicts.json").write_text(json.dumps({"claims": {"1": {"verdict": verdict}}}))
         (root / "results/report.md").write_text(f"report of {root.name}")  # differs
         (root / "results/notebooks/07.ipynb").write_text(f"executed at {root.name}")  # times: left out
         (root / "results/run_meta/07_claims_audit.json").write_text(json.dumps(
@@ -745,8 +750,47 @@ def test_a_fresh_clone_is_compared_with_the_committed_results_file_by_file(tmp_p
     monkeypatch.setattr(rr, "ROOT", tmp_path)
     block = rr.fresh_block()
     assert "1 of 2 files byte for byte the same; differ: `report.md`; only committed: `headline.json`" in block, block
+    assert "What it computed" not in block  # no outcome files in this layout: nothing more to say
     sr.save_fresh(run, log)  # the same run saved again replaces nothing
     assert json.loads((out / "previous.json").read_text())["commit"] == "e" * 40
+    # a run that computed other numbers (another CPU kind, say): what it computed against the committed run
+    d = "bridge.rl_vs_base.dpass_kmax"
+    for root, (verdict, ok, diff, loss) in ((committed, ("supported", True, 0.12, 0.228)),
+                                            (run, ("inconclusive", False, 0.08, 0.255))):
+        (root / "results/metrics").mkdir(exist_ok=True)
+        (root / "results/plots").mkdir(exist_ok=True)
+        (root / "results/verdicts.json").write_text(json.dumps({"claims": {"1": {"verdict": verdict},
+                                                                           "2": {"verdict": "contradicted"}}}))
+        (root / "results/metrics/sanity_bands.json").write_text(json.dumps({"bands": [{"ok": True}, {"ok": ok}]}))
+        (root / "results/headline.json").write_text(json.dumps({d: diff, d + ".ci_low": diff - 0.05,
+                                                                d + ".ci_high": diff + 0.05}))
+        (root / "results/plots/pretrain_loss.csv").write_text(f"step,epoch,loss\n20,0.1,6.4\n40,0.2,{loss}\n")
+    saved = json.loads((sr.save_fresh(run, log) / "run.json").read_text())
+    assert saved["outcome"]["verdicts"] == {"1": "inconclusive", "2": "contradicted"}
+    assert saved["committed_outcome"]["bands_met"] == [2, 2] and saved["outcome"]["last_pretrain_loss"] == 0.255
+    block = rr.fresh_block()
+    assert ("last logged pretraining loss 0.255 (committed 0.228); sanity bands met 1 of 2 (committed 2); bridge "
+            "RL − base Pass@kmax +0.080 [+0.030, +0.130] (committed +0.120 [+0.070, +0.170]); verdicts the same for "
+            "1 of 2 claims, moved: claim 1: supported → inconclusive.") in block, block
+    assert "\n\nWhat it computed" in block  # its own paragraph
+    # the same verdicts, and many files differing: counted, not listed
+    (run / "results/verdicts.json").write_bytes((committed / "results/verdicts.json").read_bytes())
+    for i in range(9):
+        for root in (committed, run):
+            (root / f"results/t{i}.txt").write_text(f"{root.name} {i}")
+    sr.save_fresh(run, log)
+    block = rr.fresh_block()
+    # report, bands, headline, loss curve and the nine new files
+    assert "13 differ (listed in `docs/data/fresh_clone/run.json`)" in block and "`t0.txt`" not in block, block
+    assert "verdicts the same for every claim." in block, block
+    # only the GRPO step times differ: listed with their column, no outcome line
+    saved = json.loads((out / "run.json").read_text())
+    saved["results_vs_committed"]["differ"] = [f"figures/04_grpo/r{i}/training_curves.csv" for i in range(9)]
+    saved["results_vs_committed"]["differ_columns"] = {k: ["step_seconds"] for k in saved["results_vs_committed"]["differ"]}
+    (out / "run.json").write_text(json.dumps(saved))
+    block = rr.fresh_block()
+    assert "`figures/04_grpo/r8/training_curves.csv` (column `step_seconds` only)" in block, block
+    assert "What it computed" not in block
 
 
 def test_base_seed_bands_keeps_the_pretraining_loss_curve(tmp_path):

@@ -123,7 +123,9 @@ def fresh_block() -> str:
                 f"| **`make reproduce`** (virtual environment, stages, README) | **{_minutes(run['make_reproduce_s'])}** |"]
     return "\n".join([f"`make reproduce` from a fresh clone of commit `{run['commit'][:7]}`"
                       + (" (dirty)" if run.get("dirty") else "") + ":", "", *head,
-                      "", (f"Machine: {run['device']['cpu_count']} CPU cores, {run['device']['torch_threads']} torch "
+                      "", (f"Machine: {run['device']['cpu_count']} CPU cores"
+                           + (f" ({run['cpu']})" if run.get("cpu") else "")
+                           + f", {run['device']['torch_threads']} torch "
                            f"threads, CUDA {'yes' if run['device']['cuda'] else 'no'}. " if run.get("device") else "")
                       + ("Besides it on the machine: " + "; ".join(run["shared_cores"]) + "."
                          if run.get("shared_cores") else "Nothing else ran on the machine meanwhile."),
@@ -140,15 +142,33 @@ def _fresh_vs_committed(run: dict) -> list[str]:
     if not c:
         return []
     n = c["same"] + len(c["differ"])
+    timing_only = lambda k: c.get("differ_columns", {}).get(k) == ["step_seconds"]  # noqa: E731 (GRPO step times)
+    computed_other = not all(timing_only(k) for k in c["differ"])
+    many = len(c["differ"]) > 8 and computed_other  # then the outcome, not the file list, says how far
     parts = [f"Its `results/` against the committed ones at `{(c['committed_commit'] or 'unknown')[:7]}`"
              + (" (with uncommitted changes)" if c.get("committed_results_dirty") else "") + ": "
              f"{c['same']} of {n} files byte for byte the same"
-             + (f"; differ: {', '.join(_differ_text(k, c.get('differ_columns', {}).get(k)) for k in c['differ'])}"
+             + (f"; {len(c['differ'])} differ (listed in `docs/data/fresh_clone/run.json`)" if many else
+                f"; differ: {', '.join(_differ_text(k, c.get('differ_columns', {}).get(k)) for k in c['differ'])}"
                 if c["differ"] else "")
              + (f"; only in the fresh clone: {', '.join(f'`{k}`' for k in c['only_in_run'])}" if c["only_in_run"] else "")
              + (f"; only committed: {', '.join(f'`{k}`' for k in c['only_committed'])}" if c["only_committed"] else "")
              + f" (left out, as they record times and commits: {', '.join(f'`{k}`' for k in c['left_out'])})."]
-    return ["", *parts]
+    mine, theirs = run.get("outcome"), run.get("committed_outcome")
+    if mine and theirs and computed_other:
+        same = [k for k in theirs["verdicts"] if mine["verdicts"].get(k) == theirs["verdicts"][k]]
+        moved = [f"claim {k}: {theirs['verdicts'].get(k, 'absent')} → {mine['verdicts'].get(k, 'absent')}"
+                 for k in sorted(theirs["verdicts"].keys() | mine["verdicts"].keys(), key=str) if k not in same]
+        iv = lambda x: f"{x[0]:+.3f} [{x[1]:+.3f}, {x[2]:+.3f}]"  # noqa: E731
+        loss = lambda x: "none logged" if x is None else f"{x:.3f}"  # noqa: E731
+        parts.append(
+            "What it computed, against the committed run: last logged pretraining loss "
+            f"{loss(mine['last_pretrain_loss'])} (committed {loss(theirs['last_pretrain_loss'])}); sanity bands met "
+            f"{mine['bands_met'][0]} of {mine['bands_met'][1]} (committed {theirs['bands_met'][0]}); bridge RL − base "
+            f"Pass@kmax {iv(mine['bridge_rl_vs_base'])} (committed {iv(theirs['bridge_rl_vs_base'])}); verdicts "
+            + ("the same for every claim" if not moved else
+               f"the same for {len(same)} of {len(theirs['verdicts'])} claims, moved: {'; '.join(moved)}") + ".")
+    return [x for p in parts for x in ("", p)]
 
 
 def _short(text: str, limit: int = 150) -> str:

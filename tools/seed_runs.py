@@ -131,6 +131,30 @@ def compare_results(run_root: Path) -> dict:
             "only_in_run": sorted(theirs.keys() - mine.keys()), "only_committed": sorted(mine.keys() - theirs.keys())}
 
 
+def outcome(root: Path) -> dict | None:
+    """What a reader compares between two runs whose files differ: each claim's verdict, the sanity bands met, the
+    bridge RL - base Pass@kmax difference with its interval, and the pretraining's last logged loss (``root``'s
+    ``results/``)."""
+    import csv
+
+    res = root / "results"
+    need = ("verdicts.json", "metrics/sanity_bands.json", "headline.json", "plots/pretrain_loss.csv")
+    if not all((res / f).exists() for f in need):
+        return None  # a results/ of another layout: nothing to compare
+    claims = json.loads((res / "verdicts.json").read_text()).get("claims")
+    bands = json.loads((res / "metrics/sanity_bands.json").read_text()).get("bands")
+    head = json.loads((res / "headline.json").read_text())
+    d = "bridge.rl_vs_base.dpass_kmax"
+    if claims is None or bands is None or any(k not in head for k in (d, d + ".ci_low", d + ".ci_high")):
+        return None  # a results/ of another layout: nothing to compare
+    with open(res / "plots/pretrain_loss.csv", newline="") as f:
+        loss = list(csv.DictReader(f))
+    return {"verdicts": {k: c["verdict"] for k, c in claims.items()},
+            "bands_met": [sum(bool(b["ok"]) for b in bands), len(bands)],
+            "bridge_rl_vs_base": [head[d], head[d + ".ci_low"], head[d + ".ci_high"]],
+            "last_pretrain_loss": float(loss[-1]["loss"]) if loss else None}
+
+
 def _csv_columns_that_differ(a: Path, b: Path) -> list[str] | None:
     """The columns of two CSV tables of the same shape and header whose values differ (None: not comparable so)."""
     import pandas as pd
@@ -144,13 +168,28 @@ def _csv_columns_that_differ(a: Path, b: Path) -> list[str] | None:
     return [c for c in x.columns if not x[c].equals(y[c])]
 
 
-def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) -> Path:
+def cpu_model() -> str:
+    """This machine's CPU model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None, cpu: str | None = None) -> Path:
     """A `make reproduce` from a fresh clone, timed by `/usr/bin/time -v make reproduce`: its wall time per stage
     (the run's run_meta files), the whole command's (virtual environment included) and its commit, for the generated
     table in docs/wall_times.md, with ``shared``: what else ran on the machine meanwhile (``--shared TEXT``, one per
     item; nothing is an empty list). Results are not kept: only timings, and how the run's ``results/`` compares with
-    this checkout's (:func:`compare_results`). The run saved before, if of another commit, is kept as
-    ``previous.json`` for the table's last column."""
+    this checkout's (:func:`compare_results`), and the CPU model (``cpu``; default: this machine's, so save on the
+    machine that ran the clone). The run saved before, if of another commit, is kept as ``previous.json`` for the
+    table's last column."""
     metas = {m.stem: json.loads(m.read_text()) for m in sorted((run_root / "results" / "run_meta").glob("*.json"))}
     log = time_log.read_text(errors="replace")
     total = _elapsed_s(log)
@@ -163,11 +202,14 @@ def save_fresh(run_root: Path, time_log: Path, shared: list[str] | None = None) 
     run = {"commit": git["commit"], "dirty": git["dirty"], "profile": params.get("profile"),
            "wall_s": {k: m["wall_s"] for k, m in metas.items()}, "make_reproduce_s": round(total, 1),
            "device": metas["07_claims_audit"].get("device"), "shared_cores": shared or [],
+           # the run metadata name no CPU model; bf16 kernels and float rounding differ between CPU kinds
+           "cpu": cpu or cpu_model(),
            "train_s": training_seconds(run_root),
            # units side by side (tools/repro_lanes.py): when each ran and with how many threads
            "span": {k: [m["start"], m["end"]] for k, m in metas.items() if m.get("start") and m.get("end")},
            "threads": {k: (m.get("device") or {}).get("torch_threads") for k, m in metas.items()},
-           "results_vs_committed": compare_results(run_root)}
+           "results_vs_committed": compare_results(run_root),
+           "outcome": outcome(run_root), "committed_outcome": outcome(ROOT)}
     dst = OUT / "fresh_clone"
     dst.mkdir(parents=True, exist_ok=True)
     if (dst / "run.json").exists() and json.loads((dst / "run.json").read_text())["commit"] != run["commit"]:
@@ -269,11 +311,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("time_log", type=Path, nargs="?", help="save-fresh: the output of /usr/bin/time -v make reproduce")
     ap.add_argument("--shared", action="append", default=[],
                     help="save-fresh: something else that ran on the machine meanwhile (repeatable)")
+    ap.add_argument("--cpu", help="save-fresh: the CPU model of the machine that ran the clone (default: this one's)")
     args = ap.parse_args(argv)
     if args.command == "save-fresh":
         if args.time_log is None:
             raise SystemExit("save-fresh needs TIME_LOG, the output of /usr/bin/time -v make reproduce")
-        print(f"saved {save_fresh(args.run_root.resolve(), args.time_log, args.shared)}")
+        print(f"saved {save_fresh(args.run_root.resolve(), args.time_log, args.shared, args.cpu)}")
         return 0
     fn = {"save": save, "save-quick": save_quick, "identify": identify}[args.command]
     print(f"saved {fn(args.run_root.resolve())}")

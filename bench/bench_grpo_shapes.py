@@ -103,28 +103,23 @@ def main() -> None:
     snapshot = {k: v.clone() for k, v in model.state_dict().items()}
     padded = [pad_prompts(b, args.round, tok.pad_token_id) for b in batches]
     r = args.round
-    # name -> (bf16, rounding of the bucket cuts and the prompt width, the same batch again right after its first call)
-    variants = {
-        "stage 04 (bf16), first call on a new batch": (True, False, False),
-        "stage 04 (bf16), the same batch again right after": (True, False, True),
-        f"bf16, bucket cuts and prompt width rounded to {r}, new batch": (True, True, False),
-        "fp32, first call on a new batch": (False, False, False),
-        "fp32, the same batch again right after": (False, False, True),
-    }
-    groups = [["stage 04 (bf16), first call on a new batch", "stage 04 (bf16), the same batch again right after"],
-              [f"bf16, bucket cuts and prompt width rounded to {r}, new batch"],
-              ["fp32, first call on a new batch", "fp32, the same batch again right after"]]
+    bf16_new, bf16_again = "stage 04 (bf16), first call on a new batch", "stage 04 (bf16), the same batch again right after"
+    rounded = f"bf16, bucket cuts and prompt width rounded to {r}, new batch"
+    fp32_new, fp32_again = "fp32, first call on a new batch", "fp32, the same batch again right after"
+    # name -> (bf16 autocast, bucket cuts and prompt width rounded); a group's calls run back to back on each batch
+    variants = {bf16_new: (True, False), bf16_again: (True, False), rounded: (True, True),
+                fp32_new: (False, False), fp32_again: (False, False)}
+    groups = [[bf16_new, bf16_again], [rounded], [fp32_new, fp32_again]]
     times: dict[str, list[tuple[float, float, int]]] = {v: [] for v in variants}
     grads: dict[str, torch.Tensor] = {}
     tr.__class__ = shared_prompt.trainer_class() if s.shared_prompt else grpo.trainer_class()
     print(f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads; {args.batches} batches, each once; "
           f"real tokens per batch {min(real):,}-{max(real):,}; shared prompts {s.shared_prompt}, "
           f"{s.logprob_buckets} buckets", flush=True)
-    names = list(variants)
     for i in range(args.batches):  # every batch once: its shapes are new to each precision and rounding
         order = groups[i % 3:] + groups[: i % 3]  # rotate which group meets the batch first
         for name in (n for g in order for n in g):
-            bf16, wide, _ = variants[name]
+            bf16, wide = variants[name]
             inputs = (padded if wide else batches)[i]
             model.load_state_dict(snapshot)
             tr.autocast_bf16 = bf16
@@ -138,9 +133,8 @@ def main() -> None:
         print(f"batch {i + 1} done", file=sys.stderr, flush=True)
     grpo.length_buckets = ORIGINAL_BUCKETS
 
-    ref = grads[names[0]]
-    fp32_ref = grads["fp32, first call on a new batch"]
-    base_w = statistics.median(t[1] for t in times[names[0]])
+    ref, fp32_ref = grads[bf16_new], grads[fp32_new]
+    base_w = statistics.median(t[1] for t in times[bf16_new])
     print("\n| variant | wall s per call | CPU s per call | wall ms per 1,000 real tokens | vs stage 04 (wall) "
           "| grad cos vs stage 04 | grad rel. diff vs stage 04 | vs fp32 as is |")
     print("|---|---|---|---|---|---|---|---|")
@@ -153,14 +147,13 @@ def main() -> None:
         rel32 = ((g - fp32_ref).norm() / fp32_ref.norm()).item()
         print(f"| {name} | {w:.3f} | {c:.3f} | {per:.1f} | {w / base_w:.2f}x | {cos:.5f} | {rel:.1e} | {rel32:.1e} |")
     print()
-    for first, again in (names[0:2], names[3:5]):  # per batch: the first call against the same shapes again
+    for first, again in (g for g in groups if len(g) == 2):  # per batch: the first call against the same shapes again
         ratios = [a[1] / b[1] for a, b in zip(times[first], times[again])]
         print(f"{first.split(',')[0]}: first call / same batch again, per batch: median {statistics.median(ratios):.2f}x "
               f"(range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} batches)")
-    rounded = [a[1] / b[1] for a, b in zip(times[names[2]], times[names[0]])]
-    print(f"rounded / stage 04 first call, per batch: median {statistics.median(rounded):.2f}x "
-          f"(range {min(rounded):.2f}-{max(rounded):.2f})")
-
+    per_batch = [a[1] / b[1] for a, b in zip(times[rounded], times[bf16_new])]
+    print(f"rounded / stage 04 first call, per batch: median {statistics.median(per_batch):.2f}x "
+          f"(range {min(per_batch):.2f}-{max(per_batch):.2f})")
 
 if __name__ == "__main__":
     main()
